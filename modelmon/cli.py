@@ -1,0 +1,58 @@
+"""The ``modelmon`` command.
+
+Each subcommand lives in its own module under ``modelmon.commands`` and
+exposes ``register(subparsers)``; they are discovered, so adding a command
+never touches this file. Command modules import exporters lazily inside their
+handlers, so ``modelmon --help`` stays fast and core keeps its dependency
+direction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import modelmon
+from modelmon import commands
+from modelmon.config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelmon",
+        description="Prometheus, Grafana, Alertmanager and Elasticsearch for AI models.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelmon {modelmon.__version__}")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        # A group command (e.g. ``modelmon dashboards``) without its subcommand.
+        (getattr(args, "_parser", None) or parser).print_help()
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"modelmon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Plugin collectors behind error boundaries.
+
+prometheus_client fails a whole scrape when one collector raises. Here every
+plugin collector runs inside its own boundary (node_exporter's pattern): a
+failure is logged, its metrics are left out, and
+``modelmon_collector_success{collector}`` says 0; the scrape goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pluggy
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from modelmon.catalog import by_name
+from modelmon.hookspecs import Collector
+from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.plugin_manager import get_plugin_manager, load_failures
+
+log = logging.getLogger(__name__)
+
+
+class PluginCollectors:
+    """One registry collector that runs every plugin collector in isolation."""
+
+    def __init__(
+        self,
+        plugin_config: Mapping[str, Mapping[str, Any]] | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        pm: pluggy.PluginManager | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.collectors: dict[str, Collector] = {}
+        # Collectors that could not even be set up: reported as failing forever.
+        self.broken: dict[str, str] = dict(load_failures()) if pm is None else {}
+        pm = pm or get_plugin_manager()
+        plugin_config = plugin_config or {}
+        for impl in pm.hook.modelmon_register_collectors.get_hookimpls():
+            name = impl.plugin_name
+
+            def register(cname: str, collector: Collector, _plugin: str = name) -> None:
+                if cname in self.collectors:
+                    raise ValueError(
+                        f"plugin {_plugin!r} registered collector {cname!r} twice or under a "
+                        "name another plugin uses; collector names must be unique"
+                    )
+                if not callable(getattr(collector, "collect", None)):
+                    raise TypeError(f"collector {cname!r} of plugin {_plugin!r} has no collect()")
+                self.collectors[cname] = collector
+
+            config = {"prefix": prefix, **plugin_config.get(name, {})}
+            kwargs = {"register": register, "config": config}
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                log.exception("plugin %r failed in modelmon_register_collectors", name)
+                self.broken[name] = f"{type(exc).__name__}: {exc}"
+
+    def collect(self) -> Iterator[Metric]:
+        success = GaugeMetricFamily(
+            by_name("collector_success").full_name(self.prefix),
+            by_name("collector_success").help,
+            labels=["collector"],
+        )
+        duration = GaugeMetricFamily(
+            by_name("collector_duration_seconds").full_name(self.prefix),
+            by_name("collector_duration_seconds").help,
+            labels=["collector"],
+        )
+        for name, collector in self.collectors.items():
+            start = time.perf_counter()
+            try:
+                # Materialize inside the boundary: a generator fails lazily.
+                families = list(collector.collect())
+            except Exception:
+                log.exception("collector %r failed; its metrics are left out of this scrape", name)
+                families = None
+            duration.add_metric([name], time.perf_counter() - start)
+            success.add_metric([name], 0.0 if families is None else 1.0)
+            if families:
+                yield from families
+        for name in self.broken:
+            success.add_metric([name], 0.0)
+            duration.add_metric([name], 0.0)
+        yield success
+        yield duration
+
+    def describe(self) -> list[Metric]:
+        # An empty describe() keeps prometheus_client from calling collect()
+        # at registration time (a slow plugin would stall start-up).
+        return []
+
+
+def register_plugin_collectors(
+    registry: CollectorRegistry,
+    plugin_config: Mapping[str, Mapping[str, Any]] | None = None,
+    prefix: str = DEFAULT_PREFIX,
+) -> PluginCollectors:
+    collectors = PluginCollectors(plugin_config, prefix)
+    registry.register(collectors)  # type: ignore[arg-type]
+    return collectors

@@ -1,0 +1,158 @@
+"""The modelmon config file (YAML), shared by ``modelmon serve`` and later
+sections (logs, edge). Every error names the field and says what is expected.
+
+Example::
+
+    listen: 127.0.0.1:9110
+    prefix: modelmon_
+    web_config_file: web.yml      # Prometheus exporter-toolkit format: basic auth, TLS
+    threads: 8
+    max_label_values: 200         # per label of each metric; overflow -> __other__
+    ingest:
+      max_body_bytes: 1MiB
+      max_events: 10000
+    buckets:
+      inference_duration_seconds: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
+    plugins:                      # per-plugin sections, by entry-point name
+      build_info: {}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.units import parse_size
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_body_bytes: int = 1024 * 1024
+    max_events: int = 10_000
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 9110
+    prefix: str = DEFAULT_PREFIX
+    web_config_file: Path | None = None
+    threads: int = 8
+    max_label_values: int = 200
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Sections owned by other components (logs, edge, ...) kept verbatim.
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_listen(value: object, field_name: str = "listen") -> tuple[str, int]:
+    text = str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{field_name}: expected HOST:PORT such as 127.0.0.1:9110, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _positive_int(value: object, field_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field_name}: expected a positive integer, got {value!r}")
+    return value
+
+
+_KNOWN = {"listen", "prefix", "web_config_file", "threads", "max_label_values", "ingest",
+          "buckets", "plugins"}
+# Sections that belong to other components; validated by them.
+_FOREIGN = {"logs", "edge", "quality", "profile"}
+
+
+def serve_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> ServeConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError("config: the top level must be a mapping of keys such as 'listen'")
+    unknown = set(data) - _KNOWN - _FOREIGN
+    if unknown:
+        raise ConfigError(
+            f"config: unknown key(s) {', '.join(sorted(unknown))}; known keys are "
+            f"{', '.join(sorted(_KNOWN | _FOREIGN))}"
+        )
+    kwargs: dict[str, Any] = {"raw": dict(data)}
+    if "listen" in data:
+        kwargs["host"], kwargs["port"] = parse_listen(data["listen"])
+    if "prefix" in data:
+        prefix = data["prefix"]
+        if not isinstance(prefix, str) or not prefix.replace("_", "a").isalnum():
+            raise ConfigError(f"prefix: expected letters, digits and '_' like 'modelmon_', got {prefix!r}")
+        kwargs["prefix"] = prefix
+    if data.get("web_config_file"):
+        path = Path(str(data["web_config_file"]))
+        kwargs["web_config_file"] = path if path.is_absolute() or base_dir is None else base_dir / path
+    for key in ("threads", "max_label_values"):
+        if key in data:
+            kwargs[key] = _positive_int(data[key], key)
+    ingest = data.get("ingest") or {}
+    if not isinstance(ingest, Mapping):
+        raise ConfigError("ingest: expected a mapping with max_body_bytes and max_events")
+    bad = set(ingest) - {"max_body_bytes", "max_events"}
+    if bad:
+        raise ConfigError(f"ingest: unknown key(s) {', '.join(sorted(bad))}; known: max_body_bytes, max_events")
+    try:
+        kwargs["ingest"] = IngestConfig(
+            max_body_bytes=parse_size(ingest.get("max_body_bytes", IngestConfig.max_body_bytes),
+                                      "ingest.max_body_bytes"),
+            max_events=_positive_int(ingest.get("max_events", IngestConfig.max_events), "ingest.max_events"),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    buckets = data.get("buckets") or {}
+    if not isinstance(buckets, Mapping):
+        raise ConfigError("buckets: expected a mapping of histogram name to a list of bounds")
+    parsed: dict[str, tuple[float, ...]] = {}
+    for name, bounds in buckets.items():
+        if not isinstance(bounds, list) or not bounds or not all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
+        ) or sorted(bounds) != bounds:
+            raise ConfigError(f"buckets.{name}: expected a sorted list of numbers, got {bounds!r}")
+        parsed[str(name)] = tuple(float(b) for b in bounds)
+    kwargs["buckets"] = parsed
+    plugins = data.get("plugins") or {}
+    if not isinstance(plugins, Mapping) or not all(isinstance(v, Mapping | None) for v in plugins.values()):
+        raise ConfigError("plugins: expected a mapping of plugin name to its settings mapping")
+    kwargs["plugins"] = {str(k): dict(v or {}) for k, v in plugins.items()}
+    return ServeConfig(**kwargs)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping")
+    return data
+
+
+def load_serve_config(path: str | Path | None) -> ServeConfig:
+    if path is None:
+        return ServeConfig()
+    try:
+        return serve_config_from_mapping(load_yaml(path), Path(path).parent)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None

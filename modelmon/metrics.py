@@ -1,0 +1,106 @@
+"""Prometheus metric objects created from the KPI catalog.
+
+One ``MetricSet`` exists per (registry, prefix): every ModelMonitor, the
+/ingest service and the Flask integration that share a registry share its
+metric objects, because prometheus_client refuses to register a name twice.
+Metrics are created on first use, so a process exports only the groups it
+uses (a model server without /ingest has no ``ingest_*`` series).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from modelmon.catalog import by_name
+from modelmon.kpi import DEFAULT_PREFIX, KPI
+from modelmon.labels import LabelLimiter
+
+DEFAULT_MAX_LABEL_VALUES = 200
+
+_sets: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, MetricSet]] = (
+    weakref.WeakKeyDictionary()
+)
+_sets_lock = threading.Lock()
+
+
+class MetricSet:
+    """The catalog's metrics in one registry under one prefix."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        prefix: str = DEFAULT_PREFIX,
+        buckets: Mapping[str, Sequence[float]] | None = None,
+        max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+    ) -> None:
+        self.registry = registry
+        self.prefix = prefix
+        self._buckets = {k: tuple(float(b) for b in v) for k, v in (buckets or {}).items()}
+        for name in self._buckets:
+            if by_name(name).type != "histogram":
+                raise ValueError(f"buckets.{name}: {name} is not a histogram; remove it")
+        self._metrics: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.limiter = LabelLimiter(max_label_values, self._count_overflow)
+
+    def get(self, name: str) -> Any:
+        """The prometheus_client metric for catalog entry ``name``."""
+        metric = self._metrics.get(name)
+        if metric is None:
+            with self._lock:
+                metric = self._metrics.get(name)
+                if metric is None:
+                    metric = self._create(by_name(name))
+                    self._metrics[name] = metric
+        return metric
+
+    def check_buckets(self, buckets: Mapping[str, Sequence[float]] | None) -> None:
+        """Fail loudly when a second user of this registry wants other buckets."""
+        for name, wanted in (buckets or {}).items():
+            have = self._buckets.get(name, by_name(name).buckets)
+            if tuple(float(b) for b in wanted) != have:
+                raise ValueError(
+                    f"buckets.{name}: this registry already uses buckets {have}; all "
+                    "monitors sharing a registry must configure the same buckets"
+                )
+
+    def _create(self, kpi: KPI) -> Any:
+        full = kpi.full_name(self.prefix)
+        common: dict[str, Any] = {"registry": self.registry}
+        if kpi.type == "counter":
+            # prometheus_client appends _total itself.
+            return Counter(full.removesuffix("_total"), kpi.help, kpi.labels, **common)
+        if kpi.type == "gauge":
+            return Gauge(
+                full, kpi.help, kpi.labels, multiprocess_mode=kpi.multiprocess_mode, **common
+            )
+        buckets = self._buckets.get(kpi.name, kpi.buckets)
+        assert buckets is not None, f"histogram {kpi.name} has no buckets in the catalog"
+        return Histogram(full, kpi.help, kpi.labels, buckets=buckets, **common)
+
+    def _count_overflow(self, metric: str, label: str) -> None:
+        self.get("label_overflow_total").labels(metric, label).inc()
+
+
+def metric_set(
+    registry: CollectorRegistry | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    buckets: Mapping[str, Sequence[float]] | None = None,
+    max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+) -> MetricSet:
+    """The shared MetricSet of ``registry`` (the global one by default)."""
+    registry = REGISTRY if registry is None else registry
+    with _sets_lock:
+        per_prefix = _sets.setdefault(registry, {})
+        existing = per_prefix.get(prefix)
+        if existing is None:
+            existing = MetricSet(registry, prefix, buckets, max_label_values)
+            per_prefix[prefix] = existing
+            return existing
+    existing.check_buckets(buckets)
+    return existing
