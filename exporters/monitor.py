@@ -55,6 +55,9 @@ class ModelMonitor:
         buckets: Mapping[str, Sequence[float]] | None = None,
         rejected_exceptions: tuple[type[BaseException], ...] = (),
         max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+        profile: Any = None,
+        logs: Any = None,
+        quality_options: Mapping[str, Any] | None = None,
     ) -> None:
         for field, value in (("model", model), ("version", version), ("framework", framework)):
             if not isinstance(value, str) or not value:
@@ -80,6 +83,46 @@ class ModelMonitor:
         self._exceptions_metric = m.get("inference_exceptions_total")
         self._exception_children: dict[type[BaseException], Any] = {}
         m.get("model_info").labels(model, version, framework, framework_version, task).set(1)
+        self._profile = profile
+        self._quality_options = dict(quality_options or {})
+        self._quality: Any = None
+        self.logs = logs
+        self._log: Any = None
+
+    # -- model quality and logging live in their own exporters; these are the
+    # -- entry points users call (see modelmon.exporters.quality / .logs).
+
+    @property
+    def quality(self) -> Any:
+        """The QualityTracker of this monitor (input checks, drift, predictions, feedback)."""
+        if self._quality is None:
+            from modelmon.exporters.quality import QualityTracker
+
+            self._quality = QualityTracker(self, self._profile, **self._quality_options)
+        return self._quality
+
+    def check_inputs(self, X: Any) -> Any:
+        """Count data-quality problems of one row or a batch and update drift; never raises."""
+        return self.quality.check_inputs(X)
+
+    def record_predictions(
+        self, y_pred: Any, scores: Any = None, request_ids: Any = None
+    ) -> None:
+        """Count predicted classes / outputs and scores; remember them for late feedback."""
+        self.quality.record_predictions(y_pred, scores=scores, request_ids=request_ids)
+
+    def record_feedback(self, request_id: str, y_true: Any) -> None:
+        """Join late ground truth with the prediction recorded under ``request_id``."""
+        self.quality.record_feedback(request_id, y_true)
+
+    @property
+    def log(self) -> Any:
+        """Structured events at the AI pipeline's critical points: ``mon.log.prediction(...)``."""
+        if self._log is None:
+            from modelmon.exporters.logs import ModelLog
+
+            self._log = ModelLog(self, self.logs)
+        return self._log
 
     # -- the hot path -----------------------------------------------------
 
