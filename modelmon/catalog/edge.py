@@ -1,7 +1,147 @@
-"""Edge KPIs: link state, backlog, remote_write sends and drops, per device."""
+"""Edge KPIs, labelled by device: the agent's link, backlog, remote_write sends
+and drops, and the device itself (the built-in ``system`` collector).
+
+Every series an edge agent exports carries ``device`` (its ``device_id``),
+both on its local /metrics and in what it remote-writes, so one Prometheus can
+hold a whole fleet.
+"""
 
 from __future__ import annotations
 
 from modelmon.kpi import KPI
 
-KPIS: tuple[KPI, ...] = ()
+# Round trips of one remote_write request: a LAN receiver answers in
+# milliseconds, a cellular link to a cloud Prometheus in seconds.
+SEND_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+
+_D = ("device",)
+
+_AGENT: tuple[KPI, ...] = (
+    KPI(
+        "edge_link_up", "gauge", "bool", _D,
+        "1 when the last remote_write request reached the receiver, 0 when it failed.",
+        "A 0 means the device is offline or the receiver is down: samples accumulate in the "
+        "spool and will be backfilled. A device whose link stays down past the spool's "
+        "max_age starts losing its oldest samples.",
+        "edge",
+    ),
+    KPI(
+        "edge_last_send_success_timestamp_seconds", "gauge", "seconds", _D,
+        "Unix time of the last remote_write request the receiver accepted.",
+        "time() minus this is how long the device has been out of reach; compare it with the "
+        "spool's max_age to know when data starts being lost.",
+        "edge",
+    ),
+    KPI(
+        "edge_backlog_samples", "gauge", "samples", _D,
+        "Samples waiting in the spool to be sent.",
+        "Grows while the link is down and shrinks while a backlog drains; a backlog that "
+        "never shrinks with the link up means the rate limit or the receiver is too slow.",
+        "edge",
+    ),
+    KPI(
+        "edge_backlog_bytes", "gauge", "bytes", _D,
+        "Bytes of samples waiting in the spool to be sent.",
+        "Compare with the spool's max_bytes: at the limit, the full policy drops samples.",
+        "edge",
+    ),
+    KPI(
+        "edge_backlog_oldest_sample_age_seconds", "gauge", "seconds", _D,
+        "Age of the oldest sample waiting in the spool; 0 when the spool is empty.",
+        "How far behind the receiver is for this device. At the spool's max_age the oldest "
+        "samples are dropped (reason max_age).",
+        "edge",
+    ),
+    KPI(
+        "edge_samples_collected_total", "counter", "samples", _D,
+        "Samples collected and accepted into the spool.",
+        "The sample stream of the device (model KPIs and collectors); sent + dropped + backlog "
+        "add up to it over the spool's lifetime.",
+        "edge",
+    ),
+    KPI(
+        "edge_samples_sent_total", "counter", "samples", _D,
+        "Samples the receiver accepted through remote_write.",
+        "Delivery throughput; its rate exceeds collection while a backlog drains.",
+        "edge",
+    ),
+    KPI(
+        "edge_samples_dropped_total", "counter", "samples", (*_D, "reason"),
+        "Samples removed without delivery, by reason (max_age, max_bytes, full, corrupt, "
+        "too_old, out_of_order, duplicate, http_4xx status).",
+        "Every lost sample is counted here. max_age/max_bytes: the outage outlived the spool; "
+        "too_old/out_of_order: the receiver refused old samples (give it an "
+        "out_of_order_time_window, or use order: fifo); http_4xx: configuration or auth error.",
+        "edge",
+    ),
+    KPI(
+        "edge_send_requests_total", "counter", "requests", (*_D, "outcome"),
+        "remote_write requests by outcome (success, retry, rejected, dropped).",
+        "'retry' counts 5xx, 429 and connection failures that will be tried again; "
+        "'rejected' counts refusals of old samples; 'dropped' counts other 4xx.",
+        "edge",
+    ),
+    KPI(
+        "edge_send_duration_seconds", "histogram", "seconds", _D,
+        "Round trip of one remote_write request, successful or not.",
+        "Latency of the uplink plus the receiver; long sends on a slow link call for a "
+        "larger max_samples_per_send.",
+        "edge", buckets=SEND_DURATION_BUCKETS,
+    ),
+    KPI(
+        "edge_spool_disk_bytes", "gauge", "bytes", _D,
+        "Disk space the spool uses, including its database overhead.",
+        "Storage the agent takes on the device; bounded by the spool's max_bytes plus "
+        "overhead.",
+        "edge",
+    ),
+)
+
+_SYSTEM: tuple[KPI, ...] = (
+    KPI(
+        "system_cpu_utilization_ratio", "gauge", "ratio", _D,
+        "CPU busy time over all cores since the previous collection, 0-1.",
+        "A device pinned near 1 slows inference on it; correlate with inference latency.",
+        "edge",
+    ),
+    KPI(
+        "system_load_average", "gauge", "tasks", (*_D, "period"),
+        "System load average over 1m, 5m and 15m.",
+        "Runnable tasks: above the core count the device is oversubscribed.",
+        "edge",
+    ),
+    KPI(
+        "system_cpu_count", "gauge", "cores", _D,
+        "Logical CPUs of the device.",
+        "To read load averages and utilization against the device's size.",
+        "edge",
+    ),
+    KPI(
+        "system_memory_bytes", "gauge", "bytes", (*_D, "state"),
+        "Physical memory by state (total, available, used).",
+        "Low available memory on a device risks the OOM killer stopping the model server.",
+        "edge",
+    ),
+    KPI(
+        "system_filesystem_bytes", "gauge", "bytes", (*_D, "mountpoint", "state"),
+        "Filesystem space by mount point and state (total, free, used).",
+        "A full disk stops the spool, logs and model updates on the device.",
+        "edge",
+    ),
+    KPI(
+        "system_network_bytes_total", "counter", "bytes", (*_D, "interface", "direction"),
+        "Bytes received and transmitted per network interface.",
+        "Uplink usage, including the agent's own backfill traffic after an outage.",
+        "edge",
+    ),
+    KPI(
+        "system_temperature_celsius", "gauge", "celsius", (*_D, "sensor"),
+        "Hardware temperature per sensor, where the OS exposes it.",
+        "A hot device throttles its CPU or accelerator, and inference slows down.",
+        "edge",
+    ),
+)
+
+KPIS: tuple[KPI, ...] = _AGENT + _SYSTEM

@@ -93,9 +93,10 @@ KPIS: tuple[KPI, ...] = (
     # --- modelmon serve /ingest -------------------------------------------
     KPI(
         "ingest_events_total", "counter", "events", ("event_type", "outcome"),
-        "Events received on POST /ingest, by event type and outcome (accepted, invalid).",
-        "Whether non-Python model servers reach modelmon; 'invalid' events were refused "
-        "with a 400 naming the field.",
+        "Events received on POST /ingest, by event type and outcome (accepted; invalid: refused with its request).",
+        "Whether non-Python model servers reach modelmon. A request is applied all-or-nothing: "
+        "when one event is invalid the whole request gets a 400 naming the field, and all its "
+        "events count as 'invalid'.",
         "ingest",
     ),
     KPI(

@@ -1,0 +1,1 @@
+"""The edge agent: device and model KPIs, a durable spool, remote_write backfill."""

@@ -1,0 +1,137 @@
+"""The remote_write 1.0 wire messages (``prometheus.WriteRequest`` and friends).
+
+The message classes are built at import time from a ``FileDescriptorProto``
+that mirrors prometheus/prompb ``types.proto`` and ``remote.proto`` (only the
+fields remote_write 1.0 uses: labels and float samples). Building them at
+runtime needs no ``protoc`` and no generated file to keep in sync; the field
+numbers below are the wire contract.
+
+``encode_series`` is the agent's hot path: it writes the same bytes protobuf
+would, but caches the encoded labels of each series, which repeat every
+interval. ``tests/unit/edge/test_prompb.py`` checks that both encodings parse
+to the same message.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+_FIELD = descriptor_pb2.FieldDescriptorProto
+PACKAGE = "prometheus"
+
+
+def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    fd = descriptor_pb2.FileDescriptorProto(
+        name="modelmon/prompb/remote.proto", package=PACKAGE, syntax="proto3"
+    )
+
+    def message(name: str, *fields: tuple[str, int, int, int, str | None]) -> None:
+        msg = fd.message_type.add(name=name)
+        for fname, number, ftype, label, type_name in fields:
+            field = msg.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                field.type_name = type_name
+
+    opt, rep = _FIELD.LABEL_OPTIONAL, _FIELD.LABEL_REPEATED
+    message("Label", ("name", 1, _FIELD.TYPE_STRING, opt, None),
+            ("value", 2, _FIELD.TYPE_STRING, opt, None))
+    message("Sample", ("value", 1, _FIELD.TYPE_DOUBLE, opt, None),
+            ("timestamp", 2, _FIELD.TYPE_INT64, opt, None))
+    message("TimeSeries", ("labels", 1, _FIELD.TYPE_MESSAGE, rep, ".prometheus.Label"),
+            ("samples", 2, _FIELD.TYPE_MESSAGE, rep, ".prometheus.Sample"))
+    # Field 2 is reserved in remote.proto; 3 (metadata) is not sent by modelmon.
+    message("WriteRequest",
+            ("timeseries", 1, _FIELD.TYPE_MESSAGE, rep, ".prometheus.TimeSeries"))
+    return fd
+
+
+_pool = descriptor_pool.DescriptorPool()
+_pool.Add(_file_descriptor())
+
+
+def _cls(name: str) -> Any:
+    return message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
+
+
+Label = _cls("Label")
+Sample = _cls("Sample")
+TimeSeries = _cls("TimeSeries")
+WriteRequest = _cls("WriteRequest")
+
+LabelSet = tuple[tuple[str, str], ...]
+"""Sorted (name, value) pairs including ``__name__``: one series."""
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64  # int64 on the wire: two's complement in 10 bytes
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _length_delimited(tag: int, payload: bytes) -> bytes:
+    return bytes((tag,)) + _varint(len(payload)) + payload
+
+
+def _encode_labels(labels: LabelSet) -> bytes:
+    return b"".join(
+        _length_delimited(0x0A, _length_delimited(0x0A, n.encode()) + _length_delimited(0x12, v.encode()))
+        for n, v in labels
+    )
+
+
+_pack_double = struct.Struct("<d").pack
+
+
+class SeriesEncoder:
+    """Encodes ``TimeSeries`` with one sample each, caching label bytes per series.
+
+    Not thread-safe; the agent's collector thread owns one. The cache is
+    bounded: it is cleared when it holds more than ``max_cached`` series, so a
+    churning label set cannot grow memory without limit.
+    """
+
+    def __init__(self, max_cached: int = 20_000) -> None:
+        self._labels: dict[LabelSet, bytes] = {}
+        self._max_cached = max_cached
+
+    def encode(self, labels: LabelSet, value: float, timestamp_ms: int) -> bytes:
+        """One ``WriteRequest.timeseries`` entry (field 1) holding a single sample."""
+        encoded = self._labels.get(labels)
+        if encoded is None:
+            if len(self._labels) >= self._max_cached:
+                self._labels.clear()
+            encoded = self._labels[labels] = _encode_labels(labels)
+        sample = b"\x09" + _pack_double(value) + b"\x10" + _varint(timestamp_ms)
+        series = encoded + b"\x12" + _varint(len(sample)) + sample
+        return b"\x0a" + _varint(len(series)) + series
+
+
+def encode_write_request(series: Iterable[tuple[LabelSet, Sequence[tuple[float, int]]]]) -> bytes:
+    """Serialize (labels, [(value, timestamp_ms), ...]) pairs with the protobuf classes."""
+    req = WriteRequest()
+    for labels, samples in series:
+        ts = req.timeseries.add()
+        for name, value in labels:
+            ts.labels.add(name=name, value=value)
+        for value, timestamp in samples:
+            ts.samples.add(value=value, timestamp=timestamp)
+    return bytes(req.SerializeToString())
+
+
+def decode_write_request(data: bytes) -> list[tuple[LabelSet, list[tuple[float, int]]]]:
+    """The inverse of ``encode_write_request`` (for ``edge status``, tests and debugging)."""
+    req = WriteRequest.FromString(data)
+    return [
+        (tuple((lb.name, lb.value) for lb in ts.labels),
+         [(s.value, s.timestamp) for s in ts.samples])
+        for ts in req.timeseries
+    ]

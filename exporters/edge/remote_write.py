@@ -1,0 +1,178 @@
+"""A Prometheus remote_write 1.0 client: protobuf, snappy, and what to do with
+each answer.
+
+The client sends one request and classifies the answer; retrying, backoff and
+spool bookkeeping belong to the agent. The classification follows the
+remote_write spec and what Prometheus, Mimir and Thanos actually return:
+
+* 2xx: accepted.
+* 5xx, 429 and connection errors: ``retry`` (the receiver or link is down).
+* A refusal of old samples ("out of order", "out of bounds", "too old",
+  "duplicate sample for timestamp") is ``rejected``, whatever the status:
+  Prometheus 2.42 answers a sample older than its out-of-order window with a
+  500, which a naive client retries forever. Retrying cannot help, so the
+  agent counts and drops it.
+* any other 4xx: ``dropped`` with reason ``http_<status>`` (bad auth, URL,
+  payload): retrying would only repeat it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cramjam
+import requests
+
+from modelmon import __version__
+
+Outcome = Literal["success", "retry", "rejected", "dropped"]
+
+# Substrings of receiver error messages that mean "this sample is too old or
+# already there": prometheus/tsdb/storage errors, Mimir and Cortex error ids.
+_REJECTIONS: tuple[tuple[str, str], ...] = (
+    ("out of bounds", "too_old"),
+    ("too old", "too_old"),
+    ("too-old", "too_old"),
+    ("out of order", "out_of_order"),
+    ("out-of-order", "out_of_order"),
+    ("duplicate sample", "duplicate"),
+    ("duplicate-sample", "duplicate"),
+)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    reason: str  # "" on success; else a short counter label such as "too_old", "http_503"
+    status: int | None
+    duration: float
+    message: str = ""
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Credentials, read from files at each send so a rotated secret is picked up."""
+
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    bearer_token: str | None = None
+    bearer_token_file: Path | None = None
+
+    def apply(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        token = self.bearer_token
+        if self.bearer_token_file is not None:
+            token = self.bearer_token_file.read_text().strip()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if self.username is None:
+            return None
+        password = self.password or ""
+        if self.password_file is not None:
+            password = self.password_file.read_text().rstrip("\n")
+        return (self.username, password)
+
+
+@dataclass(frozen=True)
+class TLS:
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+def classify_rejection(message: str) -> str | None:
+    """The drop reason when ``message`` says the samples are too old or already stored."""
+    lowered = message.lower()
+    for needle, reason in _REJECTIONS:
+        if needle in lowered:
+            return reason
+    return None
+
+
+def compress(write_request: bytes) -> bytes:
+    """Snappy block format, as remote_write 1.0 requires (not the framed format)."""
+    return bytes(cramjam.snappy.compress_raw(write_request))
+
+
+def decompress(body: bytes) -> bytes:
+    return bytes(cramjam.snappy.decompress_raw(body))
+
+
+class RemoteWriteClient:
+    """Sends WriteRequest bodies to one receiver URL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        auth: Auth | None = None,
+        tls: TLS | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._auth = auth or Auth()
+        self._session = requests.Session()
+        self._session.headers.update({
+            "Content-Encoding": "snappy",
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"modelmon-edge/{__version__}",
+            "X-Prometheus-Remote-Write-Version": "0.1.0",
+            **(headers or {}),
+        })
+        tls = tls or TLS()
+        if tls.insecure_skip_verify:
+            self._session.verify = False
+        elif tls.ca_file is not None:
+            self._session.verify = str(tls.ca_file)
+        if tls.cert_file is not None:
+            self._session.cert = (
+                (str(tls.cert_file), str(tls.key_file)) if tls.key_file else str(tls.cert_file)
+            )
+
+    def send(self, write_request: bytes) -> SendResult:
+        """POST one uncompressed, serialized WriteRequest; never raises for HTTP or I/O errors."""
+        body = compress(write_request)
+        headers: dict[str, str] = {}
+        start = time.perf_counter()
+        try:
+            basic = self._auth.apply(headers)
+            response = self._session.post(
+                self.url, data=body, headers=headers, auth=basic, timeout=self.timeout
+            )
+        except OSError as exc:  # credentials file unreadable
+            return SendResult("retry", "credentials", None, time.perf_counter() - start, str(exc))
+        except requests.RequestException as exc:
+            return SendResult("retry", "connection", None, time.perf_counter() - start,
+                              f"{type(exc).__name__}: {exc}")
+        duration = time.perf_counter() - start
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult("success", "", status, duration)
+        message = response.text[:1000].strip()
+        rejection = classify_rejection(message) if status >= 400 else None
+        if rejection is not None:
+            return SendResult("rejected", rejection, status, duration, message)
+        if status == 429 or status >= 500:
+            return SendResult("retry", f"http_{status}", status, duration, message,
+                              _retry_after(response.headers.get("Retry-After")))
+        return SendResult("dropped", f"http_{status}", status, duration, message)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    # Only the delay-seconds form; an HTTP date is rare from metric receivers.
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

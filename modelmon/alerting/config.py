@@ -1,0 +1,193 @@
+"""Thresholds of the generated rules: one mixin-style config object.
+
+Every number an alert compares against lives here, with a default that suits
+a typical model server. ``modelmon rules build --config FILE`` overrides any
+subset; unknown keys and bad values fail with a message naming the field::
+
+    slo:
+      availability_target: 0.995
+      latency_objective_seconds: 0.25
+    quality:
+      drift_threshold: 0.2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelmon.config import ConfigError, load_yaml
+from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.units import parse_duration
+
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/modelmon/modelmon/blob/main/docs/runbooks.md"
+
+
+@dataclass(frozen=True)
+class SLOConfig:
+    # Share of inference calls that must not end in outcome="error".
+    availability_target: float = 0.999
+    # Share of inference calls that must finish within latency_objective_seconds.
+    latency_target: float = 0.99
+    # Must be a bucket boundary of inference_duration_seconds (the ratio is read
+    # from the histogram's le buckets, not estimated).
+    latency_objective_seconds: float = 0.5
+    page_for: str = "2m"
+    ticket_for: str = "15m"
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    # Label matchers for Prometheus' own `up` series of modelmon targets.
+    job_selector: str = 'job=~".*modelmon.*"'
+    target_down_for: str = "5m"
+    # No call in `no_traffic_window` although the model had calls in the
+    # `no_traffic_lookback` before that.
+    no_traffic_window: str = "15m"
+    no_traffic_lookback: str = "1h"
+    no_traffic_for: str = "5m"
+    collector_failing_for: str = "10m"
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    # PSI: < 0.1 no shift, 0.1-0.25 moderate, > 0.25 significant.
+    drift_method: str = "psi"
+    drift_threshold: float = 0.25
+    prediction_drift_threshold: float = 0.25
+    drift_for: str = "30m"
+    # Data-quality problems (missing, out of range, wrong type, unseen
+    # category) per input row.
+    violation_ratio: float = 0.05
+    violation_window: str = "10m"
+    violation_for: str = "15m"
+    min_accuracy: float = 0.8
+    # Alert too when accuracy over accuracy_window falls this far below the 1d value.
+    max_accuracy_drop: float = 0.1
+    accuracy_window: str = "1h"
+    accuracy_for: str = "15m"
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    offline_after: str = "15m"
+    backlog_growing_window: str = "30m"
+    backlog_growing_for: str = "30m"
+    # Spool usage (bytes / max bytes) that means "near its limit".
+    backlog_limit_ratio: float = 0.8
+    backlog_limit_for: str = "10m"
+    drops_window: str = "15m"
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    loss_window: str = "10m"
+    loss_for: str = "0s"
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    prefix: str = DEFAULT_PREFIX
+    evaluation_interval: str = "1m"
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    slo: SLOConfig = field(default_factory=SLOConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
+
+    def runbook_url(self, alert: str) -> str:
+        return f"{self.runbook_base_url}#{alert.lower()}"
+
+
+_SECTIONS: dict[str, type] = {
+    "slo": SLOConfig, "traffic": TrafficConfig, "quality": QualityConfig,
+    "edge": EdgeConfig, "logs": LogsConfig,
+}
+_RATIOS = {
+    "slo.availability_target", "slo.latency_target", "quality.violation_ratio",
+    "quality.min_accuracy", "quality.max_accuracy_drop", "edge.backlog_limit_ratio",
+}
+
+
+def prom_duration(seconds: float) -> str:
+    """A Prometheus duration string (``90s`` -> ``1m30s``) for ``seconds``."""
+    ms = round(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
+
+
+def _duration(value: object, name: str) -> str:
+    if value in (0, "0", "0s"):
+        return "0s"
+    try:
+        return prom_duration(parse_duration(value, name))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _section(cls: type, data: object, path: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {data!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"known keys are {', '.join(sorted(known))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{path}.{key}" if path else key
+        default = known[key].default
+        if isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{name}: expected a non-negative number, got {value!r}")
+            if name in _RATIOS and not 0 < value < 1:
+                raise ConfigError(f"{name}: expected a ratio between 0 and 1 (exclusive), got {value!r}")
+            kwargs[key] = float(value)
+        elif key.endswith(("_for", "_window", "_after", "_lookback")) or key == "evaluation_interval":
+            kwargs[key] = _duration(value, name)
+        elif isinstance(value, str) and value:
+            kwargs[key] = value
+        else:
+            raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
+    return cls(**kwargs)
+
+
+def rules_config_from_mapping(data: Mapping[str, Any]) -> RulesConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError("rules config: the top level must be a mapping such as {slo: {...}}")
+    top = {k: v for k, v in data.items() if k not in _SECTIONS}
+    config: RulesConfig = _section(RulesConfig, top, "")
+    sections = {key: _section(_SECTIONS[key], data[key] or {}, key) for key in _SECTIONS if key in data}
+    config = dataclasses.replace(config, **sections)
+    if config.quality.drift_method not in ("psi", "js", "ks"):
+        raise ConfigError(
+            f"quality.drift_method: expected one of psi, js, ks, got {config.quality.drift_method!r}"
+        )
+    return config
+
+
+def load_rules_config(path: str | Path | None) -> RulesConfig:
+    """The defaults, overridden by the YAML file at ``path`` when given."""
+    if path is None:
+        return RulesConfig()
+    try:
+        return rules_config_from_mapping(load_yaml(path))
+    except ConfigError as exc:
+        raise ConfigError(f"rules config {path}: {exc}") from None
+
+
+def defaults_as_mapping() -> dict[str, Any]:
+    """The default config as plain data: written to alert_rules/config.defaults.yml."""
+    return dataclasses.asdict(RulesConfig())

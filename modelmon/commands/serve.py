@@ -1,0 +1,36 @@
+"""``modelmon serve``: the exporter service (/metrics, /ingest, /healthz) on gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelmon.config import load_serve_config, parse_listen
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="run the exporter service: /metrics, POST /ingest, /healthz",
+        description="Serve Prometheus KPIs of models whose servers send events to POST /ingest.",
+    )
+    p.add_argument("--config", help="YAML config file (see docs/serve.md); defaults apply without")
+    p.add_argument("--listen", help="HOST:PORT, overrides the config's listen (default 127.0.0.1:9110)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelmon.exporters.service import create_app
+    from modelmon.exporters.web_config import load_web_config
+    from modelmon.exporters.wsgi import gunicorn_options, run_gunicorn
+
+    config = load_serve_config(args.config)
+    host, port = parse_listen(args.listen) if args.listen else (config.host, config.port)
+    # Validate the web config before forking so a typo fails here, with its field name.
+    web = load_web_config(config.web_config_file)
+    scheme = "https" if web.tls else "http"
+    print(f"modelmon serve: {scheme}://{host}:{port}/metrics, POST /ingest, /healthz", flush=True)
+    run_gunicorn(
+        lambda: create_app(config, web_config=web),
+        gunicorn_options(host, port, threads=config.threads, tls=web.tls),
+    )
+    return 0
