@@ -1,0 +1,244 @@
+"""The edge agent: collect every interval -> spool -> remote_write, plus a local /metrics.
+
+Three threads, none of which touches a model server's request path:
+
+* the collector takes the sample stream every ``interval`` and appends it to
+  the spool (durable when ``append`` returns), and refreshes ``status.json``;
+* the sender drains the spool to the receiver (``sender.Sender``);
+* the local /metrics listener serves the same series, device-labelled, for
+  when a Prometheus can reach the device.
+
+Use it from a model server to include its ModelMonitor KPIs::
+
+    from modelmon.exporters.edge import EdgeAgent, load_edge_config
+    agent = EdgeAgent(load_edge_config("edge.yaml"))   # global registry by default
+    agent.start()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pluggy
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+from modelmon.collectors import PluginCollectors
+from modelmon.config import ConfigError
+
+from .config import EdgeConfig
+from .remote_write import RemoteWriteClient
+from .sender import Sender
+from .stream import DeviceView, SampleStream
+from .telemetry import EdgeMetrics
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY = 0.5  # seconds between status.json refreshes
+
+
+class EdgeAgent:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        registry: CollectorRegistry | None = None,
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        from modelmon.spool import Spool  # core; imported here so config errors come first
+
+        self.config = config
+        self.registry = REGISTRY if registry is None else registry
+        self.metrics = EdgeMetrics(self.registry, config.prefix, config.device_id)
+        self.plugins = _plugin_collectors(config, plugin_manager)
+        self.view = DeviceView([self.registry, self.plugins],
+                               {"device": config.device_id, **config.labels})
+        self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
+        config.spool_dir.mkdir(parents=True, exist_ok=True)
+        spool_kwargs: dict[str, Any] = {
+            "max_bytes": config.spool.max_bytes,
+            "max_age": config.spool.max_age,
+            "full_policy": config.spool.full_policy,
+        }
+        if config.spool.fsync is not None:
+            spool_kwargs["fsync"] = config.spool.fsync
+        try:
+            self.spool = Spool(config.spool_dir, **spool_kwargs)
+        except ValueError as exc:  # e.g. an fsync mode the spool does not know
+            raise ConfigError(f"edge.spool: {exc}") from None
+        self._drop_baseline = dict(self.spool.stats().dropped)
+        rw = config.remote_write
+        self.client = RemoteWriteClient(rw.url, timeout=rw.timeout, auth=rw.auth, tls=rw.tls,
+                                        headers=dict(rw.headers))
+        self._stop = threading.Event()
+        self.sender = Sender(self.spool, self.client, rw, self.metrics, self._stop)
+        self._threads: list[threading.Thread] = []
+        self._http: Any = None
+        self.started = time.time()
+        self._last_status = 0.0
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def listen_port(self) -> int | None:
+        """The bound port of the local /metrics listener (useful with ``listen: ...:0``)."""
+        return None if self._http is None else int(self._http.server_port)
+
+    def start(self) -> None:
+        if self.config.listen is not None:
+            host, port = self.config.listen
+            self._http, _ = start_http_server(port, host, registry=self.view)  # type: ignore[arg-type]
+        for name, target in (("collector", self._collect_loop), ("sender", self.sender.run)):
+            thread = threading.Thread(target=target, name=f"modelmon-edge-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("edge agent %s started: every %ss -> %s (spool %s)", self.config.device_id,
+                 self.config.interval, self.config.remote_write.url, self.config.spool_dir)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the threads and close the spool; everything spooled stays for the next start."""
+        if self._closed:
+            return
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self._write_status(force=True, running=False)
+        self.spool.close()
+        self.client.close()
+        self._closed = True
+
+    def run_forever(self) -> None:
+        """Start and block until SIGTERM or SIGINT; then stop cleanly."""
+        done = threading.Event()
+
+        def _on_signal(signum: int, _frame: Any) -> None:
+            done.set()
+
+        previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.start()
+        try:
+            while not done.wait(1.0):
+                pass
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.stop()
+
+    # -- one collection -----------------------------------------------------
+
+    def collect_once(self, now: float | None = None) -> int:
+        """Collect the sample stream now and spool it; returns the samples spooled."""
+        now = time.time() if now is None else now
+        self._refresh_spool_metrics(now)
+        records = self._stream.collect(now)
+        if not records:
+            return 0
+        seqs = self.spool.append_many(
+            [payload for payload, _ in records], created=now, items=[n for _, n in records]
+        )
+        spooled = sum(n for (_, n), seq in zip(records, seqs, strict=True) if seq is not None)
+        self.metrics.collected.inc(spooled)
+        return spooled
+
+    def _refresh_spool_metrics(self, now: float) -> None:
+        self.metrics.update_spool(self.spool.stats(), now, self._drop_baseline)
+
+    def _collect_loop(self) -> None:
+        interval = self.config.interval
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            if time.monotonic() >= next_at:
+                try:
+                    self.collect_once()
+                except Exception:  # a full disk or a bug must not end the agent
+                    log.exception("edge collection failed; trying again next interval")
+                next_at += interval
+                if next_at < time.monotonic():  # we fell behind: skip, do not burst
+                    next_at = time.monotonic() + interval
+            try:
+                self._write_status()
+            except OSError:
+                log.exception("cannot write %s", self.config.status_file)
+            self._stop.wait(max(0.0, min(next_at - time.monotonic(), STATUS_EVERY)))
+
+    # -- status.json, read by `modelmon edge status` --------------------------
+
+    def status(self, running: bool = True) -> dict[str, Any]:
+        stats = self.spool.stats()
+        m = self.metrics
+        return {
+            "device_id": self.config.device_id,
+            "pid": os.getpid(),
+            "running": running,
+            "started": self.started,
+            "updated": time.time(),
+            "url": self.config.remote_write.url,
+            "order": self.config.remote_write.order,
+            "link_up": m.link_state,
+            "last_success": m.last_success_time,
+            "last_error": m.last_error,
+            "backlog": {
+                "samples": stats.pending_items,
+                "records": stats.pending,
+                "bytes": stats.pending_bytes,
+                "oldest_created": stats.oldest_created,
+            },
+            "spool": {
+                "accepted": stats.accepted,
+                "delivered": stats.delivered,
+                "dropped": dict(stats.dropped),
+                "dead_lettered": stats.dead_lettered,
+                "disk_bytes": stats.disk_bytes,
+                "max_bytes": self.config.spool.max_bytes,
+                "max_age": self.config.spool.max_age,
+            },
+            "since_start": {
+                "sent_samples": m.sent_total,
+                "dropped_samples": dict(m.dropped_totals),
+            },
+        }
+
+    def _write_status(self, force: bool = False, running: bool = True) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < STATUS_EVERY:
+            return
+        self._last_status = now
+        write_json_atomic(self.config.status_file, self.status(running))
+
+
+def write_json_atomic(path: os.PathLike[str] | str, data: Mapping[str, Any]) -> None:
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> PluginCollectors:
+    plugin_config = {name: dict(section) for name, section in config.plugins.items()}
+    # The system collector labels by device itself, so a scrape without the
+    # agent's DeviceView (modelmon serve) shows the same label.
+    plugin_config["system"] = {"device": config.device_id, **plugin_config.get("system", {})}
+    collectors = PluginCollectors(plugin_config, config.prefix, pm)
+    wanted = set(config.collectors)
+    available = set(collectors.collectors) | set(collectors.broken)
+    for index, name in enumerate(config.collectors):
+        if name not in available:
+            raise ConfigError(
+                f"edge.collectors[{index}]: no collector named {name!r}; available: "
+                f"{', '.join(sorted(available)) or 'none'} (is its plugin installed and allowed "
+                "by MODELMON_PLUGINS?)"
+            )
+    collectors.collectors = {n: c for n, c in collectors.collectors.items() if n in wanted}
+    collectors.broken = {n: e for n, e in collectors.broken.items() if n in wanted}
+    return collectors

@@ -1,0 +1,328 @@
+"""The ``edge:`` section of the modelmon config file.
+
+Example (``modelmon edge run --config edge.yaml``)::
+
+    prefix: modelmon_                 # top level, shared with modelmon serve
+    plugins:                          # top level: per-plugin settings
+      system: {mountpoints: ["/", "/data"]}
+    edge:
+      device_id: press-line-7         # required; the label device="press-line-7" on every series
+      interval: 10s                   # how often the sample stream is collected
+      listen: 127.0.0.1:9108          # local /metrics; null to disable
+      collectors: [system]            # plugin collectors by name; model KPIs of ModelMonitors
+                                      # in the same process are always included
+      labels: {site: plant-3}         # extra labels on every series (optional)
+      spool:
+        path: /var/lib/modelmon/edge  # state directory: spool/ and status.json
+        max_bytes: 512MiB             # full policy applies above this
+        max_age: 7d                   # older samples are dropped (reason max_age)
+        full_policy: drop_oldest      # or drop_newest, block
+        fsync: null                   # the spool's fsync mode (see modelmon.spool); null: its default
+      remote_write:
+        url: https://prom.example/api/v1/write
+        timeout: 30s
+        basic_auth: {username: edge, password_file: /etc/modelmon/pw}   # or password
+        bearer_token_file: null       # or bearer_token
+        tls: {ca_file: null, cert_file: null, key_file: null, insecure_skip_verify: false}
+        headers: {}                   # extra HTTP headers, e.g. X-Scope-OrgID for Mimir
+        max_samples_per_send: 2000
+        backfill_rate_limit: 20000    # samples/s sent, at most; null for no limit
+        order: fifo                   # oldest first; live_first needs an out-of-order window
+        min_backoff: 1s               # first retry delay after 5xx/429/connection errors,
+        max_backoff: 1m               # doubling up to this
+        max_retry_duration: null      # give up on a batch after this long; null: retry forever
+
+A file without an ``edge:`` key is read as the edge section itself, so the
+short form of the example above (``device_id`` at the top) works too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from modelmon.config import ConfigError, load_yaml, parse_listen
+from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.units import parse_duration, parse_size
+
+from .remote_write import TLS, Auth
+
+Order = Literal["fifo", "live_first"]
+FULL_POLICIES = ("drop_oldest", "drop_newest", "block")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    path: Path
+    max_bytes: int = 512 * 1024**2
+    max_age: float | None = 7 * 86400.0
+    full_policy: str = "drop_oldest"
+    fsync: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteWriteConfig:
+    url: str
+    timeout: float = 30.0
+    auth: Auth = field(default_factory=Auth)
+    tls: TLS = field(default_factory=TLS)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_samples_per_send: int = 2000
+    backfill_rate_limit: float | None = 20_000.0
+    order: Order = "fifo"
+    min_backoff: float = 1.0
+    max_backoff: float = 60.0
+    max_retry_duration: float | None = None
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    device_id: str
+    spool: SpoolConfig
+    remote_write: RemoteWriteConfig
+    interval: float = 10.0
+    listen: tuple[str, int] | None = ("127.0.0.1", 9108)
+    collectors: tuple[str, ...] = ("system",)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    prefix: str = DEFAULT_PREFIX
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.spool.path
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.spool.path / "spool"
+
+    @property
+    def status_file(self) -> Path:
+        return self.spool.path / "status.json"
+
+
+def load_edge_config(path: str | Path) -> EdgeConfig:
+    """Read and validate a config file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        return edge_config_from_mapping(load_yaml(path), path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> EdgeConfig:
+    if "edge" in data:
+        section, where = data["edge"], "edge."
+        prefix = data.get("prefix", DEFAULT_PREFIX)
+        plugins = data.get("plugins") or {}
+    else:
+        section, where = data, ""
+        prefix = DEFAULT_PREFIX
+        plugins = {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping with device_id, spool, remote_write")
+    p = _Fields(section, where, base_dir)
+    p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write")
+    device_id = p.required_str("device_id")
+    if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", device_id):
+        raise ConfigError(
+            f"{where}device_id: use letters, digits and _.:@/- (no spaces), got {device_id!r}"
+        )
+    if not isinstance(prefix, str) or not _LABEL_NAME.match(prefix):
+        raise ConfigError(f"prefix: expected letters, digits and '_' like 'modelmon_', got {prefix!r}")
+    if not isinstance(plugins, Mapping) or not all(isinstance(v, Mapping | None) for v in plugins.values()):
+        raise ConfigError("plugins: expected a mapping of plugin name to its settings mapping")
+    listen: tuple[str, int] | None = ("127.0.0.1", 9108)
+    if "listen" in section:
+        raw = section["listen"]
+        listen = None if raw in (None, "", False) else parse_listen(raw, f"{where}listen")
+    collectors = section.get("collectors", ["system"])
+    if collectors is None:
+        collectors = []
+    if not isinstance(collectors, list) or not all(isinstance(c, str) and c for c in collectors):
+        raise ConfigError(f"{where}collectors: expected a list of collector names such as [system], got {collectors!r}")
+    labels = section.get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise ConfigError(f"{where}labels: expected a mapping of label name to value")
+    for name, value in labels.items():
+        if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__") or name == "device":
+            raise ConfigError(
+                f"{where}labels.{name}: not a usable label name (letters, digits, '_'; not "
+                "'device', not starting with '__')"
+            )
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}labels.{name}: expected a string value, got {value!r}")
+    return EdgeConfig(
+        device_id=device_id,
+        spool=_spool(p.section("spool", required=True), base_dir),
+        remote_write=_remote_write(p.section("remote_write", required=True), base_dir),
+        interval=p.duration("interval", 10.0),
+        listen=listen,
+        collectors=tuple(collectors),
+        labels={str(k): str(v) for k, v in labels.items()},
+        prefix=prefix,
+        plugins={str(k): dict(v or {}) for k, v in plugins.items()},
+    )
+
+
+class _Fields:
+    """Typed reads from one mapping; every error names ``where`` + the key."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, base_dir: Path | None) -> None:
+        self.data = data
+        self.where = where
+        self.base_dir = base_dir
+
+    def only(self, *known: str) -> None:
+        unknown = sorted(str(k) for k in set(self.data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{self.where}{unknown[0]}: unknown key; known keys here are {', '.join(known)}"
+            )
+
+    def required_str(self, key: str) -> str:
+        value = self.data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{self.where}{key}: required, expected a non-empty string, got {value!r}")
+        return value.strip()
+
+    def optional_str(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.where}{key}: expected a string, got {value!r}")
+        return value
+
+    def path(self, key: str) -> Path | None:
+        value = self.optional_str(key)
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
+
+    def duration(self, key: str, default: float) -> float:
+        if key not in self.data:
+            return default
+        try:
+            return parse_duration(self.data[key], f"{self.where}{key}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def optional_duration(self, key: str, default: float | None) -> float | None:
+        if key in self.data and self.data[key] is None:
+            return None
+        return self.duration(key, default) if key in self.data else default
+
+    def size(self, key: str, default: int) -> int:
+        if key not in self.data:
+            return default
+        try:
+            return parse_size(self.data[key], f"{self.where}{key}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def positive_int(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{self.where}{key}: expected a positive integer, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.data.get(key, default)
+        if value not in choices:
+            raise ConfigError(f"{self.where}{key}: expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    def section(self, key: str, required: bool = False) -> _Fields:
+        value = self.data.get(key)
+        if value is None and not required:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{self.where}{key}: required, expected a mapping" if value is None
+                              else f"{self.where}{key}: expected a mapping, got {value!r}")
+        return _Fields(value, f"{self.where}{key}.", self.base_dir)
+
+
+def _spool(p: _Fields, base_dir: Path | None) -> SpoolConfig:
+    p.only("path", "max_bytes", "max_age", "full_policy", "fsync")
+    path = p.path("path")
+    if path is None:
+        raise ConfigError(f"{p.where}path: required, the agent's state directory such as /var/lib/modelmon/edge")
+    return SpoolConfig(
+        path=path,
+        max_bytes=p.size("max_bytes", SpoolConfig.max_bytes),
+        max_age=p.optional_duration("max_age", SpoolConfig.max_age),
+        full_policy=p.choice("full_policy", FULL_POLICIES, "drop_oldest"),
+        fsync=p.optional_str("fsync"),
+    )
+
+
+def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
+    p.only("url", "timeout", "basic_auth", "bearer_token", "bearer_token_file", "tls", "headers",
+           "max_samples_per_send", "backfill_rate_limit", "order", "min_backoff", "max_backoff",
+           "max_retry_duration")
+    url = p.required_str("url")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{p.where}url: expected an http(s) URL such as "
+                          f"http://prometheus:9090/api/v1/write, got {url!r}")
+    basic = p.section("basic_auth")
+    basic.only("username", "password", "password_file")
+    username = basic.optional_str("username")
+    if username is None and basic.data:
+        raise ConfigError(f"{basic.where}username: required when basic_auth is set")
+    if basic.data.get("password") is not None and basic.data.get("password_file") is not None:
+        raise ConfigError(f"{basic.where}password_file: set password or password_file, not both")
+    bearer, bearer_file = p.optional_str("bearer_token"), p.path("bearer_token_file")
+    if bearer is not None and bearer_file is not None:
+        raise ConfigError(f"{p.where}bearer_token_file: set bearer_token or bearer_token_file, not both")
+    if username is not None and (bearer or bearer_file):
+        raise ConfigError(f"{p.where}bearer_token: set basic_auth or a bearer token, not both")
+    auth = Auth(username=username, password=basic.optional_str("password"),
+                password_file=basic.path("password_file"), bearer_token=bearer,
+                bearer_token_file=bearer_file)
+    for secret in (auth.password_file, auth.bearer_token_file):
+        if secret is not None and not secret.is_file():
+            raise ConfigError(f"{p.where}: credentials file {secret} does not exist or is not a file")
+    tls_fields = p.section("tls")
+    tls_fields.only("ca_file", "cert_file", "key_file", "insecure_skip_verify")
+    skip = tls_fields.data.get("insecure_skip_verify", False)
+    if not isinstance(skip, bool):
+        raise ConfigError(f"{tls_fields.where}insecure_skip_verify: expected true or false, got {skip!r}")
+    tls = TLS(ca_file=tls_fields.path("ca_file"), cert_file=tls_fields.path("cert_file"),
+              key_file=tls_fields.path("key_file"), insecure_skip_verify=skip)
+    if tls.key_file is not None and tls.cert_file is None:
+        raise ConfigError(f"{tls_fields.where}cert_file: required when key_file is set")
+    headers = p.data.get("headers") or {}
+    if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
+        raise ConfigError(f"{p.where}headers: expected a mapping of header name to string value")
+    rate: float | None = RemoteWriteConfig.backfill_rate_limit
+    if "backfill_rate_limit" in p.data:
+        raw = p.data["backfill_rate_limit"]
+        if raw is None:
+            rate = None
+        elif isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            raise ConfigError(f"{p.where}backfill_rate_limit: expected samples per second such as "
+                              f"20000, or null for no limit, got {raw!r}")
+        else:
+            rate = float(raw)
+    min_backoff = p.duration("min_backoff", RemoteWriteConfig.min_backoff)
+    max_backoff = p.duration("max_backoff", RemoteWriteConfig.max_backoff)
+    if max_backoff < min_backoff:
+        raise ConfigError(f"{p.where}max_backoff: must be at least min_backoff ({min_backoff}s)")
+    return RemoteWriteConfig(
+        url=url,
+        timeout=p.duration("timeout", RemoteWriteConfig.timeout),
+        auth=auth,
+        tls=tls,
+        headers={str(k): v for k, v in headers.items()},
+        max_samples_per_send=p.positive_int("max_samples_per_send", RemoteWriteConfig.max_samples_per_send),
+        backfill_rate_limit=rate,
+        order=p.choice("order", ("fifo", "live_first"), "fifo"),  # type: ignore[arg-type]
+        min_backoff=min_backoff,
+        max_backoff=max_backoff,
+        max_retry_duration=p.optional_duration("max_retry_duration", None),
+    )
