@@ -21,7 +21,7 @@ from typing import Any
 
 from modelmon.config import ConfigError, load_yaml
 from modelmon.kpi import DEFAULT_PREFIX
-from modelmon.units import parse_duration
+from modelmon.units import parse_duration, parse_size
 
 DEFAULT_RUNBOOK_BASE_URL = "https://github.com/modelmon/modelmon/blob/main/docs/runbooks.md"
 
@@ -67,7 +67,7 @@ class QualityConfig:
     min_accuracy: float = 0.8
     # Alert too when accuracy over accuracy_window falls this far below the 1d value.
     max_accuracy_drop: float = 0.1
-    accuracy_window: str = "1h"
+    min_feedback_labels: int = 100
     accuracy_for: str = "15m"
 
 
@@ -79,6 +79,10 @@ class EdgeConfig:
     # Spool usage (bytes / max bytes) that means "near its limit".
     backlog_limit_ratio: float = 0.8
     backlog_limit_for: str = "10m"
+    # The agent's spool limits (edge.yaml spool.max_bytes / max_age): set them
+    # to what your devices use, the agent does not export them.
+    spool_max_bytes: float = 512 * 1024 * 1024.0
+    spool_max_age: str = "7d"
     drops_window: str = "15m"
 
 
@@ -149,13 +153,22 @@ def _section(cls: type, data: object, path: str) -> Any:
     for key, value in data.items():
         name = f"{path}.{key}" if path else key
         default = known[key].default
-        if isinstance(default, float):
+        if key.endswith("_bytes"):
+            try:
+                kwargs[key] = float(parse_size(value, name))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        elif isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}: expected a non-negative integer, got {value!r}")
+            kwargs[key] = value
+        elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name}: expected a non-negative number, got {value!r}")
             if name in _RATIOS and not 0 < value < 1:
                 raise ConfigError(f"{name}: expected a ratio between 0 and 1 (exclusive), got {value!r}")
             kwargs[key] = float(value)
-        elif key.endswith(("_for", "_window", "_after", "_lookback")) or key == "evaluation_interval":
+        elif key.endswith(("_for", "_window", "_after", "_lookback", "_age")) or key == "evaluation_interval":
             kwargs[key] = _duration(value, name)
         elif isinstance(value, str) and value:
             kwargs[key] = value

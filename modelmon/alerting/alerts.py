@@ -1,0 +1,267 @@
+"""The alerts besides the SLO burn rates: traffic, model quality, edge, logs.
+
+Each family is generated only from the KPIs the catalog has, so a group of
+KPIs that lands later brings its alerts with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelmon.alerting.common import alert, has, record
+from modelmon.alerting.config import RulesConfig
+from modelmon.kpi import KPI
+from modelmon.units import parse_duration
+
+# Data-quality counters summed into one violations-per-row ratio, by kind.
+VIOLATION_KPIS = {
+    "missing": "feature_missing_total",
+    "out_of_range": "feature_out_of_range_total",
+    "type_error": "feature_type_errors_total",
+    "unseen_category": "feature_unseen_category_total",
+}
+
+
+def _seconds(duration: str) -> str:
+    return f"{parse_duration(duration, 'duration'):g}"
+
+
+def violations_rate(prefix: str) -> str:
+    return f"model_version:{prefix}input_violations:rate"
+
+
+def input_rows_rate(prefix: str) -> str:
+    return f"model_version:{prefix}input_rows:rate"
+
+
+def service_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    p, t = config.prefix, config.traffic
+    out = [alert(
+        config, "ModelmonTargetDown", f"up{{{t.job_selector}}} == 0",
+        for_=t.target_down_for, severity="warning",
+        summary="Prometheus cannot scrape a modelmon target.",
+        description=(
+            "{{ $labels.job }}/{{ $labels.instance }} has been unreachable for "
+            f"{t.target_down_for}: its model KPIs are missing and no other alert about it can fire."
+        ),
+    )]
+    if has(catalog, "inference_requests_total", ("model",)):
+        requests = f"{p}inference_requests_total"
+        out.append(alert(
+            config, "ModelNoTraffic",
+            f"sum by (model) (rate({requests}[{t.no_traffic_lookback}] offset {t.no_traffic_window})) > 0\n"
+            f"unless\nsum by (model) (rate({requests}[{t.no_traffic_window}])) > 0",
+            for_=t.no_traffic_for, severity="warning",
+            summary="A model that was serving requests has stopped receiving any.",
+            description=(
+                "Model {{ $labels.model }} received no inference call in the last "
+                f"{t.no_traffic_window}, although it had traffic in the {t.no_traffic_lookback} "
+                "before."
+            ),
+        ))
+    if has(catalog, "collector_success", ("collector",)):
+        out.append(alert(
+            config, "ModelmonCollectorFailing", f"{p}collector_success == 0",
+            for_=t.collector_failing_for, severity="warning",
+            summary="A modelmon plugin collector fails; its metrics are missing from the scrape.",
+            description=(
+                "Collector {{ $labels.collector }} on {{ $labels.instance }} has failed every "
+                f"scrape for {t.collector_failing_for}; the target's log says why."
+            ),
+        ))
+    if has(catalog, "label_overflow_total", ("metric", "label")):
+        out.append(alert(
+            config, "ModelmonLabelOverflow",
+            f"sum by (job, instance, metric, label) (increase({p}label_overflow_total[1h])) > 0",
+            for_="0s", severity="info",
+            summary="A label reached its cardinality cap; new values are folded into __other__.",
+            description=(
+                "{{ $value | humanize }} values of label {{ $labels.label }} of "
+                "{{ $labels.metric }} went to __other__ in the last hour on {{ $labels.instance }}."
+            ),
+        ))
+    return out
+
+
+def quality_recording_rules(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    p, q = config.prefix, config.quality
+    rules = []
+    for kind, name in VIOLATION_KPIS.items():
+        if has(catalog, name, ("model", "version")):
+            rules.append(record(
+                violations_rate(p) + q.violation_window,
+                f"sum by (model, version) (rate({p}{name}[{q.violation_window}]))",
+                {"kind": kind},
+            ))
+    if rules and has(catalog, "input_rows_total", ("model", "version")):
+        rules.append(record(
+            input_rows_rate(p) + q.violation_window,
+            f"sum by (model, version) (rate({p}input_rows_total[{q.violation_window}]))",
+        ))
+    else:
+        rules = []
+    return rules
+
+
+def quality_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    p, q = config.prefix, config.quality
+    out = []
+    if has(catalog, "feature_drift", ("model", "version", "feature", "method")):
+        out.append(alert(
+            config, "ModelFeatureDrift",
+            f'max by (model, version, feature) ({p}feature_drift{{method="{q.drift_method}"}})'
+            f" > {q.drift_threshold:g}",
+            for_=q.drift_for, severity="warning",
+            summary="The live distribution of an input feature has drifted from the training data.",
+            description=(
+                "Feature {{ $labels.feature }} of model {{ $labels.model }} version "
+                f"{{{{ $labels.version }}}} has {q.drift_method.upper()} {{{{ $value | printf \"%.3f\" }}}} "
+                f"against its reference profile (threshold {q.drift_threshold:g})."
+            ),
+        ))
+    if has(catalog, "prediction_drift", ("model", "version", "method")):
+        out.append(alert(
+            config, "ModelPredictionDrift",
+            f'max by (model, version) ({p}prediction_drift{{method="{q.drift_method}"}})'
+            f" > {q.prediction_drift_threshold:g}",
+            for_=q.drift_for, severity="warning",
+            summary="The distribution of a model's predictions has shifted from its reference.",
+            description=(
+                "Predictions of model {{ $labels.model }} version {{ $labels.version }} have "
+                f"{q.drift_method.upper()} {{{{ $value | printf \"%.3f\" }}}} against the reference "
+                f"profile (threshold {q.prediction_drift_threshold:g})."
+            ),
+        ))
+    window = q.violation_window
+    if any(r.get("record") == input_rows_rate(p) + window for r in quality_recording_rules(config, catalog)):
+        out.append(alert(
+            config, "ModelDataQualityViolations",
+            f"sum by (model, version) ({violations_rate(p)}{window})\n/\n"
+            f"{input_rows_rate(p)}{window}\n> {q.violation_ratio:g}",
+            for_=q.violation_for, severity="warning",
+            summary="Many model inputs have missing, out-of-range, mistyped or unseen values.",
+            description=(
+                "Model {{ $labels.model }} version {{ $labels.version }} sees "
+                "{{ $value | printf \"%.3f\" }} data-quality problems per input row over "
+                f"{window} (threshold {q.violation_ratio:g})."
+            ),
+        ))
+    if has(catalog, "feedback_accuracy", ("model", "version")):
+        acc = f"avg by (model, version) ({p}feedback_accuracy)"
+        expr = (
+            f"(\n  {acc} < {q.min_accuracy:g}\nor\n  {acc}\n"
+            f"  < avg by (model, version) (avg_over_time({p}feedback_accuracy[1d]))"
+            f" - {q.max_accuracy_drop:g}\n)"
+        )
+        if has(catalog, "feedback_window_labels", ("model", "version")):
+            # Accuracy over a handful of labels is noise.
+            expr += (
+                f"\nand on (model, version)\nsum by (model, version) "
+                f"({p}feedback_window_labels) >= {q.min_feedback_labels}"
+            )
+        out.append(alert(
+            config, "ModelAccuracyDrop", expr,
+            for_=q.accuracy_for, severity="warning",
+            summary="Accuracy measured from ground-truth feedback has dropped.",
+            description=(
+                "Model {{ $labels.model }} version {{ $labels.version }} was right on "
+                "{{ $value | humanizePercentage }} of its recent feedback "
+                f"(minimum {q.min_accuracy:g}, or at most {q.max_accuracy_drop:g} below its 1d average)."
+            ),
+        ))
+    if has(catalog, "schema_violations_total", ("model", "version", "kind")):
+        out.append(alert(
+            config, "ModelSchemaViolations",
+            f"sum by (model, version, kind) (increase({p}schema_violations_total[{window}])) > 0",
+            for_=q.violation_for, severity="warning",
+            summary="Model inputs do not match the schema of the reference profile.",
+            description=(
+                "Model {{ $labels.model }} version {{ $labels.version }} received "
+                "{{ $value | humanize }} inputs with schema violation {{ $labels.kind }} in the last "
+                f"{window}."
+            ),
+        ))
+    return out
+
+
+def edge_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    p, e = config.prefix, config.edge
+    out = []
+    if has(catalog, "edge_last_send_success_timestamp_seconds", ("device",)):
+        # remote-written series get no staleness marker and vanish from instant
+        # queries 5m after their last sample: look back a day instead.
+        out.append(alert(
+            config, "EdgeDeviceOffline",
+            f"time() - max by (device) (max_over_time({p}edge_last_send_success_timestamp_seconds[1d]))"
+            f" > {_seconds(e.offline_after)}",
+            for_="0s", severity="warning",
+            summary="An edge device has not delivered data for a while.",
+            description=(
+                "Device {{ $labels.device }} last delivered samples {{ $value | humanizeDuration }} "
+                "ago; its data waits in its spool and will be backfilled when the link returns."
+            ),
+        ))
+    if has(catalog, "edge_backlog_samples", ("device",)):
+        out.append(alert(
+            config, "EdgeBacklogGrowing",
+            f"max by (device) (deriv({p}edge_backlog_samples[{e.backlog_growing_window}])) > 0\n"
+            f"and\nmax by (device) ({p}edge_backlog_samples) > 0",
+            for_=e.backlog_growing_for, severity="warning",
+            summary="The spool backlog of an edge device keeps growing.",
+            description=(
+                "The backlog of device {{ $labels.device }} has grown for "
+                f"{e.backlog_growing_for}: samples are produced faster than they are sent."
+            ),
+        ))
+    if has(catalog, "edge_backlog_bytes", ("device",)) and has(
+        catalog, "edge_backlog_oldest_sample_age_seconds", ("device",)
+    ):
+        max_bytes, max_age = e.spool_max_bytes, parse_duration(e.spool_max_age, "edge.spool_max_age")
+        out.append(alert(
+            config, "EdgeBacklogNearLimit",
+            f"max by (device) ({p}edge_backlog_bytes) / {max_bytes:g} > {e.backlog_limit_ratio:g}\n"
+            f"or\nmax by (device) ({p}edge_backlog_oldest_sample_age_seconds) / {max_age:g}"
+            f" > {e.backlog_limit_ratio:g}",
+            for_=e.backlog_limit_for, severity="critical",
+            summary="An edge spool is close to its size or age limit; samples will soon be dropped.",
+            description=(
+                "The spool of device {{ $labels.device }} is at {{ $value | humanizePercentage }} "
+                f"of its limit (max_bytes {max_bytes:g}, max_age {e.spool_max_age}); beyond it "
+                "the oldest samples are dropped."
+            ),
+        ))
+    if has(catalog, "edge_samples_dropped_total", ("device", "reason")):
+        out.append(alert(
+            config, "EdgeSamplesDropped",
+            f"sum by (device, reason) (increase({p}edge_samples_dropped_total[{e.drops_window}])) > 0",
+            for_="0s", severity="warning",
+            summary="An edge device dropped samples without delivering them.",
+            description=(
+                "Device {{ $labels.device }} dropped {{ $value | humanize }} samples in the last "
+                f"{e.drops_window} for reason {{{{ $labels.reason }}}}."
+            ),
+        ))
+    return out
+
+
+def log_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    p, lg = config.prefix, config.logs
+    if not has(catalog, "log_events_total", ("sink", "outcome")):
+        return []
+    out = []
+    for name, outcome, what in (
+        ("LogShipperDroppingEvents", "dropped", "dropped (lost)"),
+        ("LogShipperDeadLettering", "dead_lettered", "sent to the dead-letter store"),
+    ):
+        out.append(alert(
+            config, name,
+            f'sum by (job, instance, sink) (increase({p}log_events_total{{outcome="{outcome}"}}'
+            f"[{lg.loss_window}])) > 0",
+            for_=lg.loss_for, severity="warning",
+            summary=f"The log shipper has {what.split(' (')[0]} events.",
+            description=(
+                f"{{{{ $value | humanize }}}} log events were {what} by sink "
+                f"{{{{ $labels.sink }}}} on {{{{ $labels.instance }}}} in the last {lg.loss_window}."
+            ),
+        ))
+    return out
