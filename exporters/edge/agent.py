@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
 from modelmon.collectors import PluginCollectors
 from modelmon.config import ConfigError
+from modelmon.spool import Spool, SpoolFull, SpoolLocked
 
 from .config import EdgeConfig
 from .remote_write import RemoteWriteClient
@@ -51,8 +52,6 @@ class EdgeAgent:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
     ) -> None:
-        from modelmon.spool import Spool  # core; imported here so config errors come first
-
         self.config = config
         self.registry = REGISTRY if registry is None else registry
         self.metrics = EdgeMetrics(self.registry, config.prefix, config.device_id)
@@ -71,8 +70,13 @@ class EdgeAgent:
         try:
             self.spool = Spool(config.spool_dir, **spool_kwargs)
         except ValueError as exc:  # e.g. an fsync mode the spool does not know
-            raise ConfigError(f"edge.spool: {exc}") from None
-        self._drop_baseline = dict(self.spool.stats().dropped)
+            raise ConfigError(f"edge.spool.{exc}") from None
+        except SpoolLocked:
+            raise ConfigError(
+                f"edge.spool.path: {config.spool_dir} is in use by another process (another "
+                "edge agent with this config?); stop it or give this agent its own path"
+            ) from None
+        self._drop_baseline = dict(self.spool.stats().dropped_items)
         rw = config.remote_write
         self.client = RemoteWriteClient(rw.url, timeout=rw.timeout, auth=rw.auth, tls=rw.tls,
                                         headers=dict(rw.headers))
@@ -144,9 +148,13 @@ class EdgeAgent:
         records = self._stream.collect(now)
         if not records:
             return 0
-        seqs = self.spool.append_many(
-            [payload for payload, _ in records], created=now, items=[n for _, n in records]
-        )
+        try:
+            seqs = self.spool.append_many(
+                [payload for payload, _ in records], created=now, items=[n for _, n in records]
+            )
+        except SpoolFull as exc:  # full_policy block: counted by the spool as block_timeout
+            log.warning("%s; this collection is dropped", exc)
+            return 0
         spooled = sum(n for (_, n), seq in zip(records, seqs, strict=True) if seq is not None)
         self.metrics.collected.inc(spooled)
         return spooled
@@ -197,7 +205,9 @@ class EdgeAgent:
             "spool": {
                 "accepted": stats.accepted,
                 "delivered": stats.delivered,
-                "dropped": dict(stats.dropped),
+                "accepted_samples": stats.accepted_items,
+                "delivered_samples": stats.delivered_items,
+                "dropped_samples": dict(stats.dropped_items),
                 "dead_lettered": stats.dead_lettered,
                 "disk_bytes": stats.disk_bytes,
                 "max_bytes": self.config.spool.max_bytes,

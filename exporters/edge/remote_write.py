@@ -146,11 +146,11 @@ class RemoteWriteClient:
             response = self._session.post(
                 self.url, data=body, headers=headers, auth=basic, timeout=self.timeout
             )
-        except OSError as exc:  # credentials file unreadable
-            return SendResult("retry", "credentials", None, time.perf_counter() - start, str(exc))
-        except requests.RequestException as exc:
+        except requests.RequestException as exc:  # before OSError: it is one
             return SendResult("retry", "connection", None, time.perf_counter() - start,
                               f"{type(exc).__name__}: {exc}")
+        except OSError as exc:  # credentials file unreadable
+            return SendResult("retry", "credentials", None, time.perf_counter() - start, str(exc))
         duration = time.perf_counter() - start
         status = response.status_code
         if 200 <= status < 300:

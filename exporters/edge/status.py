@@ -63,7 +63,7 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
     link = status.get("link_up")
     last_success = status.get("last_success")
     oldest = backlog.get("oldest_created")
-    dropped = spool.get("dropped") or {}
+    dropped = spool.get("dropped_samples") or {}
     since = status.get("since_start", {})
     lines = [
         f"device:        {status.get('device_id')}",
@@ -79,7 +79,7 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
         f" (max age {human_duration(spool.get('max_age'))})",
         f"sent:          {since.get('sent_samples', 0):,} samples since the agent started",
         "drops (spool): " + (", ".join(f"{k}={v:,}" for k, v in sorted(dropped.items())) or "none")
-        + " records over the spool's life",
+        + " samples over the spool's life",
         "drops (send):  " + (", ".join(f"{k}={v:,}" for k, v in sorted((since.get('dropped_samples') or {}).items())) or "none")
         + " samples since start",
     ]

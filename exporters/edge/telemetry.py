@@ -18,7 +18,7 @@ from .remote_write import SendResult
 
 # Reasons the spool itself drops records for; the sender's own drop reasons
 # (too_old, http_400, ...) are counted where they happen.
-SPOOL_DROP_REASONS = ("max_age", "max_bytes", "full", "corrupt")
+SPOOL_DROP_REASONS = ("max_age", "max_bytes", "full", "corrupt", "too_large", "block_timeout")
 
 
 class EdgeMetrics:
@@ -77,7 +77,7 @@ class EdgeMetrics:
         self.backlog_age.set(0.0 if oldest is None else max(0.0, now - oldest))
         self.disk_bytes.set(stats.disk_bytes)
         for reason in SPOOL_DROP_REASONS:
-            total = int(stats.dropped.get(reason, 0)) - int(baseline.get(reason, 0))
+            total = int(stats.dropped_items.get(reason, 0)) - int(baseline.get(reason, 0))
             delta = total - self._spool_drops_seen.get(reason, 0)
             if delta > 0:
                 self._spool_drops_seen[reason] = total
