@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cramjam
 import pytest
-
 from modelmon.exporters.edge.prompb import decode_write_request
 
 
@@ -36,7 +35,7 @@ class Receiver:
 class _Handler(BaseHTTPRequestHandler):
     receiver: Receiver
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         series = decode_write_request(bytes(cramjam.snappy.decompress_raw(body)))
         r = self.receiver

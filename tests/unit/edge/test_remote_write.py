@@ -4,13 +4,13 @@ import base64
 import time
 
 import pytest
-
 from modelmon.exporters.edge.prompb import encode_write_request
 from modelmon.exporters.edge.remote_write import (
     Auth,
     RemoteWriteClient,
     classify_rejection,
 )
+
 from modelmon.prometheus_process import free_port
 
 BODY = encode_write_request([((("__name__", "up"), ("device", "d1")), [(1.0, 1_700_000_000_000)])])
