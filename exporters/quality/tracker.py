@@ -1,0 +1,316 @@
+"""QualityTracker: input checks, drift, predictions and feedback of one ModelMonitor.
+
+``ModelMonitor`` creates it on first use with ``QualityTracker(monitor,
+profile, **quality_options)`` and delegates ``check_inputs``,
+``record_predictions`` and ``record_feedback`` to it. Every public method
+swallows its own failures (counted in ``modelmon_quality_check_errors_total``
+and logged): monitoring never breaks the model server.
+
+Drift gauges are computed when Prometheus scrapes (``Gauge.set_function``)
+from the window's bin counts, once per scrape for all features, so updates
+never pay for them. In prometheus_client multiprocess mode functions are not
+exported; there the gauges are set at most every ``refresh_seconds`` on update.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import values as _prom_values
+
+from modelmon.exporters.quality.drift import METHODS, DriftScores
+from modelmon.exporters.quality.feedback import (
+    DEFAULT_CONFUSION_CLASSES,
+    DEFAULT_QUEUE,
+    DEFAULT_WINDOW,
+    FeedbackJoiner,
+)
+from modelmon.exporters.quality.feedback_store import FeedbackStore
+from modelmon.exporters.quality.inputs import InputChecker, select_drift_features
+from modelmon.exporters.quality.predictions import DEFAULT_MAX_CLASSES, PredictionRecorder, Task, as_list
+from modelmon.exporters.quality.profile import Profile, as_profile
+from modelmon.exporters.quality.window import DEFAULT_CHUNKS, SlidingCounts
+from modelmon.units import parse_duration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW_ROWS = 10_000
+DEFAULT_DRIFT_TOP_K = 50
+DEFAULT_FEEDBACK_TTL = 7 * 86400.0
+DEFAULT_FEEDBACK_MAX_ENTRIES = 1_000_000
+_NAN = float("nan")
+
+
+def _multiprocess_mode() -> bool:
+    return _prom_values.ValueClass is not _prom_values.MutexValue
+
+
+class QualityTracker:
+    """Model-quality KPIs of one ModelMonitor. Options (``quality_options``):
+
+    - ``window``: drift window, an int of rows (default 10000) or a duration
+      such as ``"15m"``; ``window_chunks`` (default 10) sets its granularity.
+    - ``drift_features``: allowlist of features that get drift gauges;
+      otherwise the top ``drift_top_k`` (default 50) by profile importance.
+    - ``task``: "classification" or "regression" (default: from the profile's
+      predictions, else guessed from the first predictions).
+    - ``max_classes``: cap of ``predictions_total`` class labels (default 50).
+    - ``feedback_db``: SQLite path of the feedback store (default in memory:
+      set it for the store to survive restarts); ``feedback_ttl`` (default
+      "7d"), ``feedback_max_entries`` (default 1,000,000), ``feedback_window``
+      (labels behind accuracy/MAE, default 1000), ``max_confusion_classes``
+      (default 20), ``feedback_queue`` (default 100,000).
+    - ``refresh_seconds``: multiprocess mode only, gauge refresh period (default 1).
+    """
+
+    def __init__(
+        self,
+        monitor: Any,
+        profile: Profile | str | Path | Mapping[str, Any] | None = None,
+        *,
+        window: int | str | float = DEFAULT_WINDOW_ROWS,
+        window_chunks: int = DEFAULT_CHUNKS,
+        drift_features: Sequence[str] | None = None,
+        drift_top_k: int = DEFAULT_DRIFT_TOP_K,
+        task: Task | None = None,
+        max_classes: int = DEFAULT_MAX_CLASSES,
+        feedback_db: str | Path | None = None,
+        feedback_ttl: str | float = DEFAULT_FEEDBACK_TTL,
+        feedback_max_entries: int = DEFAULT_FEEDBACK_MAX_ENTRIES,
+        feedback_window: int = DEFAULT_WINDOW,
+        max_confusion_classes: int = DEFAULT_CONFUSION_CLASSES,
+        feedback_queue: int = DEFAULT_QUEUE,
+        refresh_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if task not in (None, "classification", "regression"):
+            raise ValueError(f"task: expected 'classification' or 'regression', got {task!r}")
+        self.monitor = monitor
+        self.model: str = monitor.model
+        self.version: str = monitor.version
+        self.metrics = monitor.metrics
+        self.profile = as_profile(profile)
+        self._make_window, slot_seconds = _window_factory(window, window_chunks, clock)
+        # Time windows age without updates: the drift cache also keys on the slot.
+        self._slot: Callable[[], int] = (
+            (lambda: int(clock() // slot_seconds)) if slot_seconds else (lambda: 0)
+        )
+        m = self.metrics
+        labels = (self.model, self.version)
+        self._errors = m.get("quality_check_errors_total")
+        self._error_children: dict[str, Any] = {}
+        self._rows_fallback = m.get("input_rows_total").labels(*labels)
+        self._window_rows = m.get("drift_window_rows").labels(*labels)
+
+        self.inputs: InputChecker | None = None
+        if self.profile is not None:
+            drift = select_drift_features(self.profile, drift_features, drift_top_k)
+            self.inputs = InputChecker(
+                self.profile, m, self.model, self.version, drift,
+                self._make_window(sum(f.bins for f in drift)) if drift else None,
+            )
+        self.predictions = PredictionRecorder(
+            m, self.model, self.version, task=task,
+            prediction_reference=self.profile.prediction if self.profile else None,
+            score_reference=self.profile.score if self.profile else None,
+            make_window=self._make_window, max_classes=max_classes,
+        )
+        self.feedback = FeedbackJoiner(
+            FeedbackStore(
+                feedback_db,
+                ttl_seconds=parse_duration(feedback_ttl, "feedback_ttl"),
+                max_entries=feedback_max_entries,
+            ),
+            m, self.model, self.version, window=feedback_window,
+            max_classes=max_confusion_classes, max_queue=feedback_queue,
+            on_error=self._count_error,
+        )
+        self._cache_lock = threading.Lock()
+        self._cache_key: tuple[Any, ...] | None = None
+        self._cache: dict[str, Any] = {}
+        self._multiprocess = _multiprocess_mode()
+        self._refresh_seconds = refresh_seconds
+        self._last_refresh = 0.0
+        self._gauges: list[tuple[Any, Callable[[], float]]] = []
+        self._bind_gauges()
+
+    # -- the API ModelMonitor delegates to -------------------------------------
+
+    def check_inputs(self, X: Any) -> None:
+        """Count data-quality problems of one row or a batch and update drift."""
+        try:
+            if self.inputs is None:
+                self._rows_fallback.inc(_row_count(X))
+            elif type(X) is dict:
+                self.inputs.check_row(X)
+            else:
+                self.inputs.check_batch(X)
+        except Exception:
+            self._count_error("check_inputs")
+            log.debug("check_inputs failed", exc_info=True)
+        if self._multiprocess:
+            self._refresh_if_due()
+
+    def record_predictions(
+        self, y_pred: Any, scores: Any = None, request_ids: Any = None
+    ) -> None:
+        """Count classes or values and scores; remember predictions for feedback."""
+        try:
+            normalized = self.predictions.record(y_pred, scores)
+            if request_ids is not None:
+                ids = as_list(request_ids)
+                if len(ids) != len(normalized):
+                    raise ValueError(
+                        f"request_ids: {len(ids)} ids for {len(normalized)} predictions"
+                    )
+                self.feedback.remember(ids, normalized)
+        except Exception:
+            self._count_error("record_predictions")
+            log.debug("record_predictions failed", exc_info=True)
+        if self._multiprocess:
+            self._refresh_if_due()
+
+    def record_feedback(self, request_id: Any, y_true: Any) -> None:
+        """Queue a ground-truth label; it is joined with its prediction in the background."""
+        try:
+            self.feedback.submit(request_id, y_true)
+        except Exception:
+            self._count_error("record_feedback")
+            log.debug("record_feedback failed", exc_info=True)
+
+    def flush(self) -> None:
+        """Process queued predictions and labels now (tests, shutdown)."""
+        self.feedback.flush()
+
+    def drift(self) -> dict[str, dict[str, float]]:
+        """Current drift per feature plus "__prediction__" / "__score__": {method: value}."""
+        snap = self._snapshot()
+        out: dict[str, dict[str, float]] = {}
+        features = snap.get("features")
+        if features is not None:
+            scores, _ = features
+            for j, f in enumerate(self.inputs.layout.features):  # type: ignore[union-attr]
+                out[f.name] = {m: float(scores.method(m)[j]) for m in METHODS}
+        for key in ("prediction", "score"):
+            if key in snap:
+                scores, _ = snap[key]
+                out[f"__{key}__"] = {m: float(scores.method(m)[0]) for m in METHODS}
+        return out
+
+    def window_rows(self) -> int:
+        features = self._snapshot().get("features")
+        return 0 if features is None else int(features[1])
+
+    # -- gauges -----------------------------------------------------------------
+
+    def _bind_gauges(self) -> None:
+        m = self.metrics
+        labels = (self.model, self.version)
+        feature_drift = m.get("feature_drift")
+        limit = m.limiter.limit
+        if self.inputs is not None and self.inputs.layout is not None:
+            for j, f in enumerate(self.inputs.layout.features):
+                methods = METHODS if f.kind == "numeric" else ("psi", "js")
+                for method in methods:
+                    child = feature_drift.labels(*labels, limit("feature_drift", "feature", f.name),
+                                                 method)
+                    self._bind(child, self._reader("features", method, j))
+        for key, metric in (("prediction", "prediction_drift"), ("score", "score_drift")):
+            target = getattr(self.predictions, f"{key}_drift")
+            if target is None:
+                continue
+            methods = METHODS if target.reference.kind == "numeric" else ("psi", "js")
+            gauge = m.get(metric)
+            for method in methods:
+                self._bind(gauge.labels(*labels, method), self._reader(key, method, 0))
+        self._bind(self._window_rows, lambda: float(self.window_rows()))
+
+    def _bind(self, child: Any, read: Callable[[], float]) -> None:
+        if self._multiprocess:
+            self._gauges.append((child, read))
+        else:
+            child.set_function(read)
+
+    def _reader(self, key: str, method: str, j: int) -> Callable[[], float]:
+        def read() -> float:
+            try:
+                entry = self._snapshot().get(key)
+                return _NAN if entry is None else float(entry[0].method(method)[j])
+            except Exception:  # a scrape must never fail because of us
+                self._count_error("drift")
+                log.debug("drift computation failed", exc_info=True)
+                return _NAN
+
+        return read
+
+    def _snapshot(self) -> dict[str, tuple[DriftScores, int]]:
+        """Drift of every window, recomputed only when a window changed."""
+        inputs = self.inputs
+        key = (
+            inputs.version if inputs is not None else None,
+            self.predictions.version,
+            self._slot(),
+        )
+        with self._cache_lock:
+            if key == self._cache_key:
+                return self._cache
+            snap: dict[str, tuple[DriftScores, int]] = {}
+            if inputs is not None:
+                result = inputs.drift()
+                if result is not None:
+                    snap["features"] = result
+            snap.update(self.predictions.drift())
+            self._cache, self._cache_key = snap, key
+            return snap
+
+    def _refresh_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_refresh < self._refresh_seconds:
+            return
+        self._last_refresh = now
+        for child, read in self._gauges:
+            child.set(read())
+
+    def _count_error(self, operation: str) -> None:
+        child = self._error_children.get(operation)
+        if child is None:
+            child = self._errors.labels(self.model, self.version, operation)
+            self._error_children[operation] = child
+        child.inc()
+
+
+def _window_factory(
+    window: int | str | float, chunks: int, clock: Callable[[], float]
+) -> tuple[Callable[[int], SlidingCounts], float]:
+    """A SlidingCounts factory (bins -> window) and the slot length (0 for count windows)."""
+    if isinstance(window, bool):
+        raise ValueError(f"window: expected a number of rows or a duration like '15m', got {window!r}")
+    if isinstance(window, int):
+        if window < chunks:
+            raise ValueError(
+                f"window: {window} rows is fewer than window_chunks={chunks}; use at least "
+                f"{chunks} rows (1000 or more gives stable drift)"
+            )
+        return (lambda bins: SlidingCounts(bins, rows=window, chunks=chunks, clock=clock)), 0.0
+    seconds = parse_duration(window, "window")
+    if math.isinf(seconds):
+        raise ValueError("window: expected a finite duration such as '15m'")
+    return (
+        (lambda bins: SlidingCounts(bins, seconds=seconds, chunks=chunks, clock=clock)),
+        seconds / chunks,
+    )
+
+
+def _row_count(X: Any) -> int:
+    if isinstance(X, Mapping):
+        return 1
+    try:
+        return len(X)
+    except TypeError:
+        return 1
