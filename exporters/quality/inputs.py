@@ -16,12 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from modelmon.exporters.quality.columns import ABSENT, RawBatch, read_batch
-from modelmon.exporters.quality.drift import BinLayout, DriftScores, bin_numeric, numeric_edge_matrix
+from modelmon.exporters.quality.drift import (
+    BinLayout,
+    DriftScores,
+    bin_numeric,
+    numeric_edge_matrix,
+)
 from modelmon.exporters.quality.profile import FeatureProfile, Profile
 from modelmon.exporters.quality.values import TYPE_ERROR, category_key, is_missing, numeric_value
 from modelmon.exporters.quality.window import SlidingCounts
+
 from modelmon.metrics import MetricSet
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import values as _prom_values
-
 from modelmon.exporters.quality.drift import METHODS, DriftScores
 from modelmon.exporters.quality.feedback import (
     DEFAULT_CONFUSION_CLASSES,
@@ -33,9 +31,16 @@ from modelmon.exporters.quality.feedback import (
 )
 from modelmon.exporters.quality.feedback_store import FeedbackStore
 from modelmon.exporters.quality.inputs import InputChecker, select_drift_features
-from modelmon.exporters.quality.predictions import DEFAULT_MAX_CLASSES, PredictionRecorder, Task, as_list
+from modelmon.exporters.quality.predictions import (
+    DEFAULT_MAX_CLASSES,
+    PredictionRecorder,
+    Task,
+    as_list,
+)
 from modelmon.exporters.quality.profile import Profile, as_profile
 from modelmon.exporters.quality.window import DEFAULT_CHUNKS, SlidingCounts
+from prometheus_client import values as _prom_values
+
 from modelmon.units import parse_duration
 
 log = logging.getLogger(__name__)
