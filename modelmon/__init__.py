@@ -24,6 +24,7 @@ _LAZY = {
     "ModelMonitor": "modelmon.exporters.monitor",
     "InferenceRejected": "modelmon.exporters.monitor",
     "instrument_app": "modelmon.exporters.flask",
+    "Profile": "modelmon.exporters.quality.profile",
 }
 
 if TYPE_CHECKING:
