@@ -117,7 +117,7 @@ def generated_panel(kpi: KPI, prefix: str) -> TimeSeries:
     """The default view of a KPI no hand-written panel covers."""
     labels = ", ".join(kpi.labels)
     by = f" by ({labels})" if labels else ""
-    title = kpi.panel or kpi.name.replace("_", " ").capitalize()
+    title = kpi.panel or kpi.name.removesuffix("_total").replace("_", " ").capitalize()
     description = f"{kpi.help} {kpi.meaning} (`{kpi.full_name(prefix)}`)"
     if kpi.type == "counter":
         expr = f"sum{by} ({rate(kpi.name, prefix)})"

@@ -26,6 +26,13 @@ def _seconds(duration: str) -> str:
     return f"{parse_duration(duration, 'duration'):g}"
 
 
+def _human_bytes(size: float) -> str:
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:g}{unit}"
+    return f"{size:g}B"
+
+
 def violations_rate(prefix: str) -> str:
     return f"model_version:{prefix}input_violations:rate"
 
@@ -219,14 +226,14 @@ def edge_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
         max_bytes, max_age = e.spool_max_bytes, parse_duration(e.spool_max_age, "edge.spool_max_age")
         out.append(alert(
             config, "EdgeBacklogNearLimit",
-            f"max by (device) ({p}edge_backlog_bytes) / {max_bytes:g} > {e.backlog_limit_ratio:g}\n"
+            f"max by (device) ({p}edge_backlog_bytes) / {max_bytes:.0f} > {e.backlog_limit_ratio:g}\n"
             f"or\nmax by (device) ({p}edge_backlog_oldest_sample_age_seconds) / {max_age:g}"
             f" > {e.backlog_limit_ratio:g}",
             for_=e.backlog_limit_for, severity="critical",
             summary="An edge spool is close to its size or age limit; samples will soon be dropped.",
             description=(
                 "The spool of device {{ $labels.device }} is at {{ $value | humanizePercentage }} "
-                f"of its limit (max_bytes {max_bytes:g}, max_age {e.spool_max_age}); beyond it "
+                f"of its limit (max_bytes {_human_bytes(max_bytes)}, max_age {e.spool_max_age}); beyond it "
                 "the oldest samples are dropped."
             ),
         ))

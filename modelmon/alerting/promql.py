@@ -18,6 +18,9 @@ from modelmon.kpi import DEFAULT_PREFIX, KPI
 _KEYWORDS = frozenset({
     "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
     "offset", "bool", "inf", "nan", "atan2",
+    # Aggregation operators may be followed by `by (...)` instead of `(`.
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile",
 })
 # Keywords followed by a parenthesized list of label names, not of expressions.
 _LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
