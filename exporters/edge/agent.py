@@ -157,6 +157,8 @@ class EdgeAgent:
             return 0
         spooled = sum(n for (_, n), seq in zip(records, seqs, strict=True) if seq is not None)
         self.metrics.collected.inc(spooled)
+        # Written once the samples are durable: the crash tests use it as ground truth.
+        log.debug("spooled %d samples collected at %d ms", spooled, int(now * 1000))
         return spooled
 
     def _refresh_spool_metrics(self, now: float) -> None:

@@ -78,12 +78,13 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
         f"spool disk:    {human_bytes(spool.get('disk_bytes', 0))} of {human_bytes(spool.get('max_bytes', 0))}"
         f" (max age {human_duration(spool.get('max_age'))})",
         f"sent:          {since.get('sent_samples', 0):,} samples since the agent started",
-        "drops (spool): " + (", ".join(f"{k}={v:,}" for k, v in sorted(dropped.items())) or "none")
-        + " samples over the spool's life",
-        "drops (send):  " + (", ".join(f"{k}={v:,}" for k, v in sorted((since.get('dropped_samples') or {}).items())) or "none")
-        + " samples since start",
+        "dropped:       " + _counts(dropped) + " (samples, over the spool's life)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _counts(by_reason: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v:,}" for k, v in sorted(by_reason.items())) or "none"
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:

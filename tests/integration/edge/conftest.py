@@ -1,0 +1,36 @@
+"""Fixtures for the edge agent's integration tests (real Prometheus, real agent process)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# --import-mode=importlib does not put test folders on sys.path; the harness is
+# shared with tests/chaos and benchmarks/, which add this folder the same way.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from edge_harness import Agent, Receiver
+
+from modelmon.prometheus_process import find_binary
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    if find_binary("prometheus") is None:
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    rec = Receiver(tmp_path / "prometheus")
+    rec.start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def agent(tmp_path: Path, receiver: Receiver) -> Iterator[Agent]:
+    a = Agent(tmp_path / "agent", receiver.write_url)
+    yield a
+    a.stop()
