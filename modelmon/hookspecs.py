@@ -67,7 +67,9 @@ def modelmon_register_collectors(register: RegisterCollector, config: Mapping[st
 
 
 @hookspec
-def modelmon_register_log_processors(register: RegisterLogProcessor) -> None:
+def modelmon_register_log_processors(
+    register: RegisterLogProcessor, config: Mapping[str, Any]
+) -> None:
     """Register processors that see every log event before it is spooled.
 
     Call ``register(name, processor, order=100)``. ``processor(event)`` gets
@@ -78,6 +80,9 @@ def modelmon_register_log_processors(register: RegisterLogProcessor) -> None:
     is skipped for that event and the failure is counted.
 
     :param register: ``register(name: str, processor: LogProcessor, order: int = 100) -> None``.
+    :param config: the ``logs:`` section of the modelmon config file (or the
+        ``processor_config`` given to ``LogShipper``); e.g. the built-in ``redact``
+        plugin reads ``config["redact"]``. An implementation may omit it.
     :return: nothing; results are given through ``register``.
     """
 

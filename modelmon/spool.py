@@ -283,6 +283,15 @@ class Spool:
     def _next_written(seqs: list[int | None]) -> int:
         return max(s for s in seqs if s is not None)
 
+    def count_drop(self, reason: str, records: int = 1, items: int = 1, size: int = 0) -> None:
+        """Count records refused before they reached the spool (a serialisation
+        error, say) as accepted and dropped, so every loss shows in one accounting."""
+        with self._append_lock:
+            c = self._caller_drops.setdefault(reason, [0, 0, 0])
+            c[0] += records
+            c[1] += items
+            c[2] += size
+
     def _wait_for_room(self, size: int) -> None:
         if size > self.max_bytes:
             return  # refused as too_large by append_many
