@@ -1,6 +1,6 @@
 """The remote_write 1.0 wire messages (``prometheus.WriteRequest`` and friends).
 
-The message classes are built at import time from a ``FileDescriptorProto``
+The message classes are built at runtime from a ``FileDescriptorProto``
 that mirrors prometheus/prompb ``types.proto`` and ``remote.proto`` (only the
 fields remote_write 1.0 uses: labels and float samples). Building them at
 runtime needs no ``protoc`` and no generated file to keep in sync; the field
@@ -14,17 +14,19 @@ to the same message.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-_FIELD = descriptor_pb2.FieldDescriptorProto
 PACKAGE = "prometheus"
+MESSAGES = ("Label", "Sample", "TimeSeries", "WriteRequest")
 
 
-def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+def _file_descriptor() -> Any:
+    from google.protobuf import descriptor_pb2
+
+    _FIELD = descriptor_pb2.FieldDescriptorProto
     fd = descriptor_pb2.FileDescriptorProto(
         name="modelmon/prompb/remote.proto", package=PACKAGE, syntax="proto3"
     )
@@ -49,18 +51,25 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     return fd
 
 
-_pool = descriptor_pool.DescriptorPool()
-_pool.Add(_file_descriptor())
+@functools.cache
+def _message_classes() -> dict[str, Any]:
+    # Built on first use: the agent itself only encodes (with SeriesEncoder),
+    # and importing protobuf costs ~7 MB of RSS on a small device.
+    from google.protobuf import descriptor_pool, message_factory
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(_file_descriptor())
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
+        for name in MESSAGES
+    }
 
 
-def _cls(name: str) -> Any:
-    return message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
-
-
-Label = _cls("Label")
-Sample = _cls("Sample")
-TimeSeries = _cls("TimeSeries")
-WriteRequest = _cls("WriteRequest")
+def __getattr__(name: str) -> Any:
+    """``prompb.WriteRequest`` and the other message classes, built on first access."""
+    if name in MESSAGES:
+        return _message_classes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 LabelSet = tuple[tuple[str, str], ...]
 """Sorted (name, value) pairs including ``__name__``: one series."""
@@ -117,7 +126,7 @@ class SeriesEncoder:
 
 def encode_write_request(series: Iterable[tuple[LabelSet, Sequence[tuple[float, int]]]]) -> bytes:
     """Serialize (labels, [(value, timestamp_ms), ...]) pairs with the protobuf classes."""
-    req = WriteRequest()
+    req = _message_classes()["WriteRequest"]()
     for labels, samples in series:
         ts = req.timeseries.add()
         for name, value in labels:
@@ -129,7 +138,7 @@ def encode_write_request(series: Iterable[tuple[LabelSet, Sequence[tuple[float, 
 
 def decode_write_request(data: bytes) -> list[tuple[LabelSet, list[tuple[float, int]]]]:
     """The inverse of ``encode_write_request`` (for ``edge status``, tests and debugging)."""
-    req = WriteRequest.FromString(data)
+    req = _message_classes()["WriteRequest"].FromString(data)
     return [
         (tuple((lb.name, lb.value) for lb in ts.labels),
          [(s.value, s.timestamp) for s in ts.samples])
