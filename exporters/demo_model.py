@@ -55,9 +55,11 @@ def _rows_to_matrix(rows: Any) -> np.ndarray:
 
 
 def create_demo_app(registry: Any = None) -> Flask:
+    import sklearn
+
     mon = ModelMonitor(
-        MODEL_NAME, version=MODEL_VERSION, framework="sklearn", task="classification",
-        registry=registry,
+        MODEL_NAME, version=MODEL_VERSION, framework="sklearn",
+        framework_version=sklearn.__version__, task="classification", registry=registry,
     )
     with mon.loading():
         model = train_model()

@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from typing import Any
 
-from prometheus_client import multiprocess
-
+# Must happen before anything imports prometheus_client: it picks its value
+# class (in-memory or memory-mapped files) once, at import time.
 _dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if not _dir:
     _dir = tempfile.mkdtemp(prefix="modelmon-multiproc-")
@@ -36,4 +36,6 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's test command: sets up everything on a fresh Debian/Ubuntu
+# machine with Python >= 3.11, then runs pytest. Extra arguments go to pytest.
+#   bash tests/run.sh                 # the whole suite
+#   bash tests/run.sh tests/unit -x   # a part
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. compose/bootstrap.sh
+# Real servers the tests start: Prometheus, promtool, Alertmanager, amtool;
+# openssl makes the TLS test certificates.
+ensure_debian_packages prometheus=prometheus promtool=prometheus \
+  amtool=prometheus-alertmanager openssl=openssl
+ensure_venv test,bench
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,55 @@
+"""instrument_app: per-endpoint request metrics and /metrics in one call."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from modelmon import ModelMonitor, instrument_app
+
+L = {"model": "m", "version": "1"}
+
+
+def make_app(registry):
+    mon = ModelMonitor("m", version="1", registry=registry)
+    app = Flask("t")
+
+    @app.post("/predict/<variant>")
+    def predict(variant):
+        with mon.track(batch_size=1):
+            return {"variant": variant}
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("bug")
+
+    instrument_app(app, mon)
+    return app.test_client()
+
+
+def test_requests_are_counted_by_route_template_method_and_status(registry):
+    client = make_app(registry)
+    for variant in ("a", "b", "c"):
+        assert client.post(f"/predict/{variant}", json={"x": [1, 2, 3]}).status_code == 200
+    assert client.get("/boom").status_code == 500
+    assert client.get("/no/such/path").status_code == 404
+    get = registry.get_sample_value
+    req = "modelmon_http_requests_total"
+    assert get(req, {**L, "endpoint": "/predict/<variant>", "method": "POST", "status": "200"}) == 3
+    assert get(req, {**L, "endpoint": "/boom", "method": "GET", "status": "500"}) == 1
+    assert get(req, {**L, "endpoint": "__unmatched__", "method": "GET", "status": "404"}) == 1
+    assert get("modelmon_http_request_duration_seconds_count",
+               {**L, "endpoint": "/predict/<variant>", "method": "POST"}) == 3
+    assert get("modelmon_payload_bytes_count", {**L, "direction": "request"}) == 3
+    assert get("modelmon_payload_bytes_count", {**L, "direction": "response"}) == 3
+    assert get("modelmon_inference_requests_total", {**L, "outcome": "success"}) == 3
+
+
+def test_metrics_route_serves_the_registry_and_is_not_counted(registry):
+    client = make_app(registry)
+    client.post("/predict/a", json={})
+    body = client.get("/metrics").data.decode()
+    assert 'modelmon_http_requests_total{endpoint="/predict/<variant>"' in body
+    assert 'modelmon_collector_success{collector="build_info"} 1.0' in body
+    assert registry.get_sample_value(
+        "modelmon_http_requests_total",
+        {**L, "endpoint": "/metrics", "method": "GET", "status": "200"}) is None
