@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client import CollectorRegistry
-
 from modelmon.exporters.monitor import ModelMonitor
 from modelmon.exporters.quality import Profile
+from prometheus_client import CollectorRegistry
 
 MODEL = {"model": "credit", "version": "1"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from modelmon.exporters.quality import Profile, ProfileError
 
 import modelmon
 from modelmon.cli import main
-from modelmon.exporters.quality import Profile, ProfileError
 
 
 def test_numeric_feature_has_quantile_bins_with_exact_reference_counts(train: pd.DataFrame) -> None:
