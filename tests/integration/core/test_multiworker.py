@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-
 from modelmon.exporters.demo_model import FEATURES, MODEL_NAME
+
 from modelmon.prometheus_process import prometheus_config, running_prometheus
 
 HERE = Path(__file__).resolve().parent

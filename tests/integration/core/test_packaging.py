@@ -62,7 +62,7 @@ def test_wheel_in_a_fresh_venv_with_the_example_plugin(tmp_path):
         "from modelmon.config import serve_config_from_mapping\n"
         "from modelmon.exporters.service import create_app\n"
         "import sys\n"
-        f"cfg = serve_config_from_mapping({{'plugins': {{'example': {{'temperature_file': sys.argv[1]}}}}}})\n"
+        "cfg = serve_config_from_mapping({'plugins': {'example': {'temperature_file': sys.argv[1]}}})\n"
         "print(create_app(cfg, registry=CollectorRegistry()).test_client().get('/metrics').data.decode())\n"
     )
     body = run([str(py), "-c", scrape, str(temp)], cwd=tmp_path)

@@ -10,9 +10,9 @@ import time
 
 import pytest
 import requests
+from modelmon.exporters.demo_model import FEATURES, MODEL_NAME
 
 from modelmon.catalog import in_groups
-from modelmon.exporters.demo_model import FEATURES, MODEL_NAME
 from modelmon.prometheus_process import free_port, prometheus_config, running_prometheus
 
 OPTIONAL_LABELS = {"model_info": {"framework_version", "task"}}

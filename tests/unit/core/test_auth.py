@@ -6,10 +6,10 @@ import base64
 
 import bcrypt
 import pytest
-
-from modelmon.config import ConfigError, ServeConfig
 from modelmon.exporters.service import create_app
 from modelmon.exporters.web_config import web_config_from_mapping
+
+from modelmon.config import ConfigError, ServeConfig
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from modelmon.exporters.service import create_app
 
 from modelmon.config import ServeConfig, serve_config_from_mapping
-from modelmon.exporters.service import create_app
 from modelmon.labels import OTHER
 
 
