@@ -95,11 +95,15 @@ class EdgeAgent:
         """The bound port of the local /metrics listener (useful with ``listen: ...:0``)."""
         return None if self._http is None else int(self._http.server_port)
 
-    def start(self) -> None:
+    def start(self, *, collect: bool = True) -> None:
+        """Start the threads; ``collect=False`` only drains the spool (and serves /metrics)."""
         if self.config.listen is not None:
             host, port = self.config.listen
             self._http, _ = start_http_server(port, host, registry=self.view)  # type: ignore[arg-type]
-        for name, target in (("collector", self._collect_loop), ("sender", self.sender.run)):
+        loops = [("sender", self.sender.run)]
+        if collect:
+            loops.insert(0, ("collector", self._collect_loop))
+        for name, target in loops:
             thread = threading.Thread(target=target, name=f"modelmon-edge-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
