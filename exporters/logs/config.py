@@ -1,0 +1,145 @@
+"""The ``logs:`` section of the modelmon config file -> LogShipper options.
+
+Example::
+
+    logs:
+      sink: elasticsearch            # elasticsearch | logstash_tcp | logstash_http | file
+      service_name: fraud-api
+      environment: production
+      spool_dir: /var/lib/modelmon/logs
+      spool:
+        max_bytes: 512MiB
+        max_age: 7d
+        full_policy: drop_oldest     # drop_oldest | drop_newest | block
+        fsync: interval              # interval | always | never
+        fsync_interval: 1s
+        block_timeout: 5s
+      batch_size: 1000
+      batch_bytes: 5MiB
+      backoff: {initial: 500ms, max: 60s}
+      log_inputs: false
+      log_outputs: false
+      max_payload_chars: 1024
+      correlation_header: X-Request-ID
+      redact: {ip_addresses: true, drop_fields: [user.password], hash_fields: [user.id]}
+      elasticsearch:                 # options of the sink named in `sink:`
+        url: https://es.example:9200 # or hosts: [...], or cloud_id: ...
+        api_key: ...                 # or username/password; api_key_file/password_file
+        ca_certs: /etc/ssl/es-ca.pem
+        index: logs-modelmon-default
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelmon.config import ConfigError
+from modelmon.units import parse_duration, parse_size
+
+_TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size", "batch_bytes",
+        "backoff", "log_inputs", "log_outputs", "max_payload_chars", "correlation_header",
+        "redact", "prefix"}
+_SPOOL = {"max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "block_timeout"}
+_SINK_SECTIONS = {"elasticsearch", "logstash_tcp", "logstash_http", "file"}
+
+
+def correlation_header(section: Mapping[str, Any] | None) -> str:
+    from modelmon.exporters.logs.correlation import DEFAULT_HEADER
+
+    return str((section or {}).get("correlation_header") or DEFAULT_HEADER)
+
+
+def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
+    """LogShipper keyword arguments; errors name the field and the fix."""
+    if not isinstance(section, Mapping):
+        raise ConfigError("logs: expected a mapping with at least 'sink'")
+    sink = str(section.get("sink", "file"))
+    unknown = set(section) - _TOP - _SINK_SECTIONS - {sink}
+    if unknown:
+        raise ConfigError(
+            f"logs: unknown key(s) {', '.join(sorted(unknown))}; known keys are "
+            f"{', '.join(sorted(_TOP | _SINK_SECTIONS))} (sink options go under logs.<sink>)"
+        )
+    try:
+        opts: dict[str, Any] = {"sink": sink}
+        for key in ("service_name", "environment", "prefix"):
+            if section.get(key) is not None:
+                opts[key] = str(section[key])
+        if section.get("spool_dir"):
+            opts["spool_dir"] = _path(section["spool_dir"], base_dir)
+        spool = section.get("spool") or {}
+        if not isinstance(spool, Mapping) or set(spool) - _SPOOL:
+            raise ConfigError(
+                f"logs.spool: expected a mapping with keys among {', '.join(sorted(_SPOOL))}"
+            )
+        if "max_bytes" in spool:
+            opts["max_bytes"] = parse_size(spool["max_bytes"], "logs.spool.max_bytes")
+        if "max_age" in spool:
+            opts["max_age"] = (None if spool["max_age"] in (None, "none", "off")
+                               else parse_duration(spool["max_age"], "logs.spool.max_age"))
+        for key, allowed in (("full_policy", ("drop_oldest", "drop_newest", "block")),
+                             ("fsync", ("interval", "always", "never"))):
+            if key in spool:
+                if spool[key] not in allowed:
+                    raise ConfigError(
+                        f"logs.spool.{key}: expected one of {', '.join(allowed)}, got {spool[key]!r}"
+                    )
+                opts[key] = spool[key]
+        for key in ("fsync_interval", "block_timeout"):
+            if spool.get(key) is not None:
+                opts[key] = parse_duration(spool[key], f"logs.spool.{key}")
+        if "batch_size" in section:
+            value = section["batch_size"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"logs.batch_size: expected a positive integer, got {value!r}")
+            opts["batch_size"] = value
+        if "batch_bytes" in section:
+            opts["batch_bytes"] = parse_size(section["batch_bytes"], "logs.batch_bytes")
+        backoff = section.get("backoff") or {}
+        if not isinstance(backoff, Mapping) or set(backoff) - {"initial", "max"}:
+            raise ConfigError("logs.backoff: expected a mapping with 'initial' and/or 'max'")
+        if "initial" in backoff:
+            opts["backoff_initial"] = parse_duration(backoff["initial"], "logs.backoff.initial")
+        if "max" in backoff:
+            opts["backoff_max"] = parse_duration(backoff["max"], "logs.backoff.max")
+        for key in ("log_inputs", "log_outputs"):
+            if key in section:
+                if not isinstance(section[key], bool):
+                    raise ConfigError(f"logs.{key}: expected true or false, got {section[key]!r}")
+                opts[key] = section[key]
+        if "max_payload_chars" in section:
+            opts["max_payload_chars"] = int(section["max_payload_chars"])
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(exc)) from None
+    opts["processor_config"] = dict(section)
+    sink_options = section.get(sink) or {}
+    if not isinstance(sink_options, Mapping):
+        raise ConfigError(f"logs.{sink}: expected a mapping of options for the {sink} sink")
+    opts.update(_sink_options(sink, dict(sink_options), base_dir))
+    return opts
+
+
+def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    # Secrets may live in files (Kubernetes secrets, systemd credentials).
+    for key in ("api_key", "password"):
+        file_key = f"{key}_file"
+        if file_key in options:
+            path = _path(options.pop(file_key), base_dir)
+            try:
+                options[key] = path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"logs.{sink}.{file_key}: cannot read {path} ({exc.strerror})"
+                                  ) from None
+    for key in ("ca_certs", "path"):
+        if key in options:
+            options[key] = str(_path(options[key], base_dir))
+    return options
+
+
+def _path(value: Any, base_dir: Path | None) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path

@@ -1,0 +1,84 @@
+"""Elastic Common Schema (ECS) helpers: timestamps, the base fields, log records.
+
+Model fields live under one custom namespace, ``model.*`` (``model.name``,
+``model.version``, ``model.prediction``...), so they never collide with ECS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from typing import Any
+
+ECS_VERSION = "8.11.0"
+MODEL_NAMESPACE = "model"
+
+_HOSTNAME = socket.gethostname()
+_PID = os.getpid()
+
+
+def timestamp(t: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds, as Elasticsearch's date type expects."""
+    if t is None:
+        t = time.time()
+    secs = int(t)
+    ms = int((t - secs) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z"
+
+
+def base_fields(service_name: str, environment: str | None = None) -> dict[str, Any]:
+    """Fields every event carries; computed once per shipper."""
+    fields: dict[str, Any] = {
+        "ecs": {"version": ECS_VERSION},
+        "service": {"name": service_name},
+        "host": {"hostname": _HOSTNAME, "name": _HOSTNAME},
+    }
+    if environment:
+        fields["service"]["environment"] = environment
+    return fields
+
+
+def error_fields(exc: BaseException, with_stack: bool = True) -> dict[str, Any]:
+    err: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if with_stack:
+        err["stack_trace"] = "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        )
+    return err
+
+
+_LEVELS = {50: "critical", 40: "error", 30: "warning", 20: "info", 10: "debug"}
+# LogRecord attributes that are not user "extra" fields.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName",
+}
+
+
+def from_log_record(record: logging.LogRecord) -> dict[str, Any]:
+    """An ECS event for a stdlib log record; ``extra={...}`` fields are kept."""
+    event: dict[str, Any] = {
+        "@timestamp": timestamp(record.created),
+        "log": {
+            "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
+            "logger": record.name,
+            "origin": {
+                "file": {"name": record.filename, "line": record.lineno},
+                "function": record.funcName,
+            },
+        },
+        "message": record.getMessage(),
+        "process": {"pid": record.process, "thread": {"name": record.threadName}},
+        "event": {"kind": "event", "dataset": "modelmon.log"},
+    }
+    if record.exc_info and record.exc_info[1] is not None:
+        event["error"] = error_fields(record.exc_info[1])
+    elif record.exc_text:
+        event["error"] = {"stack_trace": record.exc_text}
+    extra = record.__dict__.keys() - _RECORD_ATTRS
+    for key in extra:
+        if not key.startswith("_"):
+            event[key] = record.__dict__[key]
+    return event

@@ -1,0 +1,168 @@
+"""The Elasticsearch sink: ``_bulk`` ``create`` with deterministic ids, every item
+classified here (the client's helpers and retries are not used).
+
+Classification of each bulk item:
+
+- 2xx, and 409 (the id exists: an earlier attempt got through) -> delivered;
+- 429, 5xx, ``es_rejected_execution_exception`` -> retried (full-jitter
+  exponential backoff honouring ``Retry-After``, by the shipper);
+- any other 4xx (mapping and parsing errors) -> dead-letter store.
+
+Whole-request answers: 429 and 5xx retry the batch; 413 and 400 split it in
+halves until the culprit is alone (then it is dead-lettered); 401/403/404 and
+connection errors retry (configuration or availability problems that a fix
+resolves, not properties of the events).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+from modelmon.exporters.logs.sinks import Item, SendResult, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INDEX = "logs-modelmon-default"  # a data stream under the built-in logs-*-* template
+_RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_exception"})
+
+
+def make_client(
+    *,
+    url: str | Sequence[str] | None = None,
+    hosts: Sequence[str] | None = None,
+    cloud_id: str | None = None,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+    verify_certs: bool = True,
+    request_timeout: float = 30.0,
+) -> Elasticsearch:
+    """An official client with its own retries off: the shipper retries, per item."""
+    if url is not None and hosts is not None:
+        raise ValueError("elasticsearch: give url or hosts, not both")
+    nodes = [url] if isinstance(url, str) else list(url or hosts or [])
+    if not nodes and not cloud_id:
+        raise ValueError(
+            "elasticsearch: no server; set url (e.g. 'http://127.0.0.1:9200'), hosts, or cloud_id"
+        )
+    kwargs: dict[str, Any] = {
+        "request_timeout": request_timeout,
+        "max_retries": 0,
+        "retry_on_status": (),
+        "retry_on_timeout": False,
+        "http_compress": False,
+    }
+    if nodes:
+        kwargs["hosts"] = nodes
+    if cloud_id:
+        kwargs["cloud_id"] = cloud_id
+    if api_key:
+        kwargs["api_key"] = api_key
+    if username is not None:
+        kwargs["basic_auth"] = (username, password or "")
+    if ca_certs:
+        kwargs["ca_certs"] = ca_certs
+    if not verify_certs:
+        kwargs["verify_certs"] = False
+    try:
+        from elasticsearch.serializer import OrjsonSerializer
+
+        kwargs["serializer"] = OrjsonSerializer()
+    except ImportError:  # older clients: the stdlib serializer is fine
+        pass
+    return Elasticsearch(**kwargs)
+
+
+class ElasticsearchSink:
+    """Ships to an index or data stream with ``create`` and the spool's ids."""
+
+    name = "elasticsearch"
+
+    def __init__(self, *, index: str = DEFAULT_INDEX, pipeline: str | None = None,
+                 client: Elasticsearch | None = None, **client_options: Any) -> None:
+        self.index = index
+        self.pipeline = pipeline
+        self.client = client if client is not None else make_client(**client_options)
+
+    def send(self, items: Sequence[Item]) -> SendResult:
+        body = bytearray()
+        for item in items:
+            body += b'{"create":{"_id":"' + item.id.encode() + b'"}}\n'
+            body += item.source
+            body += b"\n"
+        try:
+            kwargs: dict[str, Any] = {"operations": bytes(body), "index": self.index}
+            if self.pipeline:
+                kwargs["pipeline"] = self.pipeline
+            resp = self.client.bulk(**kwargs)
+        except ApiError as exc:
+            return self._whole_request_error(items, exc)
+        except TransportError as exc:  # connection refused/reset, timeout
+            log.debug("elasticsearch bulk: %s", exc)
+            return SendResult.all_retry(items, "connection_error")
+        return classify_items(items, resp.body)
+
+    def _whole_request_error(self, items: Sequence[Item], exc: ApiError) -> SendResult:
+        status = exc.meta.status
+        retry_after = parse_retry_after(exc.meta.headers.get("retry-after"))
+        if status == 429:
+            return SendResult.all_retry(items, "throttled", retry_after)
+        if status >= 500:
+            return SendResult.all_retry(items, "server_error", retry_after)
+        if status in (400, 413):
+            label = "too_large" if status == 413 else "bad_request"
+            if len(items) == 1:
+                result = SendResult(result=label)
+                result.add_dead(f"{status} {_error_text(exc.body)}", items[0].seq)
+                return result
+            half = len(items) // 2
+            result = SendResult(result=label)
+            result.merge(self.send(items[:half]))
+            result.merge(self.send(items[half:]))
+            result.result = label
+            return result
+        log.warning(
+            "elasticsearch bulk refused with HTTP %s (%s): check url, credentials and index "
+            "permissions; events stay in the spool and are retried", status, _error_text(exc.body),
+        )
+        return SendResult.all_retry(items, "error", retry_after)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def classify_items(items: Sequence[Item], body: Any) -> SendResult:
+    result = SendResult()
+    answers = body.get("items", []) if isinstance(body, dict) else []
+    for n, item in enumerate(items):
+        if n >= len(answers):
+            result.retry.append(item.seq)  # an answer we never got: send again
+            continue
+        answer = next(iter(answers[n].values()), {})
+        status = int(answer.get("status", 500))
+        error = answer.get("error") or {}
+        etype = error.get("type", "") if isinstance(error, dict) else str(error)
+        if 200 <= status < 300 or status == 409:
+            result.delivered.append(item.seq)
+        elif status == 429 or status >= 500 or etype in _RETRY_TYPES:
+            result.retry.append(item.seq)
+        else:
+            reason = error.get("reason", "") if isinstance(error, dict) else ""
+            result.add_dead(f"{status} {etype}: {reason}".strip(), item.seq)
+    if result.retry or result.dead:
+        result.result = "partial"
+    return result
+
+
+def _error_text(body: Any) -> str:
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            return f"{err.get('type', '')}: {err.get('reason', '')}"
+        if err:
+            return str(err)
+    return str(body)[:200]

@@ -1,0 +1,32 @@
+"""A stdlib ``logging.Handler`` that ships every record through a LogShipper."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from modelmon.exporters.logs.ecs import from_log_record
+
+if TYPE_CHECKING:
+    from modelmon.exporters.logs.shipper import LogShipper
+
+# Records logged by the shipper's own threads (the sink's HTTP client, the
+# spool) are not shipped: each bulk request would log, and ship, more events.
+_OWN_THREADS = frozenset({"modelmon-log-shipper", "modelmon-spool"})
+
+
+class ShipperHandler(logging.Handler):
+    """``logging.getLogger().addHandler(shipper.handler())``: existing ``logging``
+    calls become ECS events; ``extra={...}`` fields are kept."""
+
+    def __init__(self, shipper: LogShipper, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.shipper = shipper
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.threadName in _OWN_THREADS:
+            return
+        try:
+            self.shipper.emit(from_log_record(record))
+        except Exception:
+            self.handleError(record)

@@ -1,0 +1,287 @@
+"""LogShipper: events -> processors -> durable spool -> background worker -> sink.
+
+The calling thread only completes the event (timestamp, service, host,
+correlation id), runs the processors, serialises it and appends it to the
+spool; ``emit`` returns once the event is durable per the spool's fsync mode.
+A background worker ships batches, classifies every item, retries with
+full-jitter exponential backoff honouring ``Retry-After``, and dead-letters
+what the destination refuses for good. A slow or dead destination never
+blocks the caller unless ``full_policy="block"`` was chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from modelmon.exporters.logs import correlation, ecs
+from modelmon.exporters.logs.metrics import ShipperCollector
+from modelmon.exporters.logs.sinks import Item, SendResult, Sink
+from prometheus_client import CollectorRegistry
+
+from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.metrics import metric_set
+from modelmon.spool import FsyncMode, FullPolicy, Spool, SpoolFull, SpoolLocked
+
+log = logging.getLogger(__name__)
+
+MAX_SLOTS = 64
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+def default_spool_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(state) / "modelmon" / "logs"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return str(value)
+
+
+class LogShipper:
+    """Ship structured events to Elasticsearch, Logstash or a file, losing none.
+
+    >>> shipper = LogShipper(sink="elasticsearch", url="http://127.0.0.1:9200",
+    ...                      spool_dir="/var/lib/modelmon/logs", service_name="fraud-api")
+    >>> shipper.emit({"message": "model loaded", "event": {"action": "model-loaded"}})
+
+    Options not listed here go to the sink (``url``, ``index``, ``api_key``...).
+    Several processes may share ``spool_dir``: each takes a free ``slot-N``
+    subdirectory, so a restarted process also ships what an earlier one left.
+    """
+
+    def __init__(
+        self,
+        sink: str | Sink = "file",
+        *,
+        spool_dir: str | Path | None = None,
+        service_name: str = "modelmon",
+        environment: str | None = None,
+        max_bytes: int = 512 * 1024 * 1024,
+        max_age: float | None = 7 * 86400.0,
+        full_policy: FullPolicy = "drop_oldest",
+        fsync: FsyncMode = "interval",
+        fsync_interval: float = 1.0,
+        block_timeout: float | None = None,
+        batch_size: int = 1000,
+        batch_bytes: int = 5 * 1024 * 1024,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 60.0,
+        registry: CollectorRegistry | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        processors: Sequence[Processor] = (),
+        plugin_processors: bool = True,
+        processor_config: Mapping[str, Any] | None = None,
+        log_inputs: bool = False,
+        log_outputs: bool = False,
+        max_payload_chars: int = 1024,
+        **sink_options: Any,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self.log_inputs = log_inputs
+        self.log_outputs = log_outputs
+        self.max_payload_chars = max_payload_chars
+        self._sink = sink if not isinstance(sink, str) else _make_sink(sink, sink_options, spool_dir)
+        if not isinstance(sink, str) and sink_options:
+            raise TypeError(f"unknown LogShipper option(s): {', '.join(sorted(sink_options))}")
+        self.sink_name: str = getattr(self._sink, "name", type(self._sink).__name__)
+        root = Path(spool_dir) if spool_dir is not None else default_spool_dir()
+        self.spool = _open_slot(
+            root, max_bytes=max_bytes, max_age=max_age, full_policy=full_policy, fsync=fsync,
+            fsync_interval=fsync_interval, block_timeout=block_timeout,
+        )
+        self._base = ecs.base_fields(service_name, environment)
+        self.service_name = service_name
+        self._processors: list[tuple[str, Processor]] = [
+            (getattr(p, "__name__", type(p).__name__), p) for p in processors
+        ]
+        if plugin_processors:
+            self._processors = _plugin_processors(processor_config or {}) + self._processors
+        self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        metrics = metric_set(registry, prefix)
+        self._bulk_duration = metrics.get("log_bulk_request_duration_seconds").labels(self.sink_name)
+        self._bulk_requests = metrics.get("log_bulk_requests_total")
+        self._processor_failures = metrics.get("log_processor_failures_total")
+        self.retried = 0
+        self._collector = ShipperCollector(self, prefix)
+        self._registry = metrics.registry
+        self._registry.register(self._collector)
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._worker = threading.Thread(target=self._run, name="modelmon-log-shipper", daemon=True)
+        self._worker.start()
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any], **overrides: Any) -> LogShipper:
+        """A shipper from the ``logs:`` section of the modelmon config file."""
+        from modelmon.exporters.logs.config import shipper_options
+
+        return cls(**{**shipper_options(section), **overrides})
+
+    # -- the caller's side --------------------------------------------------
+
+    def emit(self, event: Mapping[str, Any]) -> int | None:
+        """Spool one event (a dict of ECS fields); returns its spool seq once durable,
+        or None when it was filtered or dropped (counted). Never raises."""
+        try:
+            ev = {**self._base, **event}
+            if "@timestamp" not in ev:
+                ev["@timestamp"] = ecs.timestamp()
+            if "trace" not in ev:
+                cid = correlation._current.get()
+                if cid is not None:
+                    ev["trace"] = {"id": cid}
+            for name, processor in self._processors:
+                try:
+                    out = processor(ev)
+                except Exception:
+                    self._processor_failures.labels(name).inc()
+                    continue
+                if out is None:
+                    return None
+                ev = out
+            data = orjson.dumps(ev, default=_json_default, option=_JSON_OPTIONS)
+            return self.spool.append(data)
+        except SpoolFull:
+            return None  # counted by the spool as dropped{block_timeout}
+        except Exception as exc:
+            log.debug("log event dropped: %s", exc)
+            try:
+                self.spool.count_drop("error")
+            except Exception:
+                pass
+            return None
+
+    def handler(self, level: int = logging.NOTSET) -> logging.Handler:
+        """A stdlib ``logging.Handler`` that ships every record as an ECS event."""
+        from modelmon.exporters.logs.handler import ShipperHandler
+
+        return ShipperHandler(self, level)
+
+    # -- delivery -----------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every pending event, earlier processes' included, is
+        delivered or dead-lettered; False on timeout."""
+        deadline = time.monotonic() + timeout
+        if not self.spool.flush_buffer(timeout):
+            return False
+        with self._idle:
+            while self.spool.stats().pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._worker.is_alive():
+                    return False
+                self._idle.wait(min(left, 0.1))
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ship what can be shipped within ``timeout``, then stop; the rest stays
+        in the spool for the next start."""
+        if self._stop.is_set():
+            return
+        self.flush(timeout)
+        self._stop.set()
+        self._worker.join(timeout=max(timeout, 1.0) + 30)
+        try:
+            self._registry.unregister(self._collector)
+        except KeyError:
+            pass
+        try:
+            self._sink.close()
+        finally:
+            self.spool.close()
+
+    def __enter__(self) -> LogShipper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        attempt = 0
+        spool = self.spool
+        prefix = spool.id + "-"
+        while not self._stop.is_set():
+            records = spool.peek(self._batch_size, max_bytes=self._batch_bytes)
+            if not records:
+                with self._idle:
+                    self._idle.notify_all()
+                spool.wait(0.2)
+                continue
+            items = [Item(r.seq, prefix + str(r.seq), r.payload) for r in records]
+            started = time.perf_counter()
+            try:
+                result = self._sink.send(items)
+            except Exception:
+                log.exception("log sink %s failed; the batch is retried", self.sink_name)
+                result = SendResult.all_retry(items, "error")
+            self._bulk_duration.observe(time.perf_counter() - started)
+            self._bulk_requests.labels(self.sink_name, result.result).inc()
+            try:
+                spool.ack(result.delivered)
+                for reason, seqs in result.dead.items():
+                    spool.dead_letter(seqs, reason)
+            except Exception:
+                log.exception("log spool update failed; the batch will be sent again")
+            if result.retry:
+                self.retried += len(result.retry)
+                attempt += 1
+                # Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
+                delay = random.uniform(
+                    0, min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
+                )
+                if result.retry_after is not None:
+                    delay = max(delay, min(result.retry_after, self._backoff_max))
+                self._stop.wait(delay)
+            else:
+                attempt = 0
+
+
+def _open_slot(root: Path, **options: Any) -> Spool:
+    for n in range(MAX_SLOTS):
+        try:
+            return Spool(root / f"slot-{n}", **options)
+        except SpoolLocked:
+            continue
+    raise SpoolLocked(
+        f"all {MAX_SLOTS} spool slots under {root} are in use; give each group of "
+        "processes its own spool_dir"
+    )
+
+
+def _make_sink(name: str, options: dict[str, Any], spool_dir: str | Path | None) -> Sink:
+    from modelmon.exporters.logs.registry import sink_factories
+
+    factories = sink_factories()
+    factory = factories.get(name)
+    if factory is None:
+        raise ValueError(
+            f"sink: unknown sink {name!r}; known sinks are {', '.join(sorted(factories))} "
+            "(a sink plugin may be switched off by MODELMON_PLUGINS)"
+        )
+    if name == "file" and "path" not in options:
+        root = Path(spool_dir) if spool_dir is not None else default_spool_dir()
+        options = {**options, "path": root / "events.jsonl"}
+    return factory(options)  # type: ignore[no-any-return]
+
+
+def _plugin_processors(config: Mapping[str, Any]) -> list[tuple[str, Processor]]:
+    from modelmon.exporters.logs.registry import log_processors
+
+    return log_processors(config)

@@ -1,0 +1,90 @@
+"""What a log sink is, and the result of one send.
+
+A sink ships a batch of spooled events and classifies every one of them:
+delivered, retry later, or dead-letter (the destination refused it for good).
+Sinks run on the shipper's background worker only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One event to ship: its spool seq, its deterministic id, its JSON document."""
+
+    seq: int
+    id: str
+    source: bytes
+
+
+@dataclass
+class SendResult:
+    delivered: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    dead: dict[str, list[int]] = field(default_factory=dict)  # reason -> seqs
+    retry_after: float | None = None
+    # The request's result label for log_bulk_requests_total.
+    result: str = "ok"
+
+    def add_dead(self, reason: str, seq: int) -> None:
+        self.dead.setdefault(reason, []).append(seq)
+
+    def merge(self, other: SendResult) -> None:
+        self.delivered += other.delivered
+        self.retry += other.retry
+        for reason, seqs in other.dead.items():
+            self.dead.setdefault(reason, []).extend(seqs)
+        if other.retry_after is not None:
+            self.retry_after = max(self.retry_after or 0.0, other.retry_after)
+        if other.result != "ok":
+            self.result = other.result
+
+    @classmethod
+    def all_retry(cls, items: Sequence[Item], result: str, retry_after: float | None = None
+                  ) -> SendResult:
+        return cls(retry=[i.seq for i in items], retry_after=retry_after, result=result)
+
+
+class Sink(Protocol):
+    name: str
+
+    def send(self, items: Sequence[Item]) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+def with_event_id(item: Item) -> bytes:
+    """The document with ``event.id`` set to the deterministic id, for sinks that
+    cannot pass an id beside the document (Logstash, files): a downstream
+    Elasticsearch output deduplicates with ``document_id => "%{[event][id]}"``."""
+    doc = orjson.loads(item.source)
+    if isinstance(doc, dict):
+        event = doc.get("event")
+        if not isinstance(event, dict):
+            event = doc["event"] = {}
+        event["id"] = item.id
+    return orjson.dumps(doc)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        import time
+
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None

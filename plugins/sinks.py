@@ -1,0 +1,40 @@
+"""Built-in plugin: the log sinks (Elasticsearch, Logstash tcp/http, JSON-lines file)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelmon.hookspecs import RegisterSink, hookimpl
+
+
+def _elasticsearch(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.elasticsearch_sink import ElasticsearchSink
+
+    return ElasticsearchSink(**options)
+
+
+def _logstash_tcp(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.logstash import LogstashTcpSink
+
+    return LogstashTcpSink(**options)
+
+
+def _logstash_http(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.logstash import LogstashHttpSink
+
+    return LogstashHttpSink(**options)
+
+
+def _file(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.file_sink import FileSink
+
+    return FileSink(**options)
+
+
+@hookimpl
+def modelmon_register_sinks(register: RegisterSink) -> None:
+    register("elasticsearch", _elasticsearch)
+    register("logstash_tcp", _logstash_tcp)
+    register("logstash_http", _logstash_http)
+    register("file", _file)

@@ -1,0 +1,315 @@
+"""Test servers for the wire contracts we cannot run for real here.
+
+``EsTestServer`` implements what the shipper and the official client rely on
+in Elasticsearch's HTTP API, faithfully: the ``X-Elastic-Product`` header the
+client checks, NDJSON ``_bulk`` (action/source line pairs, per-item results
+in order), ``create`` with 409 ``version_conflict_engine_exception`` on an
+existing ``_id``, data streams that accept only ``create``, dynamic mapping
+conflicts (an object where a scalar was mapped) as per-item 400
+``document_parsing_exception``, 413 above ``http.max_content_length``, and
+scripted faults: whole-request 429/5xx with ``Retry-After``, per-item errors,
+closing the connection after committing a batch, refusing connections.
+
+``JsonLinesServer`` is a Logstash ``tcp`` input with the ``json_lines`` codec.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+ItemFault = Callable[[str, str, Any], "tuple[int, str, str] | None"]
+
+
+class EsTestServer:
+    def __init__(self, max_content_length: int = 100 * 1024 * 1024) -> None:
+        self.max_content_length = max_content_length
+        self.lock = threading.Lock()
+        self.indices: dict[str, dict[str, Any]] = {}
+        self.mappings: dict[str, dict[str, str]] = {}
+        self.templates: dict[str, Any] = {}
+        self.ilm_policies: dict[str, Any] = {}
+        self.created_ids: list[tuple[str, str]] = []  # every successful create, in order
+        self.bulk_requests = 0
+        # Scripted faults, consumed in order.
+        self.responses: collections.deque[tuple[int, dict[str, str], Any]] = collections.deque()
+        self.close_after_commit = 0
+        self.item_fault: ItemFault | None = None
+        self.refuse = False  # flapping: drop connections without answering
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def start(self) -> EsTestServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def docs(self, index: str) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.indices.get(index, {}))
+
+    def is_data_stream(self, index: str) -> bool:
+        if index.startswith("logs-") and index.count("-") >= 2:
+            return True  # Elasticsearch's built-in logs-*-* template
+        for template in self.templates.values():
+            if "data_stream" in template and any(
+                _glob(p, index) for p in template.get("index_patterns", [])
+            ):
+                return True
+        return False
+
+    # -- _bulk ------------------------------------------------------------------
+
+    def bulk(self, default_index: str | None, body: bytes) -> tuple[int, Any]:
+        lines = body.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        else:
+            return 400, _error("illegal_argument_exception",
+                               "The bulk request must be terminated by a newline [\\n]")
+        items = []
+        errors = False
+        i = 0
+        with self.lock:
+            self.bulk_requests += 1
+            while i < len(lines):
+                try:
+                    action = json.loads(lines[i])
+                    (op, meta), = action.items()
+                except (ValueError, AttributeError):
+                    return 400, _error("x_content_parse_exception",
+                                       f"[1:1] Malformed action/metadata line [{i + 1}]")
+                if op not in ("create", "index", "update", "delete"):
+                    return 400, _error("illegal_argument_exception",
+                                       f"Malformed action/metadata line [{i + 1}], expected "
+                                       f"one of [create, delete, index, update] but found [{op}]")
+                index = meta.get("_index", default_index)
+                doc_id = meta.get("_id")
+                source_line = lines[i + 1] if op != "delete" and i + 1 < len(lines) else b""
+                i += 1 if op == "delete" else 2
+                item = self._one(op, index, doc_id, source_line)
+                errors |= "error" in item
+                items.append({op: item})
+        return 200, {"took": 1, "errors": errors, "items": items}
+
+    def _one(self, op: str, index: str | None, doc_id: str | None, line: bytes) -> dict[str, Any]:
+        if index is None:
+            return _item_error("", doc_id, 400, "action_request_validation_exception",
+                               "Validation Failed: 1: index is missing;")
+        if op not in ("create", "index"):
+            return _item_error(index, doc_id, 400, "illegal_argument_exception",
+                               f"{op} is not supported by this test server")
+        if op == "index" and self.is_data_stream(index):
+            return _item_error(index, doc_id, 400, "illegal_argument_exception",
+                               f"only write ops with an op_type of create are allowed in data "
+                               f"streams [{index}]")
+        try:
+            source = json.loads(line)
+            if not isinstance(source, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return _item_error(index, doc_id, 400, "document_parsing_exception",
+                               "[1:1] failed to parse: not a JSON object")
+        if doc_id is None:
+            doc_id = f"auto-{len(self.created_ids)}"
+        if self.item_fault is not None:
+            fault = self.item_fault(index, doc_id, source)
+            if fault is not None:
+                return _item_error(index, doc_id, *fault)
+        docs = self.indices.setdefault(index, {})
+        if op == "create" and doc_id in docs:
+            return _item_error(index, doc_id, 409, "version_conflict_engine_exception",
+                               f"[{doc_id}]: version conflict, document already exists "
+                               "(current version [1])")
+        conflict = _map(self.mappings.setdefault(index, {}), source, "")
+        if conflict:
+            return _item_error(index, doc_id, 400, "document_parsing_exception", conflict)
+        docs[doc_id] = source
+        self.created_ids.append((index, doc_id))
+        return {"_index": index, "_id": doc_id, "_version": 1, "result": "created",
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+                "_seq_no": len(self.created_ids) - 1, "_primary_term": 1, "status": 201}
+
+
+def _map(mapping: dict[str, str], doc: dict[str, Any], prefix: str) -> str | None:
+    """Dynamic mapping: the first type seen for a field sticks."""
+    for key, value in doc.items():
+        path = prefix + key
+        kind = "object" if isinstance(value, dict) else "scalar"
+        have = mapping.setdefault(path, kind)
+        if have != kind:
+            return (f"[1:1] failed to parse field [{path}] of type "
+                    f"[{'object' if have == 'object' else 'keyword'}] in document")
+        if kind == "object":
+            err = _map(mapping, value, path + ".")
+            if err:
+                return err
+    return None
+
+
+def _glob(pattern: str, name: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _error(etype: str, reason: str) -> dict[str, Any]:
+    return {"error": {"root_cause": [{"type": etype, "reason": reason}], "type": etype,
+                      "reason": reason}, "status": 400}
+
+
+def _item_error(index: str, doc_id: str | None, status: int, etype: str, reason: str
+                ) -> dict[str, Any]:
+    return {"_index": index, "_id": doc_id, "status": status,
+            "error": {"type": etype, "reason": reason, "index": index}}
+
+
+def _make_handler(server: EsTestServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _handle(self) -> None:
+            if server.refuse:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            url = urlparse(self.path)
+            parts = [p for p in url.path.split("/") if p]
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > server.max_content_length:
+                self.rfile.read(length)
+                self._reply(413, {"error": "Request Entity Too Large"})
+                return
+            body = self._body()
+            method = self.command
+            if not parts:
+                self._reply(200, {"name": "es-test-server", "cluster_name": "modelmon-test",
+                                  "version": {"number": "9.0.0", "build_flavor": "default"},
+                                  "tagline": "You Know, for Search"})
+            elif parts[-1] == "_bulk" and method in ("POST", "PUT"):
+                self._bulk(parts[0] if len(parts) == 2 else None, body)
+            elif parts[0] == "_index_template" and len(parts) == 2:
+                self._store(server.templates, parts[1], method, body, "index_template")
+            elif parts[:2] == ["_ilm", "policy"] and len(parts) == 3:
+                self._store(server.ilm_policies, parts[2], method, body, "policy")
+            elif len(parts) == 2 and parts[1] == "_refresh":
+                self._reply(200, {"_shards": {"total": 1, "successful": 1, "failed": 0}})
+            elif len(parts) == 2 and parts[1] == "_count":
+                self._reply(200, {"count": len(server.docs(parts[0]))})
+            elif len(parts) == 2 and parts[1] == "_search":
+                size = int(parse_qs(url.query).get("size", ["10"])[0])
+                if body:
+                    size = int(json.loads(body).get("size", size))
+                docs = list(server.docs(parts[0]).items())[:size]
+                hits = [{"_index": parts[0], "_id": k, "_source": v} for k, v in docs]
+                self._reply(200, {"hits": {"total": {"value": len(server.docs(parts[0])),
+                                                     "relation": "eq"}, "hits": hits}})
+            else:
+                self._reply(404, _error("resource_not_found_exception", f"no handler for {url.path}"))
+
+        def _bulk(self, index: str | None, body: bytes) -> None:
+            ctype = self.headers.get("Content-Type", "")
+            if "ndjson" not in ctype:
+                self._reply(406, {"error": f"Content-Type header [{ctype}] is not supported",
+                                  "status": 406})
+                return
+            if server.responses:
+                status, headers, payload = server.responses.popleft()
+                self._reply(status, payload, headers)
+                return
+            status, payload = server.bulk(index, body)
+            if server.close_after_commit > 0 and status == 200:
+                server.close_after_commit -= 1
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)  # committed, never answered
+                return
+            self._reply(status, payload)
+
+        def _store(self, table: dict[str, Any], name: str, method: str, body: bytes,
+                   key: str) -> None:
+            if method == "PUT":
+                table[name] = json.loads(body) if body else {}
+                self._reply(200, {"acknowledged": True})
+            elif name in table:
+                if key == "policy":
+                    self._reply(200, {name: {"version": 1, "policy": table[name]["policy"]}})
+                else:
+                    self._reply(200, {"index_templates": [{"name": name, key: table[name]}]})
+            else:
+                self._reply(404, _error("resource_not_found_exception", f"{name} not found"))
+
+        do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
+
+    return Handler
+
+
+class JsonLinesServer:
+    """A Logstash tcp input with the json_lines codec: one JSON event per line."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.bad_lines = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for line in self.rfile:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        with outer.lock:
+                            outer.bad_lines += 1
+                        continue
+                    with outer.lock:
+                        outer.events.append(event)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._srv = Server(("127.0.0.1", 0), Handler)
+        self.port = self._srv.server_address[1]
+        self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
+
+    def start(self) -> JsonLinesServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._srv.shutdown()
+        self._srv.server_close()
