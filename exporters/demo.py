@@ -97,6 +97,21 @@ class Traffic:
             self.stop.wait(1.0 / self.rps)
 
 
+def run_traffic(app_url: str, exporter_url: str, rps: float, duration: float | None) -> int:
+    """Traffic only, against servers started elsewhere (the compose stack)."""
+    traffic = Traffic(app_url.rstrip("/"), exporter_url.rstrip("/"), rps)
+    print(f"modelmon demo: sending traffic to {app_url} and {exporter_url}", flush=True)
+    try:
+        if duration is None:
+            traffic.run()
+        else:
+            threading.Timer(duration, traffic.stop.set).start()
+            traffic.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . compose/bootstrap.sh
 # Real servers the tests start: Prometheus, promtool, Alertmanager, amtool;
-# openssl makes the TLS test certificates.
+# openssl makes the TLS test certificates; docker-compose validates the demo stack.
 ensure_debian_packages prometheus=prometheus promtool=prometheus \
-  amtool=prometheus-alertmanager openssl=openssl
+  amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose
 ensure_venv test,bench
 exec .venv/bin/python -m pytest "$@"

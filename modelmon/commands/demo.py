@@ -19,11 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     p.add_argument("--workdir", type=Path, help="where logs and Prometheus data go (default: temp)")
+    p.add_argument("--traffic-only", action="store_true",
+                   help="only send traffic to running servers (--app-url, --exporter-url)")
+    p.add_argument("--app-url", default="http://127.0.0.1:8000", help="with --traffic-only")
+    p.add_argument("--exporter-url", default="http://127.0.0.1:9110", help="with --traffic-only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelmon.exporters.demo import DemoPorts, run_demo
+    from modelmon.exporters.demo import DemoPorts, run_demo, run_traffic
 
+    if args.traffic_only:
+        return run_traffic(args.app_url, args.exporter_url, args.rps, args.duration)
     ports = DemoPorts.resolve(args.app_port, args.exporter_port, args.prometheus_port)
     return run_demo(ports, args.duration, args.rps, not args.no_prometheus, args.workdir)
