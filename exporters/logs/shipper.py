@@ -33,6 +33,7 @@ from modelmon.spool import FsyncMode, FullPolicy, Spool, SpoolFull, SpoolLocked
 log = logging.getLogger(__name__)
 
 MAX_SLOTS = 64
+_MAX_RETRY_AFTER = 300.0
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
@@ -247,7 +248,9 @@ class LogShipper:
                     0, min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
                 )
                 if result.retry_after is not None:
-                    delay = max(delay, min(result.retry_after, self._backoff_max))
+                    # The server knows when it can take more: wait at least that long
+                    # (bounded, against a nonsense header).
+                    delay = max(delay, min(result.retry_after, _MAX_RETRY_AFTER))
                 self._stop.wait(delay)
             else:
                 attempt = 0
