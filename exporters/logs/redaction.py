@@ -9,8 +9,9 @@ strings with no ``@`` and no run of digits.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -20,7 +21,8 @@ CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # (030) 1234 5678, 06 12 34 56 78). Fewer than 9 digits is not a phone number.
 PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,5}(?!\w)")
 IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
-IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}(?![\w:])")
+# Candidates only; ipaddress validates (so times like 10:00:00 are kept).
+IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _PRECHECK = re.compile(r"@|\d\d|:")
 # Event parts that modelmon fills and that never hold user data.
 _SKIP_TOP = frozenset({"@timestamp", "ecs", "service", "host", "trace", "process", "log"})
@@ -38,6 +40,26 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _is_card(match: str) -> bool:
+    return luhn_ok(_NON_DIGIT.sub("", match))
+
+
+def _is_phone(match: str) -> bool:
+    # Dates (2024-05-01) and versions have fewer digits than any phone number.
+    return 9 <= len(_NON_DIGIT.sub("", match)) <= 15
+
+
+def _is_ipv6(match: str) -> bool:
+    try:
+        ipaddress.IPv6Address(match)
+    except ValueError:
+        return False
+    return True
+
+
+_NON_DIGIT = re.compile(r"\D")
+
+
 class Redactor:
     """A log processor: ``Redactor(...)(event)`` returns the redacted event."""
 
@@ -52,16 +74,16 @@ class Redactor:
         hash_fields: Sequence[str] = (),
         hash_salt: str = "",
     ) -> None:
-        self._rules: list[tuple[re.Pattern[str], str, bool]] = []
+        self._rules: list[tuple[re.Pattern[str], str, Callable[[str], bool] | None]] = []
         if card_numbers:  # before phones: a card number also looks like a phone number
-            self._rules.append((CARD, "[REDACTED:card]", True))
+            self._rules.append((CARD, "[REDACTED:card]", _is_card))
         if emails:
-            self._rules.append((EMAIL, "[REDACTED:email]", False))
+            self._rules.append((EMAIL, "[REDACTED:email]", None))
         if ip_addresses:
-            self._rules.append((IPV4, "[REDACTED:ip]", False))
-            self._rules.append((IPV6, "[REDACTED:ip]", False))
+            self._rules.append((IPV4, "[REDACTED:ip]", None))
+            self._rules.append((IPV6, "[REDACTED:ip]", _is_ipv6))
         if phones:
-            self._rules.append((PHONE, "[REDACTED:phone]", False))
+            self._rules.append((PHONE, "[REDACTED:phone]", _is_phone))
         self._drop = [tuple(f.split(".")) for f in drop_fields]
         self._hash = [tuple(f.split(".")) for f in hash_fields]
         self._salt = hash_salt.encode()
@@ -113,14 +135,13 @@ class Redactor:
         return value
 
     def redact_text(self, text: str) -> str:
-        for pattern, replacement, luhn in self._rules:
-            if luhn:
-                text = pattern.sub(
-                    lambda m, r=replacement: r if luhn_ok(re.sub(r"\D", "", m.group())) else m.group(),
-                    text,
-                )
-            else:
+        for pattern, replacement, check in self._rules:
+            if check is None:
                 text = pattern.sub(replacement, text)
+            else:
+                text = pattern.sub(
+                    lambda m, r=replacement, ok=check: r if ok(m.group()) else m.group(), text
+                )
         return text
 
 

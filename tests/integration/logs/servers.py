@@ -277,7 +277,7 @@ def _make_handler(server: EsTestServer) -> type[BaseHTTPRequestHandler]:
 class JsonLinesServer:
     """A Logstash tcp input with the json_lines codec: one JSON event per line."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.events: list[Any] = []
         self.bad_lines = 0
         self.lock = threading.Lock()
@@ -302,7 +302,7 @@ class JsonLinesServer:
             daemon_threads = True
             allow_reuse_address = True
 
-        self._srv = Server(("127.0.0.1", 0), Handler)
+        self._srv = Server(("127.0.0.1", port), Handler)
         self.port = self._srv.server_address[1]
         self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
 
