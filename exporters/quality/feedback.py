@@ -105,7 +105,9 @@ class FeedbackJoiner:
         self._queue: deque[tuple[Any, ...]] = deque()
         self._max_queue = max_queue
         self._wake = threading.Event()
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.Lock()  # held by whoever drains (worker, flush)
+        self._start_lock = threading.Lock()  # never held during I/O: callers may take it
+        self._stopped = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._last_sweep = 0.0
@@ -172,10 +174,11 @@ class FeedbackJoiner:
             if len(self._queue) > 1000:
                 self._wake.set()
             return
-        with self._drain_lock:
+        if self._stopped:
+            return
+        with self._start_lock:
             if self._pid != os.getpid():  # forked: the parent's thread is gone
                 self._pid = os.getpid()
-                self.store.reopen_after_fork()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name=f"modelmon-feedback-{self.model}", daemon=True
@@ -185,9 +188,11 @@ class FeedbackJoiner:
     # -- the worker ---------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.wait(_FLUSH_INTERVAL)
             self._wake.clear()
+            if self._stopped:
+                return
             try:
                 self.flush()
             except Exception:  # never let the worker die; count and go on
@@ -221,6 +226,17 @@ class FeedbackJoiner:
             if processed:
                 self._entries.set(self.store.count(self.model, self.version))
                 self._publish()
+
+    def close(self) -> None:
+        """Process what is queued, stop the worker, close the store."""
+        self.flush()
+        self._stopped = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        with self._drain_lock:
+            self.store.close()
 
     def sweep(self) -> None:
         expired = self.store.expire(self.model, self.version)

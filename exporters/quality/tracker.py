@@ -193,6 +193,10 @@ class QualityTracker:
         """Process queued predictions and labels now (tests, shutdown)."""
         self.feedback.flush()
 
+    def close(self) -> None:
+        """Flush and close the feedback store (at shutdown; the tracker is unusable after)."""
+        self.feedback.close()
+
     def drift(self) -> dict[str, dict[str, float]]:
         """Current drift per feature plus "__prediction__" / "__score__": {method: value}."""
         snap = self._snapshot()
