@@ -66,13 +66,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from modelmon import spool_journal as journal
+from modelmon.spool_recovery import recover
 from modelmon.spool_store import Store
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class Spool:
         try:
             self._store = Store(self.path, fsync)
             self.id: str = self._store.spool_id
-            self._recover()
+            self._next_seq, self._first_journal_no = recover(self.path, self._store)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -592,47 +592,6 @@ class Spool:
 
     # -- opening ------------------------------------------------------------
 
-    def _recover(self) -> None:
-        """Replay journals left by an earlier process; count what cannot be read."""
-        store = self._store
-        paths = journal.list_journals(self.path)
-        max_seq = store.max_seq()
-        for path in paths:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                log.error("modelmon spool %s: cannot read %s (%s); skipped", self.path, path, exc)
-                store.count_corrupt(1)
-                continue
-            frames: list[tuple[int, float, int, bytes]] = []
-            corrupt = 0
-            for item in journal.scan(data):
-                if isinstance(item, journal.Corrupt):
-                    corrupt += 1
-                    log.warning(
-                        "modelmon spool %s: %s has %d unreadable bytes at offset %d "
-                        "(torn write or corruption); skipped and counted as dropped 'corrupt'",
-                        self.path, path.name, item.length, item.offset,
-                    )
-                    continue
-                if item.seq > store.ingested_seq:
-                    frames.append((item.seq, item.created, item.items, item.payload))
-                max_seq = max(max_seq, item.seq)
-            frames.sort()
-            store.ingest(frames, {}, None)
-            if corrupt:
-                store.count_corrupt(corrupt)
-        store.sync()
-        for path in paths:
-            path.unlink(missing_ok=True)
-        if paths:
-            journal.fsync_dir(self.path)
-        self._next_seq = max(max_seq, store.ingested_seq) + 1
-        # Every seq below _next_seq is accounted for in SQLite (or counted corrupt).
-        store.ingested_seq = self._next_seq - 1
-        self._first_journal_no = (journal.journal_number(paths[-1]) + 1) if paths else 0
-        store.mark_open()
-
 
 def _take_lock(directory: Path) -> int:
     fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -649,7 +608,3 @@ def _take_lock(directory: Path) -> int:
 
 def _open_journal(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-
-def new_spool_id() -> str:
-    return uuid.uuid4().hex[:16]

@@ -19,6 +19,7 @@ import collections
 import json
 import socket
 import socketserver
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,7 +44,7 @@ class EsTestServer:
         self.close_after_commit = 0
         self.item_fault: ItemFault | None = None
         self.refuse = False  # flapping: drop connections without answering
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -142,6 +143,14 @@ class EsTestServer:
         return {"_index": index, "_id": doc_id, "_version": 1, "result": "created",
                 "_shards": {"total": 1, "successful": 1, "failed": 0},
                 "_seq_no": len(self.created_ids) - 1, "_primary_term": 1, "status": 201}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients killed mid-request (the chaos loop) reset connections: expected.
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, ConnectionError | OSError):
+            super().handle_error(request, client_address)
 
 
 def _map(mapping: dict[str, str], doc: dict[str, Any], prefix: str) -> str | None:

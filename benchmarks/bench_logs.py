@@ -1,0 +1,219 @@
+"""Log pipeline benchmark: one run, a side-by-side ratio table.
+
+    .venv/bin/python benchmarks/bench_logs.py [--events 200000]
+
+1. End-to-end events/s into the Elasticsearch test bulk server on loopback
+   (it runs in its own process), 300-byte events, default fsync mode
+   ("interval"): modelmon (emit -> spool -> worker -> _bulk create) against the
+   pipeline a user would write by hand (ecs-logging formatter +
+   elasticsearch.helpers.bulk per 1000 events, no spool, on the caller).
+2. Cost on the calling thread per logging call: the shipper's
+   logging.Handler against a logging.Handler that discards. Reported as
+   CPU time of the calling thread (time.thread_time: what the caller itself
+   spends; the background writer and shipper run on other threads) and as
+   wall time per call at a steady 5,000 calls/s (the latency a request sees).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration" / "logs"))
+
+INDEX = "logs-modelmon-bench"
+
+
+def _serve(conn: Any) -> None:
+    from servers import EsTestServer
+
+    server = EsTestServer().start()
+    conn.send(server.url)
+    conn.recv()  # "count?"
+    while True:
+        msg = conn.recv()
+        if msg == "stop":
+            break
+        conn.send(len(server.docs(msg)))
+
+
+class BulkServer:
+    """The test bulk server in its own process, so it does not share our GIL."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self._proc.start()
+        self.url = self._conn.recv()
+        self._conn.send("count?")
+
+    def count(self, index: str) -> int:
+        self._conn.send(index)
+        return int(self._conn.recv())
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(5)
+
+
+def event_300(i: int) -> dict[str, Any]:
+    # 300 bytes of JSON once modelmon adds @timestamp, ecs, service and host.
+    return {"message": f"prediction served for request {i:08d} " + "x" * 60,
+            "log": {"level": "info"},
+            "event": {"action": "prediction", "dataset": "modelmon.model"},
+            "model": {"name": "fraud", "version": "3.1", "latency_seconds": 0.0123}}
+
+
+def bench_modelmon_e2e(url: str, n: int, spool_dir: Path) -> tuple[float, int]:
+    from modelmon.exporters.logs import LogShipper
+    from prometheus_client import CollectorRegistry
+
+    shipper = LogShipper(sink="elasticsearch", url=url, index=INDEX + "-ours",
+                         spool_dir=spool_dir, registry=CollectorRegistry(),
+                         plugin_processors=False, batch_size=2000)
+    import orjson
+
+    size = len(orjson.dumps({**shipper._base, "@timestamp": "2024-01-01T00:00:00.000Z",
+                              **event_300(0)}))
+    events = [event_300(i) for i in range(n)]
+    start = time.perf_counter()
+    emit = shipper.emit
+    for ev in events:
+        emit(ev)
+    assert shipper.flush(300)
+    elapsed = time.perf_counter() - start
+    shipper.close()
+    return n / elapsed, size
+
+
+def bench_handwritten_e2e(url: str, n: int) -> float:
+    import ecs_logging
+    from elasticsearch import Elasticsearch, helpers
+
+    client = Elasticsearch(url)
+    formatter = ecs_logging.StdlibFormatter()
+
+    class BulkHandler(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.buffer: list[dict[str, Any]] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.buffer.append({"_op_type": "create", "_index": INDEX + "-hand",
+                                "_source": formatter.format(record)})
+            if len(self.buffer) >= 1000:
+                self.flush()
+
+        def flush(self) -> None:
+            if self.buffer:
+                helpers.bulk(client, self.buffer, chunk_size=1000)
+                self.buffer = []
+
+    logger = logging.getLogger("bench.hand")
+    logger.propagate = False
+    handler = BulkHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    msg = "prediction served for request %08d " + "x" * 60
+    start = time.perf_counter()
+    for i in range(n):
+        logger.info(msg, i)
+    handler.flush()
+    elapsed = time.perf_counter() - start
+    logger.removeHandler(handler)
+    client.close()
+    return n / elapsed
+
+
+class Discard(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def caller_cost(handler: logging.Handler, n: int) -> tuple[float, float]:
+    """(CPU us per call on the calling thread in a tight loop,
+    median wall us per call at 5,000 calls/s)."""
+    logger = logging.getLogger(f"bench.cost.{id(handler)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    msg = "prediction served for request %08d " + "x" * 60
+    for i in range(2000):  # warm up
+        logger.info(msg, i)
+    t0 = time.thread_time()
+    for i in range(n):
+        logger.info(msg, i)
+    cpu = (time.thread_time() - t0) / n * 1e6
+    walls = []
+    period = 1 / 5000
+    next_at = time.perf_counter()
+    perf = time.perf_counter
+    for i in range(min(n, 20000)):
+        while perf() < next_at:
+            pass
+        s = perf()
+        logger.info(msg, i)
+        walls.append(perf() - s)
+        next_at += period
+    logger.removeHandler(handler)
+    return cpu, statistics.median(walls) * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    from modelmon.exporters.logs import LogShipper
+    from prometheus_client import CollectorRegistry
+
+    server = BulkServer()
+    rows: list[tuple[str, str, str, str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, size = bench_modelmon_e2e(server.url, args.events, Path(tmp) / "e2e")
+        hand = bench_handwritten_e2e(server.url, min(args.events, 100_000))
+        ok_count = server.count(INDEX + "-ours") == args.events
+        rows.append((f"end-to-end events/s ({size} B events, fsync=interval)",
+                     f"{ours:,.0f}", f"{hand:,.0f} (hand-written)", ">= 50,000",
+                     "pass" if ours >= 50_000 and ok_count else "FAIL"))
+        rows.append(("  ratio modelmon / hand-written", f"{ours / hand:.2f}x", "", "", ""))
+        discard_cpu, discard_wall = caller_cost(Discard(), 100_000)
+        shipper = LogShipper(sink="elasticsearch", url=server.url, index=INDEX + "-cost",
+                             spool_dir=Path(tmp) / "cost", registry=CollectorRegistry(),
+                             plugin_processors=False)
+        ours_cpu, ours_wall = caller_cost(shipper.handler(), 100_000)
+        shipper.close()
+        redact = LogShipper(sink="elasticsearch", url=server.url, index=INDEX + "-cost",
+                            spool_dir=Path(tmp) / "cost2", registry=CollectorRegistry())
+        red_cpu, red_wall = caller_cost(redact.handler(), 100_000)
+        redact.close()
+    server.stop()
+    for label, cpu, wall in (("shipper handler, no processors", ours_cpu, ours_wall),
+                             ("shipper handler + PII redaction", red_cpu, red_wall)):
+        extra_cpu, extra_wall = cpu - discard_cpu, wall - discard_wall
+        rows.append((f"caller CPU us/call, {label}", f"{cpu:.2f}",
+                     f"{discard_cpu:.2f} (discard)", "<= +5.00",
+                     f"{'pass' if extra_cpu <= 5 else 'FAIL'} (+{extra_cpu:.2f})"))
+        rows.append((f"caller wall us/call @5k/s, {label}", f"{wall:.2f}",
+                     f"{discard_wall:.2f} (discard)", "<= +5.00",
+                     f"{'pass' if extra_wall <= 5 else 'FAIL'} (+{extra_wall:.2f})"))
+    widths = [max(len(r[i]) for r in rows + [("measure", "modelmon", "baseline", "goal",
+                                              "result")]) for i in range(5)]
+    header = ("measure", "modelmon", "baseline", "goal", "result")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.events:,} events")
+    for row in (header, tuple("-" * w for w in widths), *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
