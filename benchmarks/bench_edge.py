@@ -47,20 +47,24 @@ def bench_outage(work: Path, outage: float, interval: float) -> None:
     agent = Agent(work / "agent", receiver.write_url, device="bench-edge", interval=interval)
     agent.start()
     prom_agent_cfg = prometheus_config(
-        [f"127.0.0.1:{agent.listen_port}"], scrape_interval=f"{interval}s", job="promagent",
-        extra={"remote_write": [{"url": receiver.write_url}]},
+        [f"127.0.0.1:{agent.listen_port}"], scrape_interval=f"{int(interval * 1000)}ms", job="promagent",
+        # A 1 s batch deadline (default 5 s) so the Prometheus agent is not slowed by batching.
+        extra={"remote_write": [{"url": receiver.write_url,
+                                 "queue_config": {"batch_send_deadline": "1s"}}]},
     )
     prom_agent_dir = work / "prom-agent"
     prom_agent = start_prometheus(prom_agent_cfg, workdir=prom_agent_dir,
                                   extra_args=["--enable-feature=agent"])
     try:
-        time.sleep(max(5.0, 5 * interval))  # both agents deliver normally
+        warm_start = time.time()
+        time.sleep(max(20.0, 20 * interval))  # both agents deliver normally
         receiver.stop()
         start = time.time()
         time.sleep(outage / 2)
+        # Each agent is restarted in turn; each has its own (short) downtime.
         agent.stop()
-        prom_agent.stop()
         agent.start()
+        prom_agent.stop()  # graceful stop waits up to 10 s for the dead receiver, then SIGKILL
         prom_agent = start_prometheus(prom_agent_cfg, workdir=prom_agent_dir, port=prom_agent.port,
                                       extra_args=["--enable-feature=agent"])
         time.sleep(max(0.0, start + outage - time.time()))
@@ -71,12 +75,16 @@ def bench_outage(work: Path, outage: float, interval: float) -> None:
         assert receiver.prom is not None
         rng = f"[{int(time.time() - start) + 60}s]"
 
-        def count(selector: str) -> int:
+        def count(selector: str, lo: float, hi: float) -> int:
             result = receiver.prom.query(f"{PROBE_METRIC}{{{selector}}}{rng}")  # type: ignore[union-attr]
-            return sum(1 for s in result for ts, _ in s["values"] if start <= float(ts) <= end)
+            return sum(1 for s in result for ts, _ in s["values"] if lo <= float(ts) <= hi)
 
-        ours = count('device="bench-edge",job=""')
-        theirs = count('device="bench-edge",job="promagent"')
+        ours_before = count('device="bench-edge",job=""', warm_start + 12, start - 1)
+        theirs_before = count('device="bench-edge",job="promagent"', warm_start + 12, start - 1)
+        row("before the outage (sanity: both deliver)", str(ours_before), str(theirs_before),
+            "> 0 each", ours_before > 0 and theirs_before > 0)
+        ours = count('device="bench-edge",job=""', start, end)
+        theirs = count('device="bench-edge",job="promagent"', start, end)
         taken = {t for t in agent.spooled_times() if start * 1000 <= t <= end * 1000}
         present = receiver.sample_times("bench-edge", window=rng.strip("[]"))
         expected = outage / interval

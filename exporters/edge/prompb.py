@@ -111,6 +111,8 @@ class SeriesEncoder:
     def __init__(self, max_cached: int = 20_000) -> None:
         self._labels: dict[LabelSet, bytes] = {}
         self._max_cached = max_cached
+        self._ts: int | None = None
+        self._ts_bytes = b""
 
     def encode(self, labels: LabelSet, value: float, timestamp_ms: int) -> bytes:
         """One ``WriteRequest.timeseries`` entry (field 1) holding a single sample."""
@@ -119,7 +121,11 @@ class SeriesEncoder:
             if len(self._labels) >= self._max_cached:
                 self._labels.clear()
             encoded = self._labels[labels] = _encode_labels(labels)
-        sample = b"\x09" + _pack_double(value) + b"\x10" + _varint(timestamp_ms)
+        # A collection shares one timestamp: cache the tail of the sample.
+        if timestamp_ms != self._ts:
+            self._ts = timestamp_ms
+            self._ts_bytes = b"\x10" + _varint(timestamp_ms)
+        sample = b"\x09" + _pack_double(value) + self._ts_bytes
         series = encoded + b"\x12" + _varint(len(sample)) + sample
         return b"\x0a" + _varint(len(series)) + series
 

@@ -31,12 +31,12 @@ class DeviceView:
     """Collectors seen through extra labels: ``device`` on every sample that lacks it."""
 
     def __init__(self, sources: Iterable[Any], labels: Mapping[str, str]) -> None:
-        self._sources = list(sources)
-        self._labels = dict(labels)
+        self.sources = list(sources)
+        self.labels = dict(labels)
 
     def collect(self) -> Iterator[Metric]:
-        extra = self._labels
-        for source in self._sources:
+        extra = self.labels
+        for source in self.sources:
             for family in source.collect():
                 labelled = Metric(family.name, family.documentation, family.type, family.unit)
                 for sample in family.samples:
@@ -60,18 +60,22 @@ class SampleStream:
         """(payload, sample count) records for everything collected now, at ``timestamp``."""
         ts_ms = int(timestamp * 1000)
         encode = self._encoder.encode
+        label_set = self._label_set
         records: list[tuple[bytes, int]] = []
         chunk: list[bytes] = []
-        for family in self._view.collect():
-            skip_created = family.type in _CREATED_TYPES
-            for sample in family.samples:
-                name = sample.name
-                if skip_created and name.endswith("_created"):
-                    continue
-                chunk.append(encode(self._label_set(name, sample.labels), float(sample.value), ts_ms))
-                if len(chunk) >= self._max:
-                    records.append((compress(b"".join(chunk)), len(chunk)))
-                    chunk = []
+        # The view's sources are read directly: the device labels are merged into
+        # each series' cached label set, not copied into every sample.
+        for source in self._view.sources:
+            for family in source.collect():
+                skip_created = family.type in _CREATED_TYPES
+                for sample in family.samples:
+                    name = sample.name
+                    if skip_created and name.endswith("_created"):
+                        continue
+                    chunk.append(encode(label_set(name, sample.labels), float(sample.value), ts_ms))
+                    if len(chunk) >= self._max:
+                        records.append((compress(b"".join(chunk)), len(chunk)))
+                        chunk = []
         if chunk:
             records.append((compress(b"".join(chunk)), len(chunk)))
         return records
@@ -82,5 +86,7 @@ class SampleStream:
         if key is None:
             if len(self._keys) > 50_000:  # churning labels must not grow memory forever
                 self._keys.clear()
-            key = self._keys[raw] = tuple(sorted({**labels, "__name__": name}.items()))
+            # A sample's own labels win over the agent's extra labels, as in DeviceView.
+            merged = {**self._view.labels, **labels, "__name__": name}
+            key = self._keys[raw] = tuple(sorted(merged.items()))
         return key
