@@ -337,7 +337,7 @@ def confidence_of(scores: Any) -> list[Any]:
 
 def _columns_of(data: Any, feature_names: Sequence[str] | None) -> dict[str, list[Any]]:
     if hasattr(data, "columns") and hasattr(data, "to_dict"):  # a pandas DataFrame
-        return {str(c): data[c].tolist() for c in data.columns}
+        return {str(c): _column_values(data[c].to_numpy()) for c in data.columns}
     if isinstance(data, np.ndarray):
         if data.ndim != 2:
             raise ProfileError(f"data: expected a 2-D array of rows x features, got {data.ndim}-D")
@@ -347,7 +347,7 @@ def _columns_of(data: Any, feature_names: Sequence[str] | None) -> dict[str, lis
             raise ProfileError(
                 f"feature_names: {len(feature_names)} names for {data.shape[1]} columns"
             )
-        return {str(n): data[:, i].tolist() for i, n in enumerate(feature_names)}
+        return {str(n): _column_values(data[:, i]) for i, n in enumerate(feature_names)}
     if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
         names: dict[str, None] = {}
         for row in data:
@@ -361,6 +361,13 @@ def _columns_of(data: Any, feature_names: Sequence[str] | None) -> dict[str, lis
     )
 
 
+def _column_values(column: np.ndarray) -> Any:
+    """Integer and float columns stay numpy arrays (profiled vectorized); others become lists."""
+    if column.dtype.kind in "iuf":
+        return column.astype(np.float64)
+    return column.tolist()
+
+
 def _one_dimensional(values: Any, where: str) -> list[Any]:
     array = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if array.ndim != 1:
@@ -370,6 +377,8 @@ def _one_dimensional(values: Any, where: str) -> list[Any]:
 
 def _infer_kind(values: Sequence[Any], floats_are_numeric: bool = False) -> Kind:
     """Numeric when every present value is a number (bools are categories)."""
+    if isinstance(values, np.ndarray):  # from _column_values: a float array
+        return "numeric"
     seen_float = False
     present = False
     for v in values:
@@ -399,8 +408,11 @@ def _profile_column(
     importance: float | None,
 ) -> FeatureProfile:
     if kind == "numeric":
-        floats = [to_float_or_none(v) for v in values]
-        present = np.array([f for f in floats if f is not None], dtype=np.float64)
+        if isinstance(values, np.ndarray):
+            present = values[~np.isnan(values)]
+        else:
+            floats = [to_float_or_none(v) for v in values]
+            present = np.array([f for f in floats if f is not None], dtype=np.float64)
         missing = len(values) - len(present)
         finite = present[np.isfinite(present)]
         if finite.size == 0:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
-
 from modelmon.exporters.monitor import ModelMonitor
 from modelmon.exporters.quality import InvalidQualityEvent, handle_event
+from prometheus_client import CollectorRegistry
 
 
 @pytest.fixture
