@@ -45,8 +45,11 @@ class EdgeMetrics:
         self.last_success_time: float | None = None
         self.last_error: str = ""
         self._spool_drops_seen: dict[str, int] = {}
+        # Series that exist from the start, so rate() and alerts see 0, not "no data".
         for outcome in ("success", "retry", "rejected", "dropped"):
             self._requests.labels(device, outcome)
+        for reason in SPOOL_DROP_REASONS:
+            self._dropped.labels(device, reason)
 
     def count_dropped(self, reason: str, samples: int) -> None:
         reason = self._m.limiter.limit("edge_samples_dropped_total", "reason", reason)
