@@ -109,7 +109,11 @@ class QualityTracker:
         m = self.metrics
         labels = (self.model, self.version)
         self._errors = m.get("quality_check_errors_total")
-        self._error_children: dict[str, Any] = {}
+        # Exported at 0 from the start, so rate() and alerts see the first error.
+        self._error_children: dict[str, Any] = {
+            op: self._errors.labels(*labels, op)
+            for op in ("check_inputs", "record_predictions", "record_feedback", "drift")
+        }
         self._rows_fallback = m.get("input_rows_total").labels(*labels)
         self._window_rows = m.get("drift_window_rows").labels(*labels)
 
