@@ -13,13 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from modelmon.exporters.monitor import ModelMonitor
 from modelmon.exporters.scrape import multiprocess_dir, render, scrape_registry_factory
+from werkzeug.wsgi import get_content_length
 
 from modelmon.collectors import PluginCollectors
 
 UNMATCHED = "__unmatched__"
+_START_KEY = "modelmon.request_start"
 _perf_counter = time.perf_counter
 
 
@@ -54,19 +56,28 @@ def instrument_app(
             m.registry.register(plugin_collectors)  # type: ignore[arg-type]
     scrape_registry = scrape_registry_factory(m.registry, collectors)
 
-    def before() -> None:
-        g._modelmon_start = _perf_counter()
+    # The start time rides in the WSGI environ, stamped by a thin wrapper
+    # around app.wsgi_app: a before_request hook costs Flask's hook dispatch
+    # plus two `g` proxy lookups per request, and would miss requests that an
+    # earlier before_request hook (auth) answers itself.
+    inner_wsgi_app = app.wsgi_app
+
+    def timed_wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ[_START_KEY] = _perf_counter()
+        return inner_wsgi_app(environ, start_response)
 
     def after(response: Response) -> Response:
-        start = g.pop("_modelmon_start", None)
+        req = request._get_current_object()  # one proxy lookup, not five
+        environ = req.environ
+        start = environ.pop(_START_KEY, None)
         if start is None:
             return response
         elapsed = _perf_counter() - start
-        if request.path in skip:
+        if req.path in skip:
             return response
-        rule = request.url_rule
+        rule = req.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED
-        method = request.method
+        method = req.method
         status = response.status_code
         key = (endpoint, method, status)
         counter = counters.get(key)
@@ -82,7 +93,7 @@ def instrument_app(
         counter.inc()
         hist.observe(elapsed)
         if method == "POST" or method == "PUT":
-            length = request.content_length
+            length = get_content_length(environ)  # what req.content_length parses, minus 2 lookups
             if length is not None:
                 request_bytes.observe(length)
             if not response.is_streamed:
@@ -91,7 +102,7 @@ def instrument_app(
                     response_bytes.observe(out)
         return response
 
-    app.before_request(before)
+    app.wsgi_app = timed_wsgi_app  # type: ignore[method-assign]
     app.after_request(after)
 
     if metrics_path:

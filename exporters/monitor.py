@@ -243,14 +243,28 @@ class ModelMonitor:
         self.record_model_load(_perf_counter() - start)
 
 
+# Per argument type: True when it is sized (len() is its batch size), False
+# when not (look at the next argument), None for str/bytes (one input, not a
+# batch of characters). Caching spares a failing getattr() on every call with
+# an unsized argument; bounded in case types are created dynamically.
+_SIZED_TYPES: dict[type, bool | None] = {str: None, bytes: None}
+_MAX_SIZED_TYPES = 1024
+_UNKNOWN = object()
+
+
 def _batch_size_of(args: tuple[Any, ...]) -> int | None:
     # The first sized argument among the first two: for a method the first is
-    # ``self``. Strings and bytes are one input, not a batch of characters.
+    # ``self``.
     for arg in args[:2]:
         cls = type(arg)
-        if cls is str or cls is bytes:
+        sized = _SIZED_TYPES.get(cls, _UNKNOWN)
+        if sized is _UNKNOWN:
+            sized = getattr(cls, "__len__", None) is not None
+            if len(_SIZED_TYPES) < _MAX_SIZED_TYPES:
+                _SIZED_TYPES[cls] = sized
+        if sized is None:
             return None
-        if getattr(cls, "__len__", None) is not None:
+        if sized:
             try:
                 return len(arg)
             except TypeError:  # e.g. a 0-d numpy array
@@ -285,8 +299,20 @@ class Track:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self._mon._finish(
-            _perf_counter() - self._start,
+        elapsed = _perf_counter() - self._start
+        mon = self._mon
+        if exc is None and self.outcome is None and self.response_bytes is None:
+            # The success path of _finish, inlined: it runs on every call.
+            mon._in_flight.dec()
+            mon._duration.observe(elapsed)
+            mon._success.inc()
+            if self._batch_size is not None:
+                mon._batch.observe(self._batch_size)
+            if self._request_bytes is not None:
+                mon._request_bytes.observe(self._request_bytes)
+            return
+        mon._finish(
+            elapsed,
             exc,
             self.outcome,
             self._batch_size,
@@ -318,6 +344,9 @@ class Track:
 
             return async_wrapper  # type: ignore[return-value]
 
+        duration, success = mon._duration, mon._success
+        batch_sizes, request_sizes = mon._batch, mon._request_bytes
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             batch = fixed_batch if fixed_batch is not None else _batch_size_of(args)
@@ -328,7 +357,15 @@ class Track:
             except BaseException as exc:
                 finish(_perf_counter() - start, exc, None, batch, request_bytes, None)
                 raise
-            finish(_perf_counter() - start, None, None, batch, request_bytes, None)
+            # The success path of _finish, inlined: it runs on every call.
+            elapsed = _perf_counter() - start
+            in_flight.dec()
+            duration.observe(elapsed)
+            success.inc()
+            if batch is not None:
+                batch_sizes.observe(batch)
+            if request_bytes is not None:
+                request_sizes.observe(request_bytes)
             return result
 
         return wrapper  # type: ignore[return-value]

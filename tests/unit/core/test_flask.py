@@ -53,3 +53,28 @@ def test_metrics_route_serves_the_registry_and_is_not_counted(registry):
     assert registry.get_sample_value(
         "modelmon_http_requests_total",
         {**L, "endpoint": "/metrics", "method": "GET", "status": "200"}) is None
+
+
+def test_requests_answered_by_an_earlier_before_request_hook_are_counted(registry):
+    mon = ModelMonitor("m", version="1", registry=registry)
+    app = Flask("auth")
+
+    @app.before_request
+    def require_token():
+        from flask import request
+        if request.headers.get("X-Token") != "ok":
+            return "unauthorized", 401
+        return None
+
+    @app.post("/predict")
+    def predict():
+        return "ok"
+
+    instrument_app(app, mon)
+    client = app.test_client()
+    assert client.post("/predict").status_code == 401
+    assert client.post("/predict", headers={"X-Token": "ok"}).status_code == 200
+    get = registry.get_sample_value
+    for status in ("401", "200"):
+        assert get("modelmon_http_requests_total",
+                   {**L, "endpoint": "/predict", "method": "POST", "status": status}) == 1
