@@ -88,6 +88,10 @@ class ModelMonitor:
         self._quality: Any = None
         self.logs = logs
         self._log: Any = None
+        if profile is not None or quality_options:
+            # Build it now so a bad profile or option fails here, at start-up,
+            # not on the first request.
+            self.quality  # noqa: B018
 
     # -- model quality and logging live in their own exporters; these are the
     # -- entry points users call (see modelmon.exporters.quality / .logs).

@@ -50,10 +50,13 @@ class MonitorDirectory:
             with self._lock:
                 mon = self._monitors.get(key)
                 if mon is None:
+                    quality = self._config.quality.get(model)
                     mon = ModelMonitor(
                         model, version, framework, registry=self._registry,
                         prefix=self._config.prefix, buckets=self._config.buckets,
                         max_label_values=self._config.max_label_values,
+                        profile=quality.profile if quality else None,
+                        quality_options=quality.for_version(model, version) if quality else None,
                     )
                     self._monitors[key] = mon
         return mon

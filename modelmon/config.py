@@ -15,6 +15,11 @@ Example::
       inference_duration_seconds: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
     plugins:                      # per-plugin sections, by entry-point name
       build_info: {}
+    quality:                      # reference profiles for /ingest prediction events
+      models:
+        credit:                   # model name; applies to all its versions
+          profile: profiles/credit.json
+          options: {window: 10000, feedback_db: "/var/lib/modelmon/{model}-{version}.sqlite"}
 """
 
 from __future__ import annotations
@@ -41,6 +46,21 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class ModelQualityConfig:
+    """Per-model quality settings of modelmon serve: a profile and QualityTracker options."""
+
+    profile: Path | None = None
+    # ``{model}`` and ``{version}`` in string options (feedback_db) are filled in.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def for_version(self, model: str, version: str) -> dict[str, Any]:
+        return {
+            k: v.format(model=model, version=version) if isinstance(v, str) else v
+            for k, v in self.options.items()
+        }
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 9110
@@ -51,6 +71,7 @@ class ServeConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    quality: Mapping[str, ModelQualityConfig] = field(default_factory=dict)
     # Sections owned by other components (logs, edge, ...) kept verbatim.
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -74,9 +95,37 @@ def _positive_int(value: object, field_name: str) -> int:
 
 
 _KNOWN = {"listen", "prefix", "web_config_file", "threads", "max_label_values", "ingest",
-          "buckets", "plugins"}
+          "buckets", "plugins", "quality"}
 # Sections that belong to other components; validated by them.
-_FOREIGN = {"logs", "edge", "quality", "profile"}
+_FOREIGN = {"logs", "edge"}
+
+
+def _quality_from_mapping(data: Any, base_dir: Path | None) -> dict[str, ModelQualityConfig]:
+    if not isinstance(data, Mapping) or set(data) - {"models"}:
+        raise ConfigError("quality: expected a mapping with 'models' (model name -> profile, options)")
+    models = data.get("models") or {}
+    if not isinstance(models, Mapping):
+        raise ConfigError("quality.models: expected a mapping of model name to {profile, options}")
+    parsed: dict[str, ModelQualityConfig] = {}
+    for name, entry in models.items():
+        where = f"quality.models.{name}"
+        if not isinstance(entry, Mapping) or set(entry) - {"profile", "options"}:
+            raise ConfigError(f"{where}: expected a mapping with 'profile' (a path) and 'options'")
+        profile = None
+        if entry.get("profile") is not None:
+            profile = Path(str(entry["profile"]))
+            if not profile.is_absolute() and base_dir is not None:
+                profile = base_dir / profile
+            if not profile.is_file():
+                raise ConfigError(
+                    f"{where}.profile: file {profile} does not exist; build one with "
+                    "'modelmon profile build --data train.csv --model NAME --out FILE'"
+                )
+        options = entry.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{where}.options: expected a mapping of QualityTracker options")
+        parsed[str(name)] = ModelQualityConfig(profile, dict(options))
+    return parsed
 
 
 def serve_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> ServeConfig:
@@ -131,6 +180,8 @@ def serve_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = N
     if not isinstance(plugins, Mapping) or not all(isinstance(v, Mapping | None) for v in plugins.values()):
         raise ConfigError("plugins: expected a mapping of plugin name to its settings mapping")
     kwargs["plugins"] = {str(k): dict(v or {}) for k, v in plugins.items()}
+    if data.get("quality") is not None:
+        kwargs["quality"] = _quality_from_mapping(data["quality"], base_dir)
     return ServeConfig(**kwargs)
 
 
