@@ -87,6 +87,9 @@ DEFAULT_JOURNAL_BYTES = 16 * 1024 * 1024
 # the in-memory part of the queue stays bounded whatever the producers do.
 _MAX_BUFFERED = 50_000
 _HOUSEKEEPING_SECONDS = 0.5
+_time = time.time
+_write = os.write
+_encode = journal.encode
 
 
 class SpoolFull(Exception):
@@ -195,16 +198,12 @@ class Spool:
         self._append_lock = threading.Lock()
         self._changed = threading.Condition(threading.Lock())
         self._buffer: list[tuple[int, float, int, bytes]] = []
-        self._buffer_bytes = 0
-        self._buffer_items = 0
         self._caller_drops: dict[str, list[int]] = {}  # reason -> [records, items, bytes]
         pending = self._store.pending()
         self._pending_bytes = pending[2]  # everything pending, buffer included
-        self._written_seq = self._next_seq - 1
-        self._synced_seq = self._written_seq
+        self._synced_seq = self._next_seq - 1
         self._rotated: list[tuple[Path, int]] = []  # (journal, its last seq)
         self._journal_no = self._first_journal_no
-        self._journal_size = 0
         self._jpath = journal.journal_path(self.path, self._journal_no)
         self._jfd = _open_journal(self._jpath)
         if fsync != "never":
@@ -219,7 +218,33 @@ class Spool:
     def append(self, payload: bytes, *, created: float | None = None, items: int = 1) -> int | None:
         """Add one record; returns its seq once durable per the fsync mode, or
         None when it was dropped (``drop_newest`` on a full spool, too large)."""
-        return self.append_many((payload,), created=created, items=(items,))[0]
+        size = len(payload)
+        if self.full_policy != "drop_oldest" or size > self.max_bytes:
+            return self.append_many((payload,), created=created, items=(items,))[0]
+        # The hot path: one lock, one frame, one write(2), one list append.
+        if created is None:
+            created = _time()
+        with self._append_lock:
+            if self._closed:
+                raise SpoolClosed(f"spool {self.path} is closed")
+            seq = self._next_seq
+            frame = _encode(seq, created, items, payload)
+            written = _write(self._jfd, frame)
+            if written != len(frame):  # short write (signal, nearly full disk): finish it
+                journal.write_all(self._jfd, memoryview(frame)[written:])
+            self._next_seq = seq + 1
+            buffer = self._buffer
+            buffer.append((seq, created, items, payload))
+            self._pending_bytes += size
+            buffered = len(buffer)
+        if buffered == 1 or self.fsync == "always":
+            self._wake.set()
+        if self.fsync == "always":
+            self._wait_until(lambda: self._synced_seq >= seq, None)
+        elif buffered > _MAX_BUFFERED:
+            self._wake.set()
+            self._wait_until(lambda: len(self._buffer) < _MAX_BUFFERED // 2, 5.0)
+        return seq
 
     def append_many(
         self,
@@ -260,15 +285,11 @@ class Spool:
                 self._next_seq = seq + 1
                 frames.append(encode(seq, created, n, payload))
                 self._buffer.append((seq, created, n, payload))
-                self._buffer_bytes += size
-                self._buffer_items += n
                 self._pending_bytes += size
                 seqs.append(seq)
             if frames:
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 journal.write_all(self._jfd, data)
-                self._journal_size += len(data)
-                self._written_seq = self._next_seq - 1
             buffered = len(self._buffer)
         if frames and (buffered <= len(frames) or self.fsync == "always"):
             self._wake.set()
@@ -378,7 +399,8 @@ class Spool:
             oldest = self._store.oldest_created()
             dead_stored = self._store.dead_letter_count()
             with self._append_lock:
-                buffered = (len(self._buffer), self._buffer_items, self._buffer_bytes)
+                buf = self._buffer
+                buffered = (len(buf), sum(r[2] for r in buf), sum(len(r[3]) for r in buf))
                 if self._buffer:
                     b_oldest = min(c for _, c, _, _ in self._buffer)
                     oldest = b_oldest if oldest is None else min(oldest, b_oldest)
@@ -428,7 +450,7 @@ class Spool:
 
     def flush_buffer(self, timeout: float = 10.0) -> bool:
         """Wait until every record appended so far is peekable (committed to SQLite)."""
-        target = self._written_seq
+        target = self._next_seq - 1
         self._wake.set()
         return self._wait_until(
             lambda: self._store.ingested_seq >= target or self._closed, timeout
@@ -502,7 +524,7 @@ class Spool:
 
     def _sync_journal(self) -> None:
         with self._append_lock:
-            target = self._written_seq
+            target = self._next_seq - 1
             fd = self._jfd
         os.fdatasync(fd)
         if target > self._synced_seq:
@@ -516,9 +538,8 @@ class Spool:
                 if not batch and not self._caller_drops:
                     return
                 self._buffer = []
-                self._buffer_bytes = self._buffer_items = 0
                 drops, self._caller_drops = self._caller_drops, {}
-                if batch and self._journal_size >= self._journal_bytes:
+                if batch and os.fstat(self._jfd).st_size >= self._journal_bytes:
                     self._rotate_journal(batch[-1][0])
             try:
                 trimmed = self._store.ingest(
@@ -528,8 +549,6 @@ class Spool:
                 # Still journalled; keep it in memory too and let the writer retry.
                 with self._append_lock:
                     self._buffer[:0] = batch
-                    self._buffer_bytes += sum(len(r[3]) for r in batch)
-                    self._buffer_items += sum(r[2] for r in batch)
                     for reason, c in drops.items():
                         have = self._caller_drops.setdefault(reason, [0, 0, 0])
                         for i in range(3):
@@ -550,7 +569,6 @@ class Spool:
         self._journal_no += 1
         self._jpath = journal.journal_path(self.path, self._journal_no)
         self._jfd = _open_journal(self._jpath)
-        self._journal_size = 0
         if self.fsync == "always":
             journal.fsync_dir(self.path)
 

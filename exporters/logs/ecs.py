@@ -20,13 +20,19 @@ _HOSTNAME = socket.gethostname()
 _PID = os.getpid()
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def timestamp(t: float | None = None) -> str:
     """ISO 8601 UTC with milliseconds, as Elasticsearch's date type expects."""
+    global _second
     if t is None:
         t = time.time()
     secs = int(t)
-    ms = int((t - secs) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z"
+    cached = _second  # one tuple read: safe without a lock
+    if cached[0] != secs:
+        cached = _second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(secs)))
+    return f"{cached[1]}{int((t - secs) * 1000):03d}Z"
 
 
 def base_fields(service_name: str, environment: str | None = None) -> dict[str, Any]:
@@ -55,6 +61,8 @@ _LEVELS = {50: "critical", 40: "error", 30: "warning", 20: "info", 10: "debug"}
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message", "asctime", "taskName",
 }
+# A record with more attributes than a bare one has extras (or was formatted).
+_STANDARD_COUNT = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 
 def from_log_record(record: logging.LogRecord) -> dict[str, Any]:
@@ -77,8 +85,9 @@ def from_log_record(record: logging.LogRecord) -> dict[str, Any]:
         event["error"] = error_fields(record.exc_info[1])
     elif record.exc_text:
         event["error"] = {"stack_trace": record.exc_text}
-    extra = record.__dict__.keys() - _RECORD_ATTRS
-    for key in extra:
-        if not key.startswith("_"):
-            event[key] = record.__dict__[key]
+    attrs = record.__dict__
+    if len(attrs) > _STANDARD_COUNT:  # only records logged with extra={...}
+        for key in attrs.keys() - _RECORD_ATTRS:
+            if not key.startswith("_"):
+                event[key] = attrs[key]
     return event

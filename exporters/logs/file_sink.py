@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelmon.exporters.logs.sinks import Item, SendResult, with_event_id
+from modelmon.exporters.logs.sinks import Item, SendResult, with_event_ids
 
 
 class FileSink:
@@ -30,7 +30,9 @@ class FileSink:
         return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
 
     def send(self, items: Sequence[Item]) -> SendResult:
-        data = b"".join(with_event_id(i) + b"\n" for i in items)
+        result = SendResult()
+        docs = with_event_ids(items, result)
+        data = b"".join(doc + b"\n" for _, doc in docs)
         try:
             if os.fstat(self._fd).st_size + len(data) > self.max_bytes:
                 self._rotate()
@@ -41,7 +43,8 @@ class FileSink:
                 os.fdatasync(self._fd)
         except OSError:
             return SendResult.all_retry(items, "error")
-        return SendResult(delivered=[i.seq for i in items])
+        result.delivered = [item.seq for item, _ in docs]
+        return result
 
     def _rotate(self) -> None:
         os.close(self._fd)

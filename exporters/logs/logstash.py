@@ -16,7 +16,7 @@ import socket
 from collections.abc import Sequence
 
 import requests
-from modelmon.exporters.logs.sinks import Item, SendResult, parse_retry_after, with_event_id
+from modelmon.exporters.logs.sinks import Item, SendResult, parse_retry_after, with_event_ids
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ class LogstashTcpSink:
         return sock
 
     def send(self, items: Sequence[Item]) -> SendResult:
-        data = b"".join(with_event_id(i) + b"\n" for i in items)
+        result = SendResult()
+        docs = with_event_ids(items, result)
+        data = b"".join(doc + b"\n" for _, doc in docs)
         try:
             if self._sock is None:
                 self._sock = self._connect()
@@ -50,7 +52,8 @@ class LogstashTcpSink:
             log.debug("logstash tcp %s:%s: %s", self.host, self.port, exc)
             self.close()
             return SendResult.all_retry(items, "connection_error")
-        return SendResult(delivered=[i.seq for i in items])
+        result.delivered = [item.seq for item, _ in docs]
+        return result
 
     def close(self) -> None:
         if self._sock is not None:
@@ -74,7 +77,13 @@ class LogstashHttpSink:
         self._timeout = timeout
 
     def send(self, items: Sequence[Item]) -> SendResult:
-        body = b"[" + b",".join(with_event_id(i) for i in items) + b"]"
+        bad = SendResult()
+        docs = with_event_ids(items, bad)
+        if bad.dead:
+            items = [item for item, _ in docs]
+            bad.merge(self.send(items) if items else SendResult())
+            return bad
+        body = b"[" + b",".join(doc for _, doc in docs) + b"]"
         try:
             resp = self._session.post(
                 self.url, data=body, timeout=self._timeout,

@@ -23,7 +23,11 @@ PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}
 IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
 # Candidates only; ipaddress validates (so times like 10:00:00 are kept).
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-_PRECHECK = re.compile(r"@|\d\d|:")
+# Cheap tests that a string may hold what a rule looks for; most log text fails
+# them all and costs one search.
+_MAY_HAVE_EMAIL = "@"
+_MAY_HAVE_NUMBER = r"\d(?:[ ().+-]{0,2}\d){8}"  # 9+ digits: phones and cards
+_MAY_HAVE_IP = r"\d\.\d|:"
 # Event parts that modelmon fills and that never hold user data.
 _SKIP_TOP = frozenset({"@timestamp", "ecs", "service", "host", "trace", "process", "log"})
 
@@ -84,6 +88,12 @@ class Redactor:
             self._rules.append((IPV6, "[REDACTED:ip]", _is_ipv6))
         if phones:
             self._rules.append((PHONE, "[REDACTED:phone]", _is_phone))
+        hints = [re.escape(_MAY_HAVE_EMAIL)] if emails else []
+        if phones or card_numbers:
+            hints.append(_MAY_HAVE_NUMBER)
+        if ip_addresses:
+            hints.append(_MAY_HAVE_IP)
+        self._precheck = re.compile("|".join(hints) or "(?!)")
         self._drop = [tuple(f.split(".")) for f in drop_fields]
         self._hash = [tuple(f.split(".")) for f in hash_fields]
         self._salt = hash_salt.encode()
@@ -118,7 +128,7 @@ class Redactor:
 
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):
-            if not _PRECHECK.search(value):
+            if not self._precheck.search(value):
                 return value
             return self.redact_text(value)
         if isinstance(value, dict):

@@ -59,6 +59,18 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def with_event_ids(items: Sequence[Item], result: SendResult) -> list[tuple[Item, bytes]]:
+    """Documents with ``event.id`` set; an item that is not JSON is dead-lettered
+    in ``result`` (it could never be delivered)."""
+    out = []
+    for item in items:
+        try:
+            out.append((item, with_event_id(item)))
+        except orjson.JSONDecodeError as exc:
+            result.add_dead(f"not a JSON document: {exc}", item.seq)
+    return out
+
+
 def with_event_id(item: Item) -> bytes:
     """The document with ``event.id`` set to the deterministic id, for sinks that
     cannot pass an id beside the document (Logstash, files): a downstream

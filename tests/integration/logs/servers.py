@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import orjson
+
 ItemFault = Callable[[str, str, Any], "tuple[int, str, str] | None"]
 
 
@@ -35,6 +37,8 @@ class EsTestServer:
         self.lock = threading.Lock()
         self.indices: dict[str, dict[str, Any]] = {}
         self.mappings: dict[str, dict[str, str]] = {}
+        # Document shapes already mapped without conflict: skip the walk (speed only).
+        self.shapes: dict[str, set[Any]] = {}
         self.templates: dict[str, Any] = {}
         self.ilm_policies: dict[str, Any] = {}
         self.created_ids: list[tuple[str, str]] = []  # every successful create, in order
@@ -88,7 +92,7 @@ class EsTestServer:
             self.bulk_requests += 1
             while i < len(lines):
                 try:
-                    action = json.loads(lines[i])
+                    action = orjson.loads(lines[i])
                     (op, meta), = action.items()
                 except (ValueError, AttributeError):
                     return 400, _error("x_content_parse_exception",
@@ -118,7 +122,7 @@ class EsTestServer:
                                f"only write ops with an op_type of create are allowed in data "
                                f"streams [{index}]")
         try:
-            source = json.loads(line)
+            source = orjson.loads(line)
             if not isinstance(source, dict):
                 raise ValueError("not an object")
         except ValueError:
@@ -135,7 +139,12 @@ class EsTestServer:
             return _item_error(index, doc_id, 409, "version_conflict_engine_exception",
                                f"[{doc_id}]: version conflict, document already exists "
                                "(current version [1])")
-        conflict = _map(self.mappings.setdefault(index, {}), source, "")
+        shape = _shape(source)
+        known = self.shapes.setdefault(index, set())
+        conflict = None if shape in known else _map(self.mappings.setdefault(index, {}),
+                                                       source, "")
+        if conflict is None:
+            known.add(shape)
         if conflict:
             return _item_error(index, doc_id, 400, "document_parsing_exception", conflict)
         docs[doc_id] = source
@@ -151,6 +160,10 @@ class _QuietServer(ThreadingHTTPServer):
         exc = sys.exc_info()[1]
         if not isinstance(exc, ConnectionError | OSError):
             super().handle_error(request, client_address)
+
+
+def _shape(doc: dict[str, Any]) -> Any:
+    return tuple((k, _shape(v) if isinstance(v, dict) else 0) for k, v in doc.items())
 
 
 def _map(mapping: dict[str, str], doc: dict[str, Any], prefix: str) -> str | None:
@@ -194,7 +207,7 @@ def _make_handler(server: EsTestServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
+            data = orjson.dumps(body)
             self.send_response(status)
             self.send_header("X-Elastic-Product", "Elasticsearch")
             self.send_header("Content-Type", "application/json")
