@@ -176,6 +176,11 @@ class ModelMonitor:
             self._success.inc()
         else:
             self._outcome_child(outcome).inc()
+        self._observe_sizes(batch_size, request_bytes, response_bytes)
+
+    def _observe_sizes(
+        self, batch_size: int | None, request_bytes: int | None, response_bytes: int | None
+    ) -> None:
         if batch_size is not None:
             self._batch.observe(batch_size)
         if request_bytes is not None:
@@ -220,12 +225,7 @@ class ModelMonitor:
         if exception:
             name = self.metrics.limiter.limit("inference_exceptions_total", "exception", exception)
             self._exceptions_metric.labels(self.model, self.version, name).inc()
-        if batch_size is not None:
-            self._batch.observe(batch_size)
-        if request_bytes is not None:
-            self._request_bytes.observe(request_bytes)
-        if response_bytes is not None:
-            self._response_bytes.observe(response_bytes)
+        self._observe_sizes(batch_size, request_bytes, response_bytes)
 
     # -- model lifecycle ----------------------------------------------------
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from modelmon.exporters.service import create_app
 
 from modelmon import Profile
 from modelmon.config import ConfigError, serve_config_from_mapping
-from modelmon.exporters.service import create_app
 
 
 @pytest.fixture
