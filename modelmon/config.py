@@ -52,12 +52,18 @@ class ModelQualityConfig:
     profile: Path | None = None
     # ``{model}`` and ``{version}`` in string options (feedback_db) are filled in.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # A relative feedback_db is relative to the config file, like every path in it.
+    base_dir: Path | None = None
 
     def for_version(self, model: str, version: str) -> dict[str, Any]:
-        return {
+        options = {
             k: v.format(model=model, version=version) if isinstance(v, str) else v
             for k, v in self.options.items()
         }
+        db = options.get("feedback_db")
+        if isinstance(db, str) and self.base_dir is not None and not Path(db).is_absolute():
+            options["feedback_db"] = str(self.base_dir / db)
+        return options
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ def _quality_from_mapping(data: Any, base_dir: Path | None) -> dict[str, ModelQu
         options = entry.get("options") or {}
         if not isinstance(options, Mapping):
             raise ConfigError(f"{where}.options: expected a mapping of QualityTracker options")
-        parsed[str(name)] = ModelQualityConfig(profile, dict(options))
+        parsed[str(name)] = ModelQualityConfig(profile, dict(options), base_dir)
     return parsed
 
 

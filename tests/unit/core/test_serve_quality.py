@@ -41,6 +41,8 @@ def test_prediction_events_are_checked_against_the_models_profile(registry, tmp_
     amount_psi = get("modelmon_feature_drift", {**labels, "feature": "amount", "method": "psi"})
     age_psi = get("modelmon_feature_drift", {**labels, "feature": "age", "method": "psi"})
     assert amount_psi > 0.25 > age_psi, (amount_psi, age_psi)
+    # the feedback store of this model version lives beside the config file
+    assert (tmp_path / "credit-2.sqlite").exists()
 
 
 def test_models_without_a_profile_still_count_predictions(registry, profile_path, tmp_path):
