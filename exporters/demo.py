@@ -11,6 +11,8 @@ and drives synthetic traffic with periodic error bursts until Ctrl-C (or
 
 from __future__ import annotations
 
+import collections
+import os
 import random
 import signal
 import subprocess
@@ -62,12 +64,38 @@ class Traffic:
         self.stop = threading.Event()
         self.sent = 0
         self.session = requests.Session()
+        # Ground truth arrives late: (due time, request id, true label).
+        self.labels: collections.deque[tuple[float, str, int]] = collections.deque(maxlen=10_000)
 
-    def _row(self) -> dict[str, object]:
+    def _row(self, drifting: bool) -> dict[str, object]:
         row: dict[str, object] = {name: self.rng.gauss(0, 1) for name in FEATURES}
+        if drifting:  # the population changes: bigger amounts, faster spending
+            row["amount"] = self.rng.gauss(1.5, 1.3)
+            row["velocity"] = self.rng.gauss(0.8, 1)
         if self.rng.random() < 0.02:  # a client bug: a feature sent as text
             row["amount"] = "12,50"
         return row
+
+    @staticmethod
+    def _drifting(elapsed: float) -> bool:
+        # 2 minutes of drift every 6 minutes, starting 2 minutes in.
+        return elapsed % 360 >= 120 and elapsed % 360 < 240
+
+    def _send_due_labels(self, now: float) -> None:
+        while self.labels and self.labels[0][0] <= now:
+            _, request_id, label = self.labels.popleft()
+            self.session.post(f"{self.app_url}/feedback",
+                              json={"request_id": request_id, "label": label}, timeout=5)
+
+    def _remember_truth(self, answer: requests.Response, drifting: bool, now: float) -> None:
+        if answer.status_code != 200:
+            return
+        body = answer.json()
+        error_rate = 0.35 if drifting else 0.08  # the model is worse on drifted data
+        for request_id, predicted in zip(body["request_ids"], body["predictions"], strict=True):
+            if self.rng.random() < 0.3:  # a third of the outcomes are ever known
+                truth = 1 - predicted if self.rng.random() < error_rate else predicted
+                self.labels.append((now + self.rng.uniform(2, 20), request_id, truth))
 
     def _phase_fault_rate(self, elapsed: float) -> float:
         # 20 s error burst every 3 minutes, starting 60 s in.
@@ -83,8 +111,13 @@ class Traffic:
                 if wanted != fault:
                     self.session.post(f"{self.app_url}/fault", json={"rate": wanted}, timeout=5)
                     fault = wanted
-                batch = [self._row() for _ in range(self.rng.choice((1, 1, 1, 4, 16)))]
-                self.session.post(f"{self.app_url}/predict", json={"instances": batch}, timeout=5)
+                drifting = self._drifting(elapsed)
+                batch = [self._row(drifting) for _ in range(self.rng.choice((1, 1, 1, 4, 16)))]
+                answer = self.session.post(f"{self.app_url}/predict", json={"instances": batch},
+                                           timeout=5)
+                now = time.monotonic()
+                self._remember_truth(answer, drifting, now)
+                self._send_due_labels(now)
                 self.session.post(f"{self.exporter_url}/ingest", json={
                     "model": INGEST_MODEL, "version": "2.4.1", "framework": "onnx",
                     "latency_seconds": abs(self.rng.gauss(0.03, 0.01)),
@@ -131,6 +164,8 @@ def run_demo(
     signal.signal(signal.SIGTERM, on_term)
     try:
         print(f"modelmon demo: training the model and starting servers (logs in {workdir})")
+        os.environ["MODELMON_DEMO_FEEDBACK_DB"] = str(workdir / "feedback.sqlite")
+        os.environ["MODELMON_DEMO_LOG_DIR"] = str(workdir / "logs")
         procs.append(_spawn([
             sys.executable, "-m", "gunicorn", "-c", "python:modelmon.exporters.gunicorn_config",
             "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{ports.app}",
@@ -167,7 +202,10 @@ def run_demo(
             histogram_quantile(0.95, sum by (le, model) (rate(modelmon_inference_duration_seconds_bucket[1m])))""")
         else:
             print(f"  Prometheus: not started ({'disabled' if not with_prometheus else INSTALL_HINT})")
-        print("\n  Traffic is flowing; an error burst starts after 60 s and every 3 min. Ctrl-C stops.")
+        print(f"  pipeline events (ECS JSON lines)                 {workdir / 'logs' / 'events.jsonl'}")
+        print("\n  Traffic is flowing: an error burst after 60 s and every 3 min; input drift from"
+              "\n  minute 2 to 4 of every 6 (watch modelmon_feature_drift); labels arrive late."
+              "\n  Ctrl-C stops.")
         deadline = None if duration is None else time.monotonic() + duration
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.5)

@@ -22,6 +22,8 @@ from modelmon.collectors import PluginCollectors
 
 UNMATCHED = "__unmatched__"
 _START_KEY = "modelmon.request_start"
+_CID_KEY = "modelmon.correlation_id"
+_FROM_LOGS = object()
 _perf_counter = time.perf_counter
 
 
@@ -32,13 +34,20 @@ def instrument_app(
     metrics_path: str | None = "/metrics",
     plugins: bool = True,
     exclude_paths: tuple[str, ...] = ("/metrics", "/healthz"),
+    correlation_header: str | None | object = _FROM_LOGS,
 ) -> Flask:
     """Instrument ``app``: per-endpoint request metrics and a ``metrics_path`` route.
 
     ``mon`` gives the registry, prefix and the model/version labels. With
     ``plugins`` the plugin collectors are served on the same /metrics, each
-    behind its error boundary.
+    behind its error boundary. ``correlation_header`` (``X-Request-ID`` by
+    default when ``mon`` ships logs, off otherwise) names the header a request's
+    correlation id is taken from (generated when absent); every log event of
+    the request carries it as ``trace.id`` and the response returns it.
     """
+    if correlation_header is _FROM_LOGS:
+        correlation_header = "X-Request-ID" if mon.logs is not None else None
+    header = correlation_header if isinstance(correlation_header, str) else None
     m = mon.metrics
     requests_total = m.get("http_requests_total")
     duration = m.get("http_request_duration_seconds")
@@ -66,6 +75,20 @@ def instrument_app(
         environ[_START_KEY] = _perf_counter()
         return inner_wsgi_app(environ, start_response)
 
+    if header is not None:
+        from modelmon.exporters.logs import correlation
+
+        env_key = "HTTP_" + header.upper().replace("-", "_")
+
+        def correlated_wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+            environ[_START_KEY] = _perf_counter()
+            cid, token = correlation.begin_request({header: environ.get(env_key)}, header)
+            environ[_CID_KEY] = cid
+            try:
+                return inner_wsgi_app(environ, start_response)
+            finally:
+                correlation.end_request(token)
+
     def after(response: Response) -> Response:
         req = request._get_current_object()  # one proxy lookup, not five
         environ = req.environ
@@ -73,6 +96,8 @@ def instrument_app(
         if start is None:
             return response
         elapsed = _perf_counter() - start
+        if header is not None:
+            response.headers[header] = environ[_CID_KEY]
         if req.path in skip:
             return response
         rule = req.url_rule
@@ -102,7 +127,7 @@ def instrument_app(
                     response_bytes.observe(out)
         return response
 
-    app.wsgi_app = timed_wsgi_app  # type: ignore[method-assign]
+    app.wsgi_app = correlated_wsgi_app if header is not None else timed_wsgi_app  # type: ignore[method-assign]
     app.after_request(after)
 
     if metrics_path:

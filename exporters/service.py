@@ -6,6 +6,7 @@ Routes: ``GET /metrics`` (Prometheus exposition), ``POST /ingest`` (events, see
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -29,9 +30,12 @@ log = logging.getLogger(__name__)
 class MonitorDirectory:
     """One ModelMonitor per (model, version) seen on /ingest, with capped model names."""
 
-    def __init__(self, registry: CollectorRegistry, config: ServeConfig) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, config: ServeConfig, logs: Any = None
+    ) -> None:
         self._registry = registry
         self._config = config
+        self.logs = logs
         self.metrics: MetricSet = metric_set(
             registry, config.prefix, config.buckets, config.max_label_values
         )
@@ -57,6 +61,7 @@ class MonitorDirectory:
                         max_label_values=self._config.max_label_values,
                         profile=quality.profile if quality else None,
                         quality_options=quality.for_version(model, version) if quality else None,
+                        logs=self.logs,
                     )
                     self._monitors[key] = mon
         return mon
@@ -67,10 +72,15 @@ def _inference_parser(directory: MonitorDirectory) -> EventParser:
         ev = parse_inference(event)
 
         def apply() -> None:
-            directory.get(ev.model, ev.version, ev.framework).observe_inference(
+            mon = directory.get(ev.model, ev.version, ev.framework)
+            mon.observe_inference(
                 ev.latency_seconds, ev.outcome, batch_size=ev.batch_size, exception=ev.exception,
                 request_bytes=ev.request_bytes, response_bytes=ev.response_bytes,
             )
+            if directory.logs is not None:
+                extra = {"error": {"type": ev.exception}} if ev.exception else {}
+                mon.log.prediction(ev.latency_seconds, outcome=ev.outcome,
+                                   batch_size=ev.batch_size, **extra)
 
         return apply
 
@@ -84,6 +94,21 @@ def _quality_parsers(directory: MonitorDirectory) -> dict[str, EventParser]:
     except ImportError:
         return {}
     return dict(ingest_parsers(directory.get))
+
+
+def _log_shipper(config: ServeConfig, registry: CollectorRegistry) -> Any:
+    """The LogShipper of the config's ``logs:`` section, or None without one."""
+    section = config.raw.get("logs")
+    if section is None:
+        return None
+    from modelmon.exporters.logs import LogShipper
+    from modelmon.exporters.logs.config import shipper_options
+
+    shipper = LogShipper(**shipper_options(section, config.base_dir), registry=registry,
+                         prefix=config.prefix)
+    # Ship what is pending before the worker exits (gunicorn exits via sys.exit).
+    atexit.register(shipper.close)
+    return shipper
 
 
 def _json_error(status: int, errors: list[str]) -> Response:
@@ -105,7 +130,7 @@ def create_app(
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
     web = web_config if web_config is not None else load_web_config(config.web_config_file)
-    directory = MonitorDirectory(registry, config)
+    directory = MonitorDirectory(registry, config, _log_shipper(config, registry))
     register_plugin_collectors(registry, config.plugins, config.prefix)
     parsers: dict[str, EventParser] = {"inference": _inference_parser(directory)}
     parsers.update(_quality_parsers(directory))

@@ -6,6 +6,9 @@ Example::
     listen: 127.0.0.1:9110
     prefix: modelmon_
     web_config_file: web.yml      # Prometheus exporter-toolkit format: basic auth, TLS
+    logs:                         # optional: ship /ingest events as logs (docs/logging.md)
+      sink: elasticsearch
+      elasticsearch: {url: "https://es:9200", api_key_file: /etc/modelmon/es-key}
     threads: 8
     max_label_values: 200         # per label of each metric; overflow -> __other__
     ingest:
@@ -78,6 +81,8 @@ class ServeConfig:
     buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     quality: Mapping[str, ModelQualityConfig] = field(default_factory=dict)
+    # Where relative paths of the file resolve (its folder); None without a file.
+    base_dir: Path | None = None
     # Sections owned by other components (logs, edge, ...) kept verbatim.
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -143,7 +148,7 @@ def serve_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = N
             f"config: unknown key(s) {', '.join(sorted(unknown))}; known keys are "
             f"{', '.join(sorted(_KNOWN | _FOREIGN))}"
         )
-    kwargs: dict[str, Any] = {"raw": dict(data)}
+    kwargs: dict[str, Any] = {"raw": dict(data), "base_dir": base_dir}
     if "listen" in data:
         kwargs["host"], kwargs["port"] = parse_listen(data["listen"])
     if "prefix" in data:

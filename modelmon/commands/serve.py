@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen) if args.listen else (config.host, config.port)
     # Validate the web config before forking so a typo fails here, with its field name.
     web = load_web_config(config.web_config_file)
+    if config.raw.get("logs") is not None:
+        from modelmon.exporters.logs.config import shipper_options
+
+        shipper_options(config.raw["logs"], config.base_dir)
     scheme = "https" if web.tls else "http"
     print(f"modelmon serve: {scheme}://{host}:{port}/metrics, POST /ingest, /healthz", flush=True)
     run_gunicorn(

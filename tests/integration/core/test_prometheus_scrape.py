@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sys
@@ -118,6 +119,12 @@ def test_demo_runs_and_stops_cleanly_on_ctrl_c(start_server, tmp_path, prometheu
             continue
     assert sorted(found) == ["fraud-detector", "recommender-java"], demo.output()
     assert "Ctrl-C stops" in demo.output()
+    quality = requests.get(f"{url}/api/v1/query", params={
+        "query": 'sum(modelmon_feature_type_errors_total{model="fraud-detector"})'}, timeout=5)
+    assert float(quality.json()["data"]["result"][0]["value"][1]) >= 0
+    events = (tmp_path / "demo" / "logs" / "events.jsonl").read_text().splitlines()
+    actions = {json.loads(line)["event"]["action"] for line in events}
+    assert {"model-loaded", "prediction"} <= actions, actions
     demo.proc.send_signal(signal.SIGINT)
     assert demo.proc.wait(30) == 0, demo.output()
     assert "stopping" in demo.output()

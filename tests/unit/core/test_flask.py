@@ -78,3 +78,40 @@ def test_requests_answered_by_an_earlier_before_request_hook_are_counted(registr
     for status in ("401", "200"):
         assert get("modelmon_http_requests_total",
                    {**L, "endpoint": "/predict", "method": "POST", "status": status}) == 1
+
+
+def test_with_a_log_shipper_every_event_of_a_request_carries_its_correlation_id(registry, tmp_path):
+    import json
+
+    from modelmon.exporters.logs import LogShipper
+
+    shipper = LogShipper("file", path=tmp_path / "events.jsonl", spool_dir=tmp_path / "spool",
+                         registry=registry)
+    try:
+        mon = ModelMonitor("m", version="1", registry=registry, logs=shipper)
+        app = Flask("logs")
+
+        @app.post("/predict")
+        def predict():
+            mon.log.request_received(batch_size=1)
+            mon.log.prediction(0.01, prediction=1)
+            return "ok"
+
+        instrument_app(app, mon)
+        client = app.test_client()
+        given = client.post("/predict", headers={"X-Request-ID": "req-7"})
+        made = client.post("/predict")
+        assert given.headers["X-Request-ID"] == "req-7"
+        generated = made.headers["X-Request-ID"]
+        assert generated and generated != "req-7"
+        assert shipper.flush(10)
+        events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+        assert [e["trace"]["id"] for e in events] == ["req-7", "req-7", generated, generated]
+        assert {e["model"]["name"] for e in events} == {"m"}
+    finally:
+        shipper.close()
+
+
+def test_without_logs_no_correlation_header_is_added(registry):
+    client = make_app(registry)
+    assert "X-Request-ID" not in client.post("/predict/a", json={}).headers

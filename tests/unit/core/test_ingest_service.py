@@ -121,3 +121,39 @@ def test_metrics_and_healthz(registry):
     om = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert om.content_type.startswith("application/openmetrics-text") and om.data.endswith(b"# EOF\n")
     assert client.get("/healthz").status_code == 200
+
+
+def test_with_a_logs_section_ingested_inferences_are_shipped_as_events(registry, tmp_path):
+    import json as _json
+
+    config = serve_config_from_mapping(
+        {"logs": {"sink": "file", "spool_dir": "spool", "file": {"path": "events.jsonl"}}},
+        base_dir=tmp_path,
+    )
+    app = create_app(config, registry=registry)
+    client = app.test_client()
+    r = client.post("/ingest", json=[
+        {"model": "rec", "version": "2", "latency_seconds": 0.05},
+        {"model": "rec", "version": "2", "latency_seconds": 0.5, "outcome": "error",
+         "exception": "TimeoutError"},
+    ])
+    assert r.status_code == 200
+    shipper = app.extensions["modelmon"]["directory"].logs
+    assert shipper.flush(10)
+    events = [_json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e["model"]["name"], e["model"]["outcome"]) for e in events] == [
+        ("rec", "success"), ("rec", "error")]
+    assert events[1]["error"]["type"] == "TimeoutError"
+    shipper.close()
+
+
+def test_a_bad_logs_section_names_the_field(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "serve.yml"
+    path.write_text("logs: {sink: file, spool: {max_bytes: lots}}\n")
+    proc = subprocess.run([sys.executable, "-m", "modelmon", "serve", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "max_bytes" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
