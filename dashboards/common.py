@@ -117,7 +117,9 @@ def generated_panel(kpi: KPI, prefix: str) -> TimeSeries:
     """The default view of a KPI no hand-written panel covers."""
     labels = ", ".join(kpi.labels)
     by = f" by ({labels})" if labels else ""
-    title = kpi.panel or kpi.name.removesuffix("_total").replace("_", " ").capitalize()
+    # The catalog's panel is "<dashboard uid>: <panel title>".
+    title = (kpi.panel.split(": ", 1)[-1] if kpi.panel
+             else kpi.name.removesuffix("_total").replace("_", " ").capitalize())
     description = f"{kpi.help} {kpi.meaning} (`{kpi.full_name(prefix)}`)"
     if kpi.type == "counter":
         expr = f"sum{by} ({rate(kpi.name, prefix)})"

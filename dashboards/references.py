@@ -24,6 +24,8 @@ from modelmon.catalog import CATALOG
 class KPIReferences:
     panels: list[str] = field(default_factory=list)  # "Dashboard title / Panel title"
     alerts: list[str] = field(default_factory=list)
+    # The catalog's form of the first panel: "<dashboard uid>: <panel title>".
+    panel_ref: str | None = None
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -76,6 +78,8 @@ def kpi_references(config: RulesConfig | None = None) -> dict[str, KPIReferences
                 label = f"{dash['title']} / {panel_title}"
                 if kpi is not None and label not in refs[kpi.name].panels:
                     refs[kpi.name].panels.append(label)
+                    if refs[kpi.name].panel_ref is None:
+                        refs[kpi.name].panel_ref = f"{dash['uid']}: {panel_title}"
     groups = rule_groups(config)
     for name, metrics in rule_metrics(groups).items():
         if ":" in name:  # a recording rule, not an alert
@@ -85,3 +89,16 @@ def kpi_references(config: RulesConfig | None = None) -> dict[str, KPIReferences
             if kpi is not None and name not in refs[kpi.name].alerts:
                 refs[kpi.name].alerts.append(name)
     return refs
+
+
+def catalog_fields(config: RulesConfig | None = None) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """KPI name -> what its catalog entry's ``panel`` and ``alerts`` must say.
+
+    The catalog declares where each KPI is shown and which alerts watch it;
+    a lint test compares that declaration with this derivation from the
+    generated dashboards and rules, so the two cannot drift apart.
+    """
+    return {
+        name: (refs.panel_ref, tuple(sorted(refs.alerts)))
+        for name, refs in kpi_references(config).items()
+    }

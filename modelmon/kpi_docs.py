@@ -58,12 +58,13 @@ def render_markdown(kpis: Sequence[KPI] = CATALOG, prefix: str = DEFAULT_PREFIX)
         if not members:
             continue
         out.append(f"\n## {title}\n\n")
-        out.append("| Metric | Type | Unit | Labels | What it tells you |\n")
-        out.append("|---|---|---|---|---|\n")
+        out.append("| Metric | Type | Unit | Labels | What it tells you | Dashboard panel | Alerts |\n")
+        out.append("|---|---|---|---|---|---|---|\n")
         for k in members:
             labels = ", ".join(f"`{label}`" for label in k.labels) or "-"
+            alerts = ", ".join(f"[{a}](runbooks.md#{a.lower()})" for a in k.alerts) or "-"
             out.append(
                 f"| `{k.full_name(prefix)}` | {k.type} | {k.unit} | {labels} | "
-                f"{_cell(k.help)} {_cell(k.meaning)} |\n"
+                f"{_cell(k.help)} {_cell(k.meaning)} | {_cell(k.panel or '-')} | {alerts} |\n"
             )
     return "".join(out)

@@ -47,7 +47,8 @@ KPIS: tuple[KPI, ...] = (
         "Rows passed to check_inputs (one per request row).",
         "The denominator of every data-quality ratio: divide the feature_* counters by it to "
         "get the share of rows with a problem.",
-        "quality", panel="Input rows",
+        "quality", panel="modelmon-model-quality: Input rows checked",
+        alerts=("ModelDataQualityViolations",),
     ),
     KPI(
         "feature_missing_total", "counter", "values", _FEATURE,
@@ -55,28 +56,29 @@ KPIS: tuple[KPI, ...] = (
         "A missing rate well above the profile's training missing rate means an upstream "
         "pipeline or client stopped filling the feature; the model then sees imputed or "
         "default values it was not trained on.",
-        "quality", panel="Missing values", alerts=("ModelFeatureMissingValues",),
+        "quality", panel="modelmon-model-quality: Data-quality problems per input row", alerts=("ModelDataQualityViolations",),
     ),
     KPI(
         "feature_out_of_range_total", "counter", "values", _FEATURE,
         "Numeric feature values outside the [min, max] range seen in training (or +-inf).",
         "The model extrapolates on these values. A sudden rise usually means a unit change "
         "(cents vs euros, ms vs s) or a broken sensor.",
-        "quality", panel="Out-of-range values", alerts=("ModelFeatureOutOfRange",),
+        "quality", panel="modelmon-model-quality: Data-quality problems per input row", alerts=("ModelDataQualityViolations",),
     ),
     KPI(
         "feature_type_errors_total", "counter", "values", _FEATURE,
         "Feature values of the wrong type (a string in a numeric feature, a list, ...).",
         "Non-zero means a client sends a different schema than the model expects; these "
         "values are excluded from drift.",
-        "quality", panel="Type errors", alerts=("ModelFeatureTypeErrors",),
+        "quality", panel="modelmon-model-quality: Data-quality problems per input row", alerts=("ModelDataQualityViolations",),
     ),
     KPI(
         "feature_unseen_category_total", "counter", "values", _FEATURE,
         "Categorical feature values never seen in the training data.",
         "New categories (a new country, product, device) the model has no learned signal "
         "for. Counted only for features whose full training vocabulary is in the profile.",
-        "quality", panel="Unseen categories",
+        "quality", panel="modelmon-model-quality: Data-quality problems per input row",
+        alerts=("ModelDataQualityViolations",),
     ),
     KPI(
         "schema_violations_total", "counter", "violations", (*_ML, "kind"),
@@ -84,7 +86,7 @@ KPIS: tuple[KPI, ...] = (
         "column_count or unreadable_input.",
         "The request does not match the profile's feature list: a client sends an old or a "
         "new schema. missing_column rows are not checked for that feature.",
-        "quality", panel="Schema violations", alerts=("ModelSchemaViolations",),
+        "quality", panel="modelmon-model-quality: Schema violations per second", alerts=("ModelSchemaViolations",),
     ),
     KPI(
         "quality_check_errors_total", "counter", "errors", (*_ML, "operation"),
@@ -93,6 +95,7 @@ KPIS: tuple[KPI, ...] = (
         "Should stay at 0; a non-zero value means a modelmon bug or an input it cannot "
         "read. The model server log has the traceback.",
         "quality",
+        panel="modelmon-model-quality: Quality check errors per second",
     ),
     # --- drift ------------------------------------------------------------------
     KPI(
@@ -101,7 +104,7 @@ KPIS: tuple[KPI, ...] = (
         "reference profile, by method (psi, js, ks).",
         _PSI_MEANING + " Only features in the drift allowlist (or the top-K by importance) "
         "get a series, to bound cardinality. NaN until the window has rows.",
-        "quality", panel="Feature drift", alerts=("ModelFeatureDrift",),
+        "quality", panel="modelmon-model-quality: Feature drift ($drift_method)", alerts=("ModelFeatureDrift",),
     ),
     KPI(
         "prediction_drift", "gauge", "ratio", (*_ML, "method"),
@@ -110,7 +113,7 @@ KPIS: tuple[KPI, ...] = (
         "Prediction drift without feature drift often means the world changed in a way the "
         "features do not capture; with feature drift it confirms the model reacts to it. "
         "Same scale as feature_drift: PSI 0.1 moderate, 0.25 major.",
-        "quality", panel="Prediction drift", alerts=("ModelPredictionDrift",),
+        "quality", panel="modelmon-model-quality: Prediction drift ($drift_method)", alerts=("ModelPredictionDrift",),
     ),
     KPI(
         "score_drift", "gauge", "ratio", (*_ML, "method"),
@@ -118,14 +121,14 @@ KPIS: tuple[KPI, ...] = (
         "profile's scores, by method (psi, js, ks).",
         "A model that grows less confident (scores sliding toward 0.5) is seeing inputs unlike "
         "its training data, before any ground truth arrives.",
-        "quality", panel="Score drift",
+        "quality", panel="modelmon-model-quality: Score drift ($drift_method)",
     ),
     KPI(
         "drift_window_rows", "gauge", "rows", _ML,
         "Rows in the current drift window.",
         "How much data the drift gauges rest on: drift over a few dozen rows is noise. "
         "Alert rules require a minimum here.",
-        "quality", panel="Drift window rows",
+        "quality", panel="modelmon-model-quality: Drift window rows",
     ),
     # --- predictions ------------------------------------------------------------
     KPI(
@@ -134,20 +137,20 @@ KPIS: tuple[KPI, ...] = (
         "counted as __other__.",
         "The model's output mix. A class share that moves while traffic is steady is "
         "prediction drift you can see directly.",
-        "quality", panel="Predicted classes",
+        "quality", panel="modelmon-model-quality: Predicted class share",
     ),
     KPI(
         "prediction_score", "histogram", "ratio", _ML,
         "Confidence of each prediction: the score given, or the top class probability.",
         "Low-confidence predictions are the ones most likely wrong; a shift of mass toward "
         "low scores is an early warning of drift.",
-        "quality", buckets=SCORE_BUCKETS, panel="Prediction confidence",
+        "quality", buckets=SCORE_BUCKETS, panel="modelmon-model-quality: Prediction confidence p10 / p50 / p90",
     ),
     KPI(
         "prediction_value", "histogram", "value", _ML,
         "Regression outputs (configure buckets to your target's scale).",
         "The distribution of predicted values; compare quantiles with the training target.",
-        "quality", buckets=PREDICTION_VALUE_BUCKETS, panel="Predicted values",
+        "quality", buckets=PREDICTION_VALUE_BUCKETS, panel="modelmon-model-quality: Predicted values",
     ),
     # --- late ground truth --------------------------------------------------------
     KPI(
@@ -156,61 +159,63 @@ KPIS: tuple[KPI, ...] = (
         "(classification) or observed (regression).",
         "How much ground truth arrives; the correct share is the accuracy over any range "
         "you choose in PromQL.",
-        "feedback", panel="Feedback outcomes",
+        "feedback", panel="modelmon-model-quality: Feedback correct share",
     ),
     KPI(
         "feedback_confusion_total", "counter", "labels", (*_ML, "true_class", "predicted_class"),
         "Confusion-matrix counts of joined feedback (up to 20 classes, the rest __other__).",
         "Which classes the model confuses; a growing off-diagonal cell points at the class "
         "whose inputs changed.",
-        "feedback", panel="Confusion matrix",
+        "feedback", panel="modelmon-model-quality: Confusion matrix per second",
     ),
     KPI(
         "feedback_accuracy", "gauge", "ratio", _ML,
         "Accuracy over the last feedback window of joined labels.",
         "The quality users get, measured once the truth is known. Compare with the "
         "validation accuracy recorded at training time.",
-        "feedback", panel="Accuracy", alerts=("ModelAccuracyLow",),
+        "feedback", panel="modelmon-model-quality: Accuracy from feedback", alerts=("ModelAccuracyDrop",),
     ),
     KPI(
         "feedback_precision", "gauge", "ratio", (*_ML, "class"),
         "Precision per class over the last feedback window.",
         "Of the rows predicted as this class, the share that truly were: low precision is "
         "false alarms.",
-        "feedback", panel="Precision",
+        "feedback", panel="modelmon-model-quality: Precision",
     ),
     KPI(
         "feedback_recall", "gauge", "ratio", (*_ML, "class"),
         "Recall per class over the last feedback window.",
         "Of the rows truly in this class, the share the model found: low recall is misses "
         "(fraud not caught, churners not flagged).",
-        "feedback", panel="Recall",
+        "feedback", panel="modelmon-model-quality: Recall",
     ),
     KPI(
         "feedback_absolute_error", "histogram", "value", _ML,
         "Absolute error |y_true - y_pred| of joined regression feedback.",
         "The distribution of errors: a fat tail means a minority of inputs gets very bad "
         "predictions even when the mean looks fine.",
-        "feedback", buckets=ABSOLUTE_ERROR_BUCKETS, panel="Absolute error",
+        "feedback", buckets=ABSOLUTE_ERROR_BUCKETS, panel="modelmon-model-quality: Absolute error",
     ),
     KPI(
         "feedback_mae", "gauge", "value", _ML,
         "Mean absolute error over the last feedback window (regression).",
         "The regression counterpart of accuracy, in the target's unit.",
-        "feedback", panel="MAE", alerts=("ModelMAEHigh",),
+        "feedback", panel="modelmon-model-quality: MAE",
     ),
     KPI(
         "feedback_window_labels", "gauge", "labels", _ML,
         "Joined labels in the feedback window behind accuracy, precision, recall and MAE.",
         "Accuracy over 5 labels is noise; alert rules require a minimum here.",
         "feedback",
+        alerts=("ModelAccuracyDrop",),
+        panel="modelmon-model-quality: Feedback window labels",
     ),
     KPI(
         "feedback_label_delay_seconds", "histogram", "seconds", _ML,
         "Time between a prediction and the arrival of its ground truth.",
         "How late you learn about quality problems: accuracy gauges describe predictions "
         "made this long ago.",
-        "feedback", buckets=LABEL_DELAY_BUCKETS, panel="Label delay",
+        "feedback", buckets=LABEL_DELAY_BUCKETS, panel="modelmon-model-quality: Label delay",
     ),
     KPI(
         "feedback_unmatched_total", "counter", "labels", _ML,
@@ -218,7 +223,7 @@ KPIS: tuple[KPI, ...] = (
         "already labelled, or evicted).",
         "A high share means request ids do not line up between prediction and feedback, "
         "or the store's TTL / max entries are too small for your label delay.",
-        "feedback", panel="Unmatched feedback",
+        "feedback", panel="modelmon-model-quality: Unmatched feedback per second",
     ),
     KPI(
         "feedback_store_evictions_total", "counter", "entries", (*_ML, "reason"),
@@ -227,12 +232,12 @@ KPIS: tuple[KPI, ...] = (
         "Evicted predictions can never be joined. ttl/max_entries: raise the limits if labels "
         "arrive later than the store keeps predictions; queue_full/write_error: the store "
         "cannot keep up or its disk fails.",
-        "feedback", panel="Feedback store evictions",
+        "feedback", panel="modelmon-model-quality: Feedback store evictions per second",
     ),
     KPI(
         "feedback_store_entries", "gauge", "entries", _ML,
         "Predictions waiting in the feedback store for their ground truth.",
         "Grows with traffic times label delay; bounded by the store's max entries.",
-        "feedback", panel="Feedback store entries", multiprocess_mode="max",
+        "feedback", panel="modelmon-model-quality: Feedback store entries", multiprocess_mode="max",
     ),
 )
