@@ -25,11 +25,14 @@ _LAZY = {
     "InferenceRejected": "modelmon.exporters.monitor",
     "instrument_app": "modelmon.exporters.flask",
     "Profile": "modelmon.exporters.quality.profile",
+    "LogShipper": "modelmon.exporters.logs",
 }
 
 if TYPE_CHECKING:
     from modelmon.exporters.flask import instrument_app
+    from modelmon.exporters.logs import LogShipper
     from modelmon.exporters.monitor import InferenceRejected, ModelMonitor
+    from modelmon.exporters.quality.profile import Profile
 
 
 def __getattr__(name: str) -> Any:
@@ -39,4 +42,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["CATALOG", "KPI", "InferenceRejected", "ModelMonitor", "hookimpl", "instrument_app"]
+__all__ = ["CATALOG", "KPI", "InferenceRejected", "LogShipper", "ModelMonitor", "Profile",
+           "hookimpl", "instrument_app"]

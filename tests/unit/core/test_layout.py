@@ -46,3 +46,14 @@ def test_core_does_not_import_exporters_plugins_or_dashboards_at_import_time():
             assert not module.startswith(
                 ("modelmon.exporters", "modelmon.plugins", "modelmon.dashboards")
             ), f"{rel} imports {module} at module level: core must not depend on it"
+
+
+def test_the_public_names_resolve():
+    import modelmon
+
+    for name in modelmon.__all__:
+        assert getattr(modelmon, name) is not None, name
+    from modelmon.exporters.logs import LogShipper
+    from modelmon.exporters.quality.profile import Profile
+
+    assert modelmon.LogShipper is LogShipper and modelmon.Profile is Profile
