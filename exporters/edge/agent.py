@@ -55,6 +55,7 @@ class EdgeAgent:
         self.config = config
         self.registry = REGISTRY if registry is None else registry
         self.metrics = EdgeMetrics(self.registry, config.prefix, config.device_id)
+        self.metrics.set_spool_limits(config.spool.max_bytes, config.spool.max_age)
         self.plugins = _plugin_collectors(config, plugin_manager)
         self.view = DeviceView([self.registry, self.plugins],
                                {"device": config.device_id, **config.labels})

@@ -35,6 +35,7 @@ class EdgeMetrics:
         self.sent = m.get("edge_samples_sent_total").labels(device)
         self.send_duration = m.get("edge_send_duration_seconds").labels(device)
         self.disk_bytes = m.get("edge_spool_disk_bytes").labels(device)
+        self._max_bytes = m.get("edge_spool_max_bytes").labels(device)
         self._dropped = m.get("edge_samples_dropped_total")
         self._requests = m.get("edge_send_requests_total")
         self._lock = threading.Lock()
@@ -50,6 +51,12 @@ class EdgeMetrics:
             self._requests.labels(device, outcome)
         for reason in SPOOL_DROP_REASONS:
             self._dropped.labels(device, reason)
+
+    def set_spool_limits(self, max_bytes: int, max_age: float | None) -> None:
+        """Export the spool's limits so alerts judge each device by its own."""
+        self._max_bytes.set(max_bytes)
+        if max_age is not None:
+            self._m.get("edge_spool_max_age_seconds").labels(self.device).set(max_age)
 
     def count_dropped(self, reason: str, samples: int) -> None:
         reason = self._m.limiter.limit("edge_samples_dropped_total", "reason", reason)

@@ -26,13 +26,6 @@ def _seconds(duration: str) -> str:
     return f"{parse_duration(duration, 'duration'):g}"
 
 
-def _human_bytes(size: float) -> str:
-    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= scale:
-            return f"{size / scale:g}{unit}"
-    return f"{size:g}B"
-
-
 def violations_rate(prefix: str) -> str:
     return f"model_version:{prefix}input_violations:rate"
 
@@ -220,21 +213,21 @@ def edge_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
                 f"{e.backlog_growing_for}: samples are produced faster than they are sent."
             ),
         ))
-    if has(catalog, "edge_backlog_bytes", ("device",)) and has(
-        catalog, "edge_backlog_oldest_sample_age_seconds", ("device",)
-    ):
-        max_bytes, max_age = e.spool_max_bytes, parse_duration(e.spool_max_age, "edge.spool_max_age")
+    if all(has(catalog, name, ("device",)) for name in (
+        "edge_backlog_bytes", "edge_backlog_oldest_sample_age_seconds",
+        "edge_spool_max_bytes", "edge_spool_max_age_seconds",
+    )):
         out.append(alert(
             config, "EdgeBacklogNearLimit",
-            f"max by (device) ({p}edge_backlog_bytes) / {max_bytes:.0f} > {e.backlog_limit_ratio:g}\n"
-            f"or\nmax by (device) ({p}edge_backlog_oldest_sample_age_seconds) / {max_age:g}"
-            f" > {e.backlog_limit_ratio:g}",
+            f"max by (device) ({p}edge_backlog_bytes / {p}edge_spool_max_bytes)"
+            f" > {e.backlog_limit_ratio:g}\n"
+            f"or\nmax by (device) ({p}edge_backlog_oldest_sample_age_seconds"
+            f" / {p}edge_spool_max_age_seconds) > {e.backlog_limit_ratio:g}",
             for_=e.backlog_limit_for, severity="critical",
             summary="An edge spool is close to its size or age limit; samples will soon be dropped.",
             description=(
                 "The spool of device {{ $labels.device }} is at {{ $value | humanizePercentage }} "
-                f"of its limit (max_bytes {_human_bytes(max_bytes)}, max_age {e.spool_max_age}); beyond it "
-                "the oldest samples are dropped."
+                "of its max_bytes or max_age limit; beyond it the oldest samples are dropped."
             ),
         ))
     if has(catalog, "edge_samples_dropped_total", ("device", "reason")):

@@ -21,7 +21,7 @@ from typing import Any
 
 from modelmon.config import ConfigError, load_yaml
 from modelmon.kpi import DEFAULT_PREFIX
-from modelmon.units import parse_duration, parse_size
+from modelmon.units import parse_duration
 
 DEFAULT_RUNBOOK_BASE_URL = "https://github.com/modelmon/modelmon/blob/main/docs/runbooks.md"
 
@@ -79,10 +79,6 @@ class EdgeConfig:
     # Spool usage (bytes / max bytes) that means "near its limit".
     backlog_limit_ratio: float = 0.8
     backlog_limit_for: str = "10m"
-    # The agent's spool limits (edge.yaml spool.max_bytes / max_age): set them
-    # to what your devices use, the agent does not export them.
-    spool_max_bytes: float = 512 * 1024 * 1024.0
-    spool_max_age: str = "7d"
     drops_window: str = "15m"
 
 
@@ -153,12 +149,7 @@ def _section(cls: type, data: object, path: str) -> Any:
     for key, value in data.items():
         name = f"{path}.{key}" if path else key
         default = known[key].default
-        if key.endswith("_bytes"):
-            try:
-                kwargs[key] = float(parse_size(value, name))
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-        elif isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(default, int) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected a non-negative integer, got {value!r}")
             kwargs[key] = value

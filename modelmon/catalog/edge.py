@@ -113,6 +113,23 @@ _AGENT: tuple[KPI, ...] = (
         "edge",
         panel="modelmon-edge-fleet: Edge spool disk bytes",
     ),
+    KPI(
+        "edge_spool_max_bytes", "gauge", "bytes", _D,
+        "The spool's configured max_bytes: pending samples beyond it are dropped.",
+        "The limit edge_backlog_bytes is judged against; devices may have different limits.",
+        "edge",
+        alerts=("EdgeBacklogNearLimit",),
+        panel="modelmon-edge-fleet: Edge spool max bytes",
+    ),
+    KPI(
+        "edge_spool_max_age_seconds", "gauge", "seconds", _D,
+        "The spool's configured max_age: samples older than this are dropped (absent: no limit).",
+        "The limit edge_backlog_oldest_sample_age_seconds is judged against: an outage longer "
+        "than this loses its oldest samples.",
+        "edge",
+        alerts=("EdgeBacklogNearLimit",),
+        panel="modelmon-edge-fleet: Edge spool max age seconds",
+    ),
 )
 
 _SYSTEM: tuple[KPI, ...] = (

@@ -48,7 +48,8 @@ def test_zero_for_omits_the_field() -> None:
         ({"slo": {"target": 0.9}}, "slo: unknown key(s) target"),
         ({"sloo": {}}, "unknown key(s) sloo"),
         ({"quality": {"drift_method": "kl"}}, "quality.drift_method: expected one of psi"),
-        ({"edge": {"spool_max_bytes": "lots"}}, "edge.spool_max_bytes: expected a size"),
+        # spool limits come from the agents' own metrics now, not the rules config
+        ({"edge": {"spool_max_bytes": 1}}, "edge: unknown key(s) spool_max_bytes"),
         ({"quality": "strict"}, "quality: expected a mapping"),
     ],
 )
