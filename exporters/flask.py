@@ -21,6 +21,9 @@ from werkzeug.wsgi import get_content_length
 from modelmon.collectors import PluginCollectors
 
 UNMATCHED = "__unmatched__"
+# The method comes from the client: anything outside the standard set is
+# reported as "other", so made-up methods cannot create series.
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _START_KEY = "modelmon.request_start"
 _CID_KEY = "modelmon.correlation_id"
 _FROM_LOGS = object()
@@ -103,6 +106,8 @@ def instrument_app(
         rule = req.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED
         method = req.method
+        if method not in _METHODS:
+            method = "other"
         status = response.status_code
         key = (endpoint, method, status)
         counter = counters.get(key)

@@ -150,7 +150,9 @@ class ModelMonitor:
         async functions, or as a context manager (``with mon.track(batch_size=n)``).
         The decorator takes the batch size from ``len()`` of the first sized
         argument (the first after ``self`` for methods) unless ``batch_size``
-        is given.
+        is given. Calls ended by a ``BaseException`` that is not an
+        ``Exception`` (``asyncio.CancelledError`` when a client disconnects,
+        ``KeyboardInterrupt``) are not counted: they say nothing of the model.
         """
         t = Track(self, batch_size, request_bytes)
         return t if fn is None else t(fn)
@@ -165,6 +167,11 @@ class ModelMonitor:
         response_bytes: int | None,
     ) -> None:
         self._in_flight.dec()
+        if exc is not None and not isinstance(exc, Exception):
+            # Cancelled (asyncio.CancelledError: the client went away),
+            # interrupted or exiting: no outcome of the model's, so it neither
+            # counts as an error against the SLO nor as a served call.
+            return
         self._duration.observe(elapsed)
         if exc is not None:
             self._count_exception(type(exc))

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from modelmon.catalog import CATALOG
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.units import parse_size
 
@@ -180,7 +181,13 @@ def serve_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = N
     if not isinstance(buckets, Mapping):
         raise ConfigError("buckets: expected a mapping of histogram name to a list of bounds")
     parsed: dict[str, tuple[float, ...]] = {}
+    histograms = sorted(k.name for k in CATALOG if k.type == "histogram")
     for name, bounds in buckets.items():
+        if name not in histograms:
+            raise ConfigError(
+                f"buckets.{name}: not a histogram modelmon exports; histograms are "
+                f"{', '.join(histograms)}"
+            )
         if not isinstance(bounds, list) or not bounds or not all(
             isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
         ) or sorted(bounds) != bounds:
@@ -214,7 +221,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def load_serve_config(path: str | Path | None) -> ServeConfig:
     if path is None:
         return ServeConfig()
+    data = load_yaml(path)  # its errors already name the file
     try:
-        return serve_config_from_mapping(load_yaml(path), Path(path).parent)
+        return serve_config_from_mapping(data, Path(path).parent)
     except ConfigError as exc:
         raise ConfigError(f"config file {path}: {exc}") from None

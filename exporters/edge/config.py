@@ -284,9 +284,12 @@ def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
     auth = Auth(username=username, password=basic.optional_str("password"),
                 password_file=basic.path("password_file"), bearer_token=bearer,
                 bearer_token_file=bearer_file)
-    for secret in (auth.password_file, auth.bearer_token_file):
+    for field_name, secret in (("basic_auth.password_file", auth.password_file),
+                               ("bearer_token_file", auth.bearer_token_file)):
         if secret is not None and not secret.is_file():
-            raise ConfigError(f"{p.where}: credentials file {secret} does not exist or is not a file")
+            raise ConfigError(
+                f"{p.where}{field_name}: credentials file {secret} does not exist or is not a file"
+            )
     tls_fields = p.section("tls")
     tls_fields.only("ca_file", "cert_file", "key_file", "insecure_skip_verify")
     skip = tls_fields.data.get("insecure_skip_verify", False)

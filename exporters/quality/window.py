@@ -63,10 +63,6 @@ class SlidingCounts:
     def time_based(self) -> bool:
         return self._slot_seconds > 0
 
-    @property
-    def max_rows(self) -> int | None:
-        return self._capacity * self.chunks if self._capacity else None
-
     # -- adding ---------------------------------------------------------------
 
     def add_batch(self, index: np.ndarray) -> None:

@@ -142,7 +142,7 @@ def _section(cls: type, data: object, path: str) -> Any:
     unknown = set(data) - set(known)
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"{path or 'rules config'}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
             f"known keys are {', '.join(sorted(known))}"
         )
     kwargs: dict[str, Any] = {}

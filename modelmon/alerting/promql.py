@@ -101,7 +101,3 @@ def kpi_of(metric: str, prefix: str = DEFAULT_PREFIX, catalog: tuple[KPI, ...] =
             return kpi
     return None
 
-
-def is_recording_rule_name(name: str) -> bool:
-    """Prometheus convention ``level:metric:operations``: recorded series contain ':'."""
-    return ":" in name

@@ -77,6 +77,8 @@ def run_build(args: argparse.Namespace) -> int:
     from modelmon.exporters.quality.profile import Profile, ProfileError
 
     frame = _read_table(args.data)
+    if len(frame) == 0:
+        raise ConfigError(f"--data: {args.data} has no rows; a profile needs training data")
     columns = [str(c) for c in frame.columns]
     used = set(_names(args.exclude))
     for flag, names in (("--exclude", _names(args.exclude)),
@@ -94,7 +96,13 @@ def run_build(args: argparse.Namespace) -> int:
         predictions = frame[args.prediction_column].to_numpy()
         used.add(args.prediction_column)
     if args.score_column:
-        block = frame[args.score_column].to_numpy(dtype=float)
+        try:
+            block = frame[args.score_column].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"--score-column: {', '.join(args.score_column)} must hold numbers "
+                "(the model's scores or class probabilities)"
+            ) from None
         scores = block[:, 0] if block.shape[1] == 1 else block
         used.update(args.score_column)
     importances = None
@@ -106,6 +114,10 @@ def run_build(args: argparse.Namespace) -> int:
         if not isinstance(importances, dict):
             raise ConfigError("--importances: expected a JSON object of feature name -> number")
     features = frame[[c for c in frame.columns if str(c) not in used]]
+    if features.shape[1] == 0:
+        raise ConfigError(
+            "--exclude: no feature columns are left to profile; exclude fewer columns"
+        )
     try:
         profile = Profile.from_data(
             features, model=args.model, predictions=predictions, scores=scores, task=args.task,

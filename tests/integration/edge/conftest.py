@@ -14,15 +14,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from edge_harness import Agent, Receiver
 
-from modelmon.prometheus_process import find_binary
-
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    if find_binary("prometheus") is None:
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+def receiver(tmp_path: Path, prometheus_binary: str) -> Iterator[Receiver]:
+    # prometheus_binary fails (never skips) when Prometheus is missing.
     rec = Receiver(tmp_path / "prometheus")
     rec.start()
     yield rec

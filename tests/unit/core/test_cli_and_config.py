@@ -69,6 +69,8 @@ def test_kpis_check_fails_on_a_stale_file(tmp_path, capsys):
     ("ingest: {max_body_bytes: lots}", "ingest.max_body_bytes: expected a size"),
     ("ingest: {max_bytes: 1}", "ingest: unknown key(s) max_bytes"),
     ("buckets: {inference_duration_seconds: [1, 0.5]}", "buckets.inference_duration_seconds"),
+    ("buckets: {inference_latency: [1]}", "buckets.inference_latency: not a histogram"),
+    ("buckets: {inference_requests_total: [1]}", "buckets.inference_requests_total: not a hist"),
     ("listn: 1.2.3.4:9", "unknown key(s) listn"),
     ("prefix: 'bad-prefix'", "prefix: expected letters"),
     ("- a list", "top level must be a mapping"),
@@ -80,6 +82,7 @@ def test_config_errors_name_the_field(tmp_path, yaml_text, fragment):
     with pytest.raises(ConfigError) as err:
         load_serve_config(path)
     assert fragment in str(err.value) and str(path) in str(err.value)
+    assert str(err.value).count(str(path)) == 1, "the file is named once"
 
 
 def test_serve_reports_config_errors_without_a_traceback(tmp_path):

@@ -115,3 +115,13 @@ def test_with_a_log_shipper_every_event_of_a_request_carries_its_correlation_id(
 def test_without_logs_no_correlation_header_is_added(registry):
     client = make_app(registry)
     assert "X-Request-ID" not in client.post("/predict/a", json={}).headers
+
+
+def test_made_up_http_methods_cannot_create_series(registry):
+    client = make_app(registry)
+    for i in range(20):
+        client.open("/predict/a", method=f"BREW{i}")
+    series = [s for m in registry.collect() if m.name == "modelmon_http_requests"
+              for s in m.samples if s.name.endswith("_total")]
+    assert {s.labels["method"] for s in series} == {"other"}
+    assert sum(s.value for s in series) == 20

@@ -162,3 +162,22 @@ def test_bad_identity_names_the_field(registry, field, kwargs):
 def test_observe_inference_rejects_unknown_outcome(mon):
     with pytest.raises(ValueError, match="outcome"):
         mon.observe_inference(0.1, "maybe")
+
+
+def test_cancelled_calls_are_not_errors(mon, registry):
+    @mon.track()
+    async def predict(X):
+        await asyncio.sleep(10)
+
+    async def cancel_it():
+        task = asyncio.ensure_future(predict([1]))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_it())
+    for outcome in ("success", "error", "rejected"):
+        assert value(registry, "modelmon_inference_requests_total", outcome=outcome) == 0
+    assert value(registry, "modelmon_inference_in_flight") == 0
+    assert value(registry, "modelmon_inference_duration_seconds_count") == 0

@@ -73,7 +73,8 @@ def test_bad_events_name_the_field(monitors, event: dict[str, Any], field: str) 
 
 
 def test_through_the_ingest_endpoint(registry: CollectorRegistry) -> None:
-    service = pytest.importorskip("modelmon.exporters.service")
+    from modelmon.exporters import service
+
     app = service.create_app(registry=registry)
     client = app.test_client()
     labels = {"model": "credit", "version": "1"}
