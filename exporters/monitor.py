@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, overload
 from prometheus_client import CollectorRegistry
 
 from modelmon.kpi import DEFAULT_PREFIX
-from modelmon.metrics import DEFAULT_MAX_LABEL_VALUES, MetricSet, metric_set
+from modelmon.metrics import MetricSet, metric_set
 
 Outcome = Literal["success", "error", "rejected"]
 OUTCOMES: tuple[str, ...] = ("success", "error", "rejected")
@@ -54,7 +54,7 @@ class ModelMonitor:
         prefix: str = DEFAULT_PREFIX,
         buckets: Mapping[str, Sequence[float]] | None = None,
         rejected_exceptions: tuple[type[BaseException], ...] = (),
-        max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+        max_label_values: int | None = None,
         profile: Any = None,
         logs: Any = None,
         quality_options: Mapping[str, Any] | None = None,

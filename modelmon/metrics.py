@@ -47,6 +47,7 @@ class MetricSet:
         self._metrics: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.limiter = LabelLimiter(max_label_values, self._count_overflow)
+        self._explicit_cap: int | None = None
 
     def get(self, name: str) -> Any:
         """The prometheus_client metric for catalog entry ``name``."""
@@ -58,6 +59,23 @@ class MetricSet:
                     metric = self._create(by_name(name))
                     self._metrics[name] = metric
         return metric
+
+    def adopt_label_cap(self, max_label_values: int | None) -> None:
+        """Apply a caller's cap; fail loudly when two callers want different ones.
+
+        Components that do not care about the cap (a log shipper) pass None;
+        the first explicit cap wins and later explicit ones must agree.
+        """
+        if max_label_values is None:
+            return
+        if self._explicit_cap is None:
+            self.limiter.max_values = max_label_values
+            self._explicit_cap = max_label_values
+        elif self._explicit_cap != max_label_values:
+            raise ValueError(
+                f"max_label_values: this registry already caps labels at {self._explicit_cap}; "
+                "all monitors sharing a registry must use the same cap"
+            )
 
     def check_buckets(self, buckets: Mapping[str, Sequence[float]] | None) -> None:
         """Fail loudly when a second user of this registry wants other buckets."""
@@ -91,16 +109,20 @@ def metric_set(
     registry: CollectorRegistry | None = None,
     prefix: str = DEFAULT_PREFIX,
     buckets: Mapping[str, Sequence[float]] | None = None,
-    max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+    max_label_values: int | None = None,
 ) -> MetricSet:
-    """The shared MetricSet of ``registry`` (the global one by default)."""
+    """The shared MetricSet of ``registry`` (the global one by default).
+
+    ``max_label_values`` None means "no preference" (the default cap of
+    DEFAULT_MAX_LABEL_VALUES applies until a caller sets one).
+    """
     registry = REGISTRY if registry is None else registry
     with _sets_lock:
         per_prefix = _sets.setdefault(registry, {})
         existing = per_prefix.get(prefix)
         if existing is None:
-            existing = MetricSet(registry, prefix, buckets, max_label_values)
+            existing = MetricSet(registry, prefix, buckets)
             per_prefix[prefix] = existing
-            return existing
     existing.check_buckets(buckets)
+    existing.adopt_label_cap(max_label_values)
     return existing

@@ -104,7 +104,7 @@ def _serve(app: object) -> tuple[str, object, threading.Thread]:
 
 
 @pytest.fixture(scope="module")
-def workload() -> Iterator[Workload]:
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
     import numpy as np
     import requests
     from flask import Flask, jsonify, request
@@ -128,9 +128,14 @@ def workload() -> Iterator[Workload]:
         categorical=["country"],
     )
     registry = CollectorRegistry()
+    from modelmon import LogShipper
+
+    logs_dir = tmp_path_factory.mktemp("logs")
+    shipper = LogShipper("file", path=logs_dir / "events.jsonl", spool_dir=logs_dir / "spool",
+                         registry=registry)
     mon = ModelMonitor(
         "fraud-detector", version="3.1.0", framework="sklearn", registry=registry,
-        profile=profile, max_label_values=2,
+        profile=profile, max_label_values=2, logs=shipper,
     )
     mon.record_model_load(0.4)
     app = Flask("workload")
@@ -144,8 +149,10 @@ def workload() -> Iterator[Workload]:
             if kind == "reject":
                 call.reject()
             elif kind == "error":
+                mon.log.error(message="broken weights")
                 raise exception_types[body["n"] % 3]("broken")
             time.sleep(0.001)
+        mon.log.prediction(0.001, prediction=0, batch_size=len(body["rows"]))
         return jsonify(predictions=[0] * len(body["rows"]))
 
     @app.errorhandler(Exception)
@@ -213,4 +220,5 @@ def workload() -> Iterator[Workload]:
         stop.set()
         driver.join(10)
         app_server.shutdown()
+        shipper.close()
         serve_server.shutdown()

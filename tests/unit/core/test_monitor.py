@@ -181,3 +181,17 @@ def test_cancelled_calls_are_not_errors(mon, registry):
         assert value(registry, "modelmon_inference_requests_total", outcome=outcome) == 0
     assert value(registry, "modelmon_inference_in_flight") == 0
     assert value(registry, "modelmon_inference_duration_seconds_count") == 0
+
+
+def test_a_label_cap_applies_even_when_another_component_made_the_metric_set(registry):
+    from modelmon.metrics import metric_set
+
+    metric_set(registry)  # e.g. a log shipper: no preference for the cap
+    mon = ModelMonitor("fraud", version="3.1.0", registry=registry, max_label_values=1)
+    for exc_type in (KeyError, ValueError):
+        with pytest.raises(exc_type):
+            with mon.track():
+                raise exc_type()
+    assert value(registry, "modelmon_inference_exceptions_total", exception=OTHER) == 1
+    with pytest.raises(ValueError, match="max_label_values"):
+        ModelMonitor("other", registry=registry, max_label_values=5)
