@@ -9,8 +9,9 @@ The log shipper and the edge forwarder both put what they must deliver in a
     spool.ack([r.seq for r in records])                # delivered -> removed
 
 Storage: an append journal written by the calling thread (``spool_journal``)
-in front of SQLite in WAL mode. ``append`` frames the record and writes it to
-the journal with one ``write(2)``; a writer thread moves journalled records
+in front of SQLite in WAL mode. ``append`` frames the record and copies it
+into the journal (a preallocated file mapped into memory; one ``write(2)`` in
+fsync mode "always"); a writer thread moves journalled records
 into SQLite in group commits and deletes a journal file once its records are
 durable there. ``peek`` sees a record once the writer has moved it (a few
 milliseconds). Memory holds only records appended in the last group commit:
@@ -82,13 +83,16 @@ FullPolicy = Literal["drop_oldest", "drop_newest", "block"]
 FSYNC_MODES: tuple[str, ...] = ("interval", "always", "never")
 FULL_POLICIES: tuple[str, ...] = ("drop_oldest", "drop_newest", "block")
 
-DEFAULT_JOURNAL_BYTES = 16 * 1024 * 1024
+# A mapped journal's pages count in the process's RSS until it is rotated.
+DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
 # Appends wait for the writer when this many records are not yet in SQLite:
 # the in-memory part of the queue stays bounded whatever the producers do.
 _MAX_BUFFERED = 50_000
 _HOUSEKEEPING_SECONDS = 0.5
+# While records keep arriving the writer polls at this period instead of being
+# woken per record (waking a thread costs the caller a few microseconds).
+_GROUP_COMMIT_SECONDS = 0.002
 _time = time.time
-_write = os.write
 _encode = journal.encode
 
 
@@ -202,14 +206,15 @@ class Spool:
         pending = self._store.pending()
         self._pending_bytes = pending[2]  # everything pending, buffer included
         self._synced_seq = self._next_seq - 1
-        self._rotated: list[tuple[Path, int]] = []  # (journal, its last seq)
+        self._rotated: list[tuple[journal.Journal, int]] = []  # (journal, its last seq)
         self._journal_no = self._first_journal_no
-        self._jpath = journal.journal_path(self.path, self._journal_no)
-        self._jfd = _open_journal(self._jpath)
+        self._journal = self._open_journal(journal_bytes)
         if fsync != "never":
             journal.fsync_dir(self.path)
         self._closed = False
         self._wake = threading.Event()
+        # True while the writer waits for work: only then does an append wake it.
+        self._writer_idle = False
         self._writer = threading.Thread(target=self._run_writer, name="modelmon-spool", daemon=True)
         self._writer.start()
 
@@ -221,7 +226,8 @@ class Spool:
         size = len(payload)
         if self.full_policy != "drop_oldest" or size > self.max_bytes:
             return self.append_many((payload,), created=created, items=(items,))[0]
-        # The hot path: one lock, one frame, one write(2), one list append.
+        # The hot path: one uncontended lock, one frame copied into the journal,
+        # one list append; no system call in fsync modes "interval" and "never".
         if created is None:
             created = _time()
         with self._append_lock:
@@ -229,16 +235,17 @@ class Spool:
                 raise SpoolClosed(f"spool {self.path} is closed")
             seq = self._next_seq
             frame = _encode(seq, created, items, payload)
-            written = _write(self._jfd, frame)
-            if written != len(frame):  # short write (signal, nearly full disk): finish it
-                journal.write_all(self._jfd, memoryview(frame)[written:])
+            jrn = self._journal
+            if jrn.used + len(frame) > jrn.capacity and jrn.used:
+                jrn = self._rotate_journal(len(frame))
+            jrn.put(frame)
             self._next_seq = seq + 1
             buffer = self._buffer
             buffer.append((seq, created, items, payload))
             self._pending_bytes += size
             buffered = len(buffer)
-        if buffered == 1 or self.fsync == "always":
-            self._wake.set()
+        if self._writer_idle or self.fsync == "always":
+            self._wake_writer()
         if self.fsync == "always":
             self._wait_until(lambda: self._synced_seq >= seq, None)
         elif buffered > _MAX_BUFFERED:
@@ -289,10 +296,13 @@ class Spool:
                 seqs.append(seq)
             if frames:
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
-                journal.write_all(self._jfd, data)
+                jrn = self._journal
+                if jrn.used + len(data) > jrn.capacity and jrn.used:
+                    jrn = self._rotate_journal(len(data))
+                jrn.put(data)
             buffered = len(self._buffer)
-        if frames and (buffered <= len(frames) or self.fsync == "always"):
-            self._wake.set()
+        if frames and (self._writer_idle or self.fsync == "always"):
+            self._wake_writer()
         if self.fsync == "always" and frames:
             self._wait_until(lambda: self._synced_seq >= self._next_written(seqs), None)
         elif buffered > _MAX_BUFFERED:
@@ -485,9 +495,9 @@ class Spool:
             raise
         else:
             # Everything journalled is now durable in SQLite.
-            self._jpath.unlink(missing_ok=True)
+            self._journal.path.unlink(missing_ok=True)
         finally:
-            os.close(self._jfd)
+            self._journal.close()
             os.close(self._lock_fd)
             self._notify()
 
@@ -499,17 +509,30 @@ class Spool:
 
     # -- the writer thread --------------------------------------------------
 
+    def _wake_writer(self) -> None:
+        self._writer_idle = False
+        self._wake.set()
+
     def _run_writer(self) -> None:
         next_sync = time.monotonic() + self._fsync_interval
         next_age = time.monotonic()
         while not self._closed:
-            self._wake.wait(_HOUSEKEEPING_SECONDS)
-            self._wake.clear()
+            if self.fsync == "always" or not self._buffer:
+                # Idle (or every append waits for its fsync): sleep until woken.
+                # The flag is set before the last look at the buffer, so an
+                # append that lands in between sees it and wakes us.
+                self._writer_idle = True
+                if not self._buffer or self.fsync == "always":
+                    self._wake.wait(_HOUSEKEEPING_SECONDS)
+                self._writer_idle = False
+                self._wake.clear()
+            else:
+                # Busy: records keep coming; gather them into one group commit.
+                self._wake.wait(_GROUP_COMMIT_SECONDS)
+                self._wake.clear()
             try:
                 if self.fsync == "always":
                     self._sync_journal()
-                elif len(self._buffer) < 64:
-                    time.sleep(0.001)  # let a burst gather into one group commit
                 self._ingest()
                 now = time.monotonic()
                 if self.fsync == "interval" and now >= next_sync:
@@ -525,7 +548,7 @@ class Spool:
     def _sync_journal(self) -> None:
         with self._append_lock:
             target = self._next_seq - 1
-            fd = self._jfd
+            fd = self._journal.fd  # rotated journals are closed only by this thread
         os.fdatasync(fd)
         if target > self._synced_seq:
             self._synced_seq = target
@@ -539,8 +562,6 @@ class Spool:
                     return
                 self._buffer = []
                 drops, self._caller_drops = self._caller_drops, {}
-                if batch and os.fstat(self._jfd).st_size >= self._journal_bytes:
-                    self._rotate_journal(batch[-1][0])
             try:
                 trimmed = self._store.ingest(
                     batch, drops, self.max_bytes if self.full_policy == "drop_oldest" else None
@@ -561,32 +582,39 @@ class Spool:
                 self._delete_rotated()
         self._notify()
 
-    def _rotate_journal(self, last_seq: int) -> None:
+    def _open_journal(self, size: int) -> journal.Journal:
+        path = journal.journal_path(self.path, self._journal_no)
+        return journal.open_journal(path, size, mapped=self.fsync != "always")
+
+    def _rotate_journal(self, need: int) -> journal.Journal:
+        """Called with _append_lock held when the next frame does not fit."""
+        old = self._journal
         if self.fsync == "always":
-            os.fdatasync(self._jfd)
-        os.close(self._jfd)
-        self._rotated.append((self._jpath, last_seq))
+            os.fdatasync(old.fd)
+        # The file stays open (only its mapping goes) until the writer deletes it.
+        old.seal()
+        self._rotated.append((old, self._next_seq - 1))
         self._journal_no += 1
-        self._jpath = journal.journal_path(self.path, self._journal_no)
-        self._jfd = _open_journal(self._jpath)
+        self._journal = self._open_journal(max(self._journal_bytes, need))
         if self.fsync == "always":
             journal.fsync_dir(self.path)
+        return self._journal
 
     def _delete_rotated(self) -> None:
         ingested = self._store.ingested_seq
-        keep = []
-        for path, last in self._rotated:
-            if last <= ingested:
-                path.unlink(missing_ok=True)
-            else:
-                keep.append((path, last))
-        self._rotated = keep
+        with self._append_lock:
+            rotated = self._rotated
+            done = [(j, last) for j, last in rotated if last <= ingested]
+            self._rotated = [(j, last) for j, last in rotated if last > ingested]
+        for jrn, _ in done:
+            jrn.path.unlink(missing_ok=True)
+            jrn.close()
 
     def _sync(self, final: bool = False) -> None:
         if self.fsync == "never" and not final:
             return
         with self._append_lock:
-            fd = self._jfd
+            fd = self._journal.fd
         if self.fsync != "never":
             os.fdatasync(fd)
         with self._store.lock:
@@ -623,6 +651,3 @@ def _take_lock(directory: Path) -> int:
         ) from None
     return fd
 
-
-def _open_journal(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

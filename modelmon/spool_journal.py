@@ -13,11 +13,31 @@ Frame layout (little endian)::
 
 The CRC covers length, seq, created, items and the payload, so a torn or
 flipped frame is detected; the scanner then resynchronises on the next magic.
+
+Two ways to append (``open_journal``):
+
+``MappedJournal`` (fsync modes "interval" and "never")
+    the file is preallocated (``posix_fallocate``: its blocks are reserved, so
+    a full disk cannot fault a later copy) and mapped ``MAP_SHARED``; an append
+    is a ``memcpy`` into the page cache. The bytes belong to the kernel as soon
+    as they are copied, so they survive the death of the process exactly like
+    a ``write(2)``, and ``fdatasync`` of the file makes them durable. Why: no
+    system call and, above all, the GIL is not released, so the caller is not
+    handed back the GIL only after a background thread's 5 ms switch interval
+    (measured: about 5 us of caller CPU and 10 us of wall time per append under
+    load). The unused end of the file is zeros; a zero tail is not a frame and
+    not corruption.
+``AppendJournal`` (fsync mode "always", and the fallback when a file cannot
+    be preallocated or mapped): one ``write(2)`` on an ``O_APPEND`` descriptor;
+    the file holds exactly the frames written.
 """
 
 from __future__ import annotations
 
+import logging
+import mmap
 import os
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -31,6 +51,9 @@ _BODY = struct.Struct("<IQdI")  # the header fields the CRC covers
 # A frame longer than this is certainly a corrupt length field.
 MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
 JOURNAL_GLOB = "journal-*.log"
+_NON_ZERO = re.compile(rb"[^\x00]")
+
+log = logging.getLogger(__name__)
 
 
 def encode(seq: int, created: float, items: int, payload: bytes) -> bytes:
@@ -61,6 +84,8 @@ def scan(data: bytes) -> Iterator[Frame | Corrupt]:
     bad_start: int | None = None
     while pos < end:
         frame = _frame_at(data, pos)
+        if frame is None and data[pos] == 0 and _NON_ZERO.search(data, pos) is None:
+            break  # the unused, zero-filled end of a preallocated journal
         if frame is None:
             if bad_start is None:
                 bad_start = pos
@@ -73,7 +98,7 @@ def scan(data: bytes) -> Iterator[Frame | Corrupt]:
         yield frame
         pos += HEADER_SIZE + len(frame.payload)
     if bad_start is not None:
-        yield Corrupt(bad_start, end - bad_start)
+        yield Corrupt(bad_start, pos - bad_start)
 
 
 def _frame_at(data: bytes, pos: int) -> Frame | None:
@@ -122,3 +147,71 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class AppendJournal:
+    """Frames appended with ``write(2)`` to an ``O_APPEND`` file."""
+
+    def __init__(self, path: Path, capacity: int) -> None:
+        self.path = path
+        self.capacity = capacity  # rotate past this many bytes (a bigger frame still fits)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.used = os.fstat(self.fd).st_size
+
+    def put(self, data: bytes) -> None:
+        written = os.write(self.fd, data)
+        if written != len(data):  # short write (signal, nearly full disk): finish it
+            write_all(self.fd, memoryview(data)[written:])
+        self.used += len(data)
+
+    def seal(self) -> None:
+        """No more appends (the file stays open for a last fdatasync)."""
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class MappedJournal:
+    """Frames copied into a preallocated file mapped ``MAP_SHARED`` (see module doc)."""
+
+    def __init__(self, path: Path, capacity: int) -> None:
+        self.path = path
+        self.capacity = capacity
+        self.used = 0
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.posix_fallocate(self.fd, 0, capacity)
+            self._map = mmap.mmap(self.fd, capacity, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(self.fd)
+            path.unlink(missing_ok=True)
+            raise
+
+    def put(self, data: bytes) -> None:
+        start = self.used
+        end = start + len(data)
+        self._map[start:end] = data
+        self.used = end
+
+    def seal(self) -> None:
+        """No more appends: unmap (its pages leave the RSS), keep the file open."""
+        self._map.close()
+
+    def close(self) -> None:
+        self._map.close()  # idempotent
+        os.close(self.fd)
+
+
+Journal = AppendJournal | MappedJournal
+
+
+def open_journal(path: Path, capacity: int, mapped: bool) -> Journal:
+    """A new journal file; mapped when asked and possible, else ``write(2)``."""
+    if mapped:
+        try:
+            return MappedJournal(path, capacity)
+        except (OSError, ValueError) as exc:
+            log.warning("modelmon spool: cannot preallocate and map %s (%s); appending "
+                        "with write(2) instead", path, exc)
+    return AppendJournal(path, capacity)
