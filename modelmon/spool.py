@@ -348,10 +348,12 @@ class Spool:
     # -- consumer side ------------------------------------------------------
 
     def peek(
-        self, max_records: int, *, max_bytes: int | None = None, newest_first: bool = False
+        self, max_records: int, *, max_bytes: int | None = None, newest_first: bool = False,
+        after_seq: int = 0,
     ) -> list[Record]:
-        """Pending records (not removed), oldest first; at least one if any is pending."""
-        rows = self._store.peek(max_records, max_bytes, newest_first)
+        """Pending records (not removed), oldest first; at least one if any is pending.
+        ``after_seq``: only records with a higher seq (the ones not already in flight)."""
+        rows = self._store.peek(max_records, max_bytes, newest_first, after_seq)
         return [Record(seq, created, payload, items) for seq, created, items, payload in rows]
 
     def ack(self, seqs: Iterable[int]) -> None:

@@ -328,14 +328,16 @@ class Store:
 
     # -- reads ---------------------------------------------------------------
 
-    def peek(self, max_records: int, max_bytes: int | None, newest_first: bool) -> list[Row]:
+    def peek(self, max_records: int, max_bytes: int | None, newest_first: bool,
+             after_seq: int = 0) -> list[Row]:
         order = "DESC" if newest_first else "ASC"
         out: list[Row] = []
         total = 0
         with self.lock:
             cur = self._conn.execute(
-                f"SELECT seq, created, items, payload FROM records ORDER BY seq {order} LIMIT ?",
-                (max_records,),
+                "SELECT seq, created, items, payload FROM records WHERE seq > ?"
+                f" ORDER BY seq {order} LIMIT ?",
+                (after_seq, max_records),
             )
             for row in cur:
                 total += len(row[3])

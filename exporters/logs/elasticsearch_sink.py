@@ -89,13 +89,12 @@ class ElasticsearchSink:
         self.client = client if client is not None else make_client(**client_options)
 
     def send(self, items: Sequence[Item]) -> SendResult:
-        body = bytearray()
+        # The spool holds each document's JSON: the body is joined, never re-serialised.
+        parts = []
         for item in items:
-            body += b'{"create":{"_id":"' + item.id.encode() + b'"}}\n'
-            body += item.source
-            body += b"\n"
+            parts += (b'{"create":{"_id":"', item.id.encode(), b'"}}\n', item.source, b"\n")
         try:
-            kwargs: dict[str, Any] = {"operations": bytes(body), "index": self.index}
+            kwargs: dict[str, Any] = {"operations": b"".join(parts), "index": self.index}
             if self.pipeline:
                 kwargs["pipeline"] = self.pipeline
             resp = self.client.bulk(**kwargs)
@@ -136,8 +135,11 @@ class ElasticsearchSink:
 
 
 def classify_items(items: Sequence[Item], body: Any) -> SendResult:
-    result = SendResult()
     answers = body.get("items", []) if isinstance(body, dict) else []
+    if isinstance(body, dict) and body.get("errors") is False and len(answers) == len(items):
+        # Elasticsearch's own summary: every item succeeded.
+        return SendResult(delivered=[item.seq for item in items])
+    result = SendResult()
     for n, item in enumerate(items):
         if n >= len(answers):
             result.retry.append(item.seq)  # an answer we never got: send again

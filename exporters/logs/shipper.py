@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import random
 import threading
 import time
@@ -215,45 +216,121 @@ class LogShipper:
         self.close()
 
     def _run(self) -> None:
-        attempt = 0
-        spool = self.spool
-        prefix = spool.id + "-"
-        while not self._stop.is_set():
-            records = spool.peek(self._batch_size, max_bytes=self._batch_bytes)
-            if not records:
-                with self._idle:
-                    self._idle.notify_all()
-                spool.wait(0.2)
-                continue
-            items = [Item(r.seq, prefix + str(r.seq), r.payload) for r in records]
+        # Pipelined: while the sink sends one batch (on the sender thread: sends
+        # never overlap), this thread settles the previous batch in the spool and
+        # reads the next one, so the destination is never idle waiting for us.
+        sender = _Sender(self._sink)
+        in_flight: tuple[list[Item], _Pending] | None = None
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                records = [] if stopping else self.spool.peek(
+                    self._batch_size, max_bytes=self._batch_bytes,
+                    after_seq=in_flight[0][-1].seq if in_flight else 0,
+                )
+                if in_flight is None:
+                    if stopping:
+                        return
+                    if not records:
+                        with self._idle:
+                            self._idle.notify_all()
+                        self.spool.wait(0.2)
+                        continue
+                    first = self._items(records)
+                    in_flight = (first, sender.submit(first))
+                    continue
+                items, pending = in_flight
+                result = pending.result()
+                following = None
+                if records and not result.retry and not stopping:
+                    nxt = self._items(records)
+                    following = (nxt, sender.submit(nxt))
+                self._settle(result)
+                in_flight = following
+                if result.retry:
+                    self._back_off(result)
+                else:
+                    self._attempt = 0
+        finally:
+            sender.stop()
+
+    def _items(self, records: Sequence[Any]) -> list[Item]:
+        prefix = self.spool.id + "-"
+        return [Item(r.seq, prefix + str(r.seq), r.payload) for r in records]
+
+    def _settle(self, result: SendResult) -> None:
+        self._bulk_duration.observe(result.duration)
+        self._bulk_requests.labels(self.sink_name, result.result).inc()
+        try:
+            self.spool.ack(result.delivered)
+            for reason, seqs in result.dead.items():
+                self.spool.dead_letter(seqs, reason)
+        except Exception:
+            log.exception("log spool update failed; the batch will be sent again")
+
+    _attempt = 0
+
+    def _back_off(self, result: SendResult) -> None:
+        self.retried += len(result.retry)
+        self._attempt += 1
+        # Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
+        delay = random.uniform(
+            0, min(self._backoff_max, self._backoff_initial * 2 ** min(self._attempt, 30))
+        )
+        if result.retry_after is not None:
+            # The server knows when it can take more: wait at least that long
+            # (bounded, against a nonsense header).
+            delay = max(delay, min(result.retry_after, _MAX_RETRY_AFTER))
+        self._stop.wait(delay)
+
+
+class _Pending:
+    """The result of one send, once the sender thread has it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: SendResult | None = None
+
+    def set(self, result: SendResult) -> None:
+        self._result = result
+        self._done.set()
+
+    def result(self) -> SendResult:
+        self._done.wait()
+        assert self._result is not None
+        return self._result
+
+
+class _Sender:
+    """One thread that runs ``sink.send`` for one batch at a time."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._queue: queue.SimpleQueue[tuple[list[Item], _Pending] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="modelmon-log-sender", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: list[Item]) -> _Pending:
+        pending = _Pending()
+        self._queue.put((items, pending))
+        return pending
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        name = getattr(self._sink, "name", type(self._sink).__name__)
+        while (job := self._queue.get()) is not None:
+            items, pending = job
             started = time.perf_counter()
             try:
                 result = self._sink.send(items)
             except Exception:
-                log.exception("log sink %s failed; the batch is retried", self.sink_name)
+                log.exception("log sink %s failed; the batch is retried", name)
                 result = SendResult.all_retry(items, "error")
-            self._bulk_duration.observe(time.perf_counter() - started)
-            self._bulk_requests.labels(self.sink_name, result.result).inc()
-            try:
-                spool.ack(result.delivered)
-                for reason, seqs in result.dead.items():
-                    spool.dead_letter(seqs, reason)
-            except Exception:
-                log.exception("log spool update failed; the batch will be sent again")
-            if result.retry:
-                self.retried += len(result.retry)
-                attempt += 1
-                # Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
-                delay = random.uniform(
-                    0, min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
-                )
-                if result.retry_after is not None:
-                    # The server knows when it can take more: wait at least that long
-                    # (bounded, against a nonsense header).
-                    delay = max(delay, min(result.retry_after, _MAX_RETRY_AFTER))
-                self._stop.wait(delay)
-            else:
-                attempt = 0
+            result.duration = time.perf_counter() - started
+            pending.set(result)
 
 
 def _open_slot(root: Path, **options: Any) -> Spool:

@@ -31,6 +31,7 @@ class SendResult:
     retry_after: float | None = None
     # The request's result label for log_bulk_requests_total.
     result: str = "ok"
+    duration: float = 0.0  # seconds the send took, set by the shipper
 
     def add_dead(self, reason: str, seq: int) -> None:
         self.dead.setdefault(reason, []).append(seq)
