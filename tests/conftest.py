@@ -17,6 +17,14 @@ from modelmon.prometheus_process import find_binary, free_port, wait_http_ok
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default state (feedback stores, log spools) goes to a per-test folder,
+    never to the user's ~/.local/state and never shared between tests."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def registry() -> CollectorRegistry:
     """A registry of the test's own; no test reads the global one."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -66,8 +68,10 @@ class QualityTracker:
     - ``task``: "classification" or "regression" (default: from the profile's
       predictions, else guessed from the first predictions).
     - ``max_classes``: cap of ``predictions_total`` class labels (default 50).
-    - ``feedback_db``: SQLite path of the feedback store (default in memory:
-      set it for the store to survive restarts); ``feedback_ttl`` (default
+    - ``feedback_db``: SQLite path of the feedback store, so it survives
+      restarts (default ``$XDG_STATE_HOME/modelmon/feedback/<model>-<version>.sqlite``,
+      ``~/.local/state`` without XDG_STATE_HOME; ``":memory:"`` keeps it in
+      memory only); ``feedback_ttl`` (default
       "7d"), ``feedback_max_entries`` (default 1,000,000), ``feedback_window``
       (labels behind accuracy/MAE, default 1000), ``max_confusion_classes``
       (default 20), ``feedback_queue`` (default 100,000).
@@ -130,6 +134,10 @@ class QualityTracker:
             score_reference=self.profile.score if self.profile else None,
             make_window=self._make_window, max_classes=max_classes,
         )
+        if feedback_db is None:
+            feedback_db = default_feedback_db(self.model, self.version)
+        elif str(feedback_db) == ":memory:":
+            feedback_db = None
         self.feedback = FeedbackJoiner(
             FeedbackStore(
                 feedback_db,
@@ -296,6 +304,15 @@ class QualityTracker:
             child = self._errors.labels(self.model, self.version, operation)
             self._error_children[operation] = child
         child.inc()
+
+
+def default_feedback_db(model: str, version: str) -> Path:
+    """Where a model version's feedback store lives unless configured: the
+    user's state directory, like the log spool (one file per model version;
+    gunicorn workers share it, so a label joins whichever worker predicted)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model}-{version}")
+    return Path(state) / "modelmon" / "feedback" / f"{safe}.sqlite"
 
 
 def _window_factory(

@@ -176,3 +176,19 @@ def test_confusion_classes_are_capped(registry: CollectorRegistry) -> None:
         for s in m.samples if s.name.endswith("_total")
     }
     assert cells == {("a", "a"): 1, ("b", "b"): 1, ("__other__", "__other__"): 2}
+
+
+def test_the_default_store_survives_a_restart(registry: CollectorRegistry, sample) -> None:
+    import os
+    from pathlib import Path
+
+    first = _mon(CollectorRegistry())
+    first.record_predictions(["a"], request_ids=["r-restart"])
+    first.quality.flush()
+    first.quality.close()
+    db = Path(os.environ["XDG_STATE_HOME"]) / "modelmon" / "feedback"
+    assert list(db.glob("*.sqlite")), "the default store is a file in the state directory"
+    second = _mon(registry)  # a new process would build the same default path
+    second.record_feedback("r-restart", "a")
+    second.quality.flush()
+    assert sample("modelmon_feedback_total", outcome="correct") == 1
