@@ -110,7 +110,17 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
                     raise ConfigError(f"logs.{key}: expected true or false, got {section[key]!r}")
                 opts[key] = section[key]
         if "max_payload_chars" in section:
-            opts["max_payload_chars"] = int(section["max_payload_chars"])
+            value = section["max_payload_chars"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"logs.max_payload_chars: expected a positive integer, got {value!r}")
+            opts["max_payload_chars"] = value
+        redact = section.get("redact") or {}
+        if not isinstance(redact, Mapping):
+            raise ConfigError("logs.redact: expected a mapping (emails, phones, drop_fields, ...)")
+        from modelmon.exporters.logs.redaction import Redactor
+
+        Redactor.from_config(redact)  # its errors name logs.redact.<key>
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise
@@ -143,3 +153,28 @@ def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> 
 def _path(value: Any, base_dir: Path | None) -> Path:
     path = Path(str(value)).expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
+def check_sink(section: Mapping[str, Any], base_dir: Path | None = None) -> None:
+    """Build the configured sink once, so a bad sink name or option fails when
+    a server starts (naming ``logs.<sink>``), not later in a worker."""
+    from modelmon.exporters.logs.registry import sink_factories
+
+    sink = str(section.get("sink", "file"))
+    factories = sink_factories()
+    if sink not in factories:
+        raise ConfigError(
+            f"logs.sink: unknown sink {sink!r}; known sinks are {', '.join(sorted(factories))}"
+        )
+    options = _sink_options(sink, dict(section.get(sink) or {}), base_dir)
+    if sink == "file" and "path" not in options:
+        return  # the default path is under the spool directory
+    try:
+        made = factories[sink](options)
+    except TypeError as exc:  # an option the sink does not take
+        raise ConfigError(f"logs.{sink}: {exc}; see docs/logging.md for its options") from None
+    except ValueError as exc:
+        raise ConfigError(f"logs.{sink}.{exc}") from None
+    close = getattr(made, "close", None)
+    if callable(close):
+        close()

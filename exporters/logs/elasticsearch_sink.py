@@ -74,7 +74,12 @@ def make_client(
         kwargs["serializer"] = OrjsonSerializer()
     except ImportError:  # older clients: the stdlib serializer is fine
         pass
-    return Elasticsearch(**kwargs)
+    try:
+        return Elasticsearch(**kwargs)
+    except ValueError as exc:  # e.g. "Could not parse URL": say which option
+        raise ValueError(
+            f"url: {exc}; expected e.g. 'https://es.example:9200' (or hosts, or cloud_id)"
+        ) from None
 
 
 class ElasticsearchSink:

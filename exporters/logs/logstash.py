@@ -26,6 +26,8 @@ class LogstashTcpSink:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 5000, timeout: float = 10.0,
                  tls: bool = False, ca_certs: str | None = None) -> None:
+        if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"port: expected a TCP port number (1-65535), got {port!r}")
         self.host, self.port, self.timeout = host, int(port), timeout
         self._tls = tls
         self._ca_certs = ca_certs

@@ -22,8 +22,12 @@ def sink_factories() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
 
 
 def log_processors(config: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """(name, processor) in ascending ``order``; a plugin whose hook raises is
-    logged and skipped."""
+    """(name, processor) in ascending ``order``.
+
+    A processor plugin that fails to set up stops the shipper from starting
+    (ValueError naming the plugin): processors redact PII, and shipping
+    events without them would leak what the configuration meant to hide.
+    """
     found: list[tuple[int, int, str, Any]] = []
 
     def register(name: str, processor: Any, order: int = 100) -> None:
@@ -34,6 +38,10 @@ def log_processors(config: Mapping[str, Any]) -> list[tuple[str, Any]]:
         try:
             impl.function(**{a: v for a, v in (("register", register), ("config", config))
                              if a in impl.argnames})
-        except Exception:
-            log.exception("log processor plugin %s failed to register", impl.plugin_name)
+        except Exception as exc:
+            raise ValueError(
+                f"logs: log processor plugin {impl.plugin_name!r} failed to set up ({exc}); "
+                "fix its settings (for redact: logs.redact), or leave it out with "
+                "MODELMON_PLUGINS; events are not shipped without their processors"
+            ) from exc
     return [(name, proc) for _, _, name, proc in sorted(found, key=lambda f: (f[0], f[1]))]

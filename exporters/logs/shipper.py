@@ -96,22 +96,32 @@ class LogShipper:
         self.log_inputs = log_inputs
         self.log_outputs = log_outputs
         self.max_payload_chars = max_payload_chars
-        self._sink = sink if not isinstance(sink, str) else _make_sink(sink, sink_options, spool_dir)
-        if not isinstance(sink, str) and sink_options:
-            raise TypeError(f"unknown LogShipper option(s): {', '.join(sorted(sink_options))}")
-        self.sink_name: str = getattr(self._sink, "name", type(self._sink).__name__)
-        root = Path(spool_dir) if spool_dir is not None else default_spool_dir()
-        self.spool = _open_slot(
-            root, max_bytes=max_bytes, max_age=max_age, full_policy=full_policy, fsync=fsync,
-            fsync_interval=fsync_interval, block_timeout=block_timeout,
-        )
-        self._base = ecs.base_fields(service_name, environment)
-        self.service_name = service_name
+        # Processors first: one that cannot be set up (a redaction typo) must
+        # stop the shipper before it opens a sink or takes a spool slot.
         self._processors: list[tuple[str, Processor]] = [
             (getattr(p, "__name__", type(p).__name__), p) for p in processors
         ]
         if plugin_processors:
             self._processors = _plugin_processors(processor_config or {}) + self._processors
+        self._sink = sink if not isinstance(sink, str) else _make_sink(sink, sink_options, spool_dir)
+        if not isinstance(sink, str) and sink_options:
+            raise TypeError(f"unknown LogShipper option(s): {', '.join(sorted(sink_options))}")
+        self.sink_name: str = getattr(self._sink, "name", type(self._sink).__name__)
+        root = Path(spool_dir) if spool_dir is not None else default_spool_dir()
+        spool_options: dict[str, Any] = {
+            "max_bytes": max_bytes, "max_age": max_age, "full_policy": full_policy,
+            "fsync": fsync, "fsync_interval": fsync_interval, "block_timeout": block_timeout,
+        }
+        self.spool = _open_slot(root, **spool_options)
+        # Slots left with a backlog by processes that are gone (a server scaled
+        # down to fewer workers) would never drain: move them into ours.
+        self._adopter = threading.Thread(
+            target=_adopt_orphaned_slots, args=(root, self.spool, spool_options),
+            name="modelmon-log-adopter", daemon=True,
+        )
+        self._adopter.start()
+        self._base = ecs.base_fields(service_name, environment)
+        self.service_name = service_name
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
         self._backoff_initial = backoff_initial
@@ -182,7 +192,8 @@ class LogShipper:
         """Wait until every pending event, earlier processes' included, is
         delivered or dead-lettered; False on timeout."""
         deadline = time.monotonic() + timeout
-        if not self.spool.flush_buffer(timeout):
+        self._adopter.join(timeout)
+        if self._adopter.is_alive() or not self.spool.flush_buffer(timeout):
             return False
         with self._idle:
             while self.spool.stats().pending > 0:
@@ -343,6 +354,40 @@ def _open_slot(root: Path, **options: Any) -> Spool:
         f"all {MAX_SLOTS} spool slots under {root} are in use; give each group of "
         "processes its own spool_dir"
     )
+
+
+def _adopt_orphaned_slots(root: Path, own: Spool, options: Mapping[str, Any]) -> None:
+    """Move the backlog of every unlocked slot under ``root`` into ``own``.
+
+    Each record is appended to ``own`` (durable) before it is acked in the
+    orphan, so a crash in between duplicates, never loses. A duplicate keeps
+    its ``event.id`` (it is inside the payload), so Elasticsearch's ``create``
+    answers 409 and it is indexed once. In the orphan's accounting the moved
+    records count as delivered.
+    """
+    for path in sorted(root.glob("slot-*")):
+        if path == own.path:
+            continue
+        try:
+            orphan = Spool(path, **options)
+        except SpoolLocked:
+            continue  # a live process owns it
+        except Exception:
+            log.exception("cannot open orphaned log spool %s; its events stay there", path)
+            continue
+        moved = 0
+        try:
+            while records := orphan.peek(500):
+                for record in records:
+                    own.append(record.payload, created=record.created, items=record.items)
+                orphan.ack([r.seq for r in records])
+                moved += len(records)
+        except Exception:
+            log.exception("moving orphaned log spool %s stopped; the rest stays there", path)
+        finally:
+            orphan.close()
+        if moved:
+            log.info("moved %d pending log events from %s into %s", moved, path, own.path)
 
 
 def _make_sink(name: str, options: dict[str, Any], spool_dir: str | Path | None) -> Sink:

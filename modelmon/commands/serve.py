@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelmon.config import load_serve_config, parse_listen
+from modelmon.config import ConfigError, load_serve_config, parse_listen
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,9 +28,13 @@ def run(args: argparse.Namespace) -> int:
     # Validate the web config before forking so a typo fails here, with its field name.
     web = load_web_config(config.web_config_file)
     if config.raw.get("logs") is not None:
-        from modelmon.exporters.logs.config import shipper_options
+        from modelmon.exporters.logs.config import check_sink, shipper_options
 
-        shipper_options(config.raw["logs"], config.base_dir)
+        try:
+            shipper_options(config.raw["logs"], config.base_dir)
+            check_sink(config.raw["logs"], config.base_dir)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {args.config}: {exc}") from None
     scheme = "https" if web.tls else "http"
     print(f"modelmon serve: {scheme}://{host}:{port}/metrics, POST /ingest, /healthz", flush=True)
     run_gunicorn(
