@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from modelmon.exporters.logs.shipper import LogShipper
 
 
+# Every reason the spool or shipper drops for, exported at 0 from the start so
+# rate() and the alerts see 0, not "no data", before the first drop.
+DROP_REASONS = ("max_age", "max_bytes", "full", "too_large", "block_timeout", "corrupt", "error")
+
+
 class ShipperCollector:
     def __init__(self, shipper: LogShipper, prefix: str) -> None:
         self._shipper = shipper
@@ -49,7 +54,7 @@ class ShipperCollector:
             events.add_metric([sink, outcome], value)
         yield events
         dropped = self._family(CounterMetricFamily, "log_events_dropped_total", ["sink", "reason"])
-        for reason, value in sorted(stats.dropped.items()):
+        for reason, value in sorted({**dict.fromkeys(DROP_REASONS, 0), **stats.dropped}.items()):
             dropped.add_metric([sink, reason], value)
         yield dropped
         age = 0.0 if stats.oldest_created is None else max(time.time() - stats.oldest_created, 0)

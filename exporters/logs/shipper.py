@@ -130,6 +130,8 @@ class LogShipper:
         self._bulk_duration = metrics.get("log_bulk_request_duration_seconds").labels(self.sink_name)
         self._bulk_requests = metrics.get("log_bulk_requests_total")
         self._processor_failures = metrics.get("log_processor_failures_total")
+        for name, _ in self._processors:  # at 0 from the start, like the drop reasons
+            self._processor_failures.labels(name)
         self.retried = 0
         self._collector = ShipperCollector(self, prefix)
         self._registry = metrics.registry

@@ -29,14 +29,6 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "temperature exists only where the OS exposes sensors (psutil.sensors_temperatures); "
         "the test machines are VMs without any"
     ),
-    ("modelmon-log-pipeline", "Dropped log events by reason per second"): (
-        "drops need a full or expired spool; a drop reason's series appears with its first "
-        "drop (tests/unit/spool and tests/chaos drive drops)"
-    ),
-    ("modelmon-log-pipeline", "Log processor failures per second"): (
-        "counts processors that raise; the built-in redaction processor does not "
-        "(tests/unit/logs covers a failing processor)"
-    ),
     ("modelmon-model-quality", "Quality check errors per second"): (
         "counts failures of the quality exporter itself (a profile it cannot apply, a bug); "
         "a correct run has none, so the series does not exist"
