@@ -4,8 +4,9 @@ The web integration calls ``begin_request(headers)`` when a request arrives
 and ``end_request(token)`` when it ends; ``current()`` is what the shipper
 attaches to events as ``trace.id``. The id comes from a configurable header
 (``X-Request-ID`` by default) or is generated, and is returned to the client
-in the same header (``response_header()``). ``flask_hooks(app)`` wires this
-into a Flask app; ``instrument_app`` calls it.
+in the same header. ``flask_hooks(app)`` wires this into a plain Flask app;
+``instrument_app`` does the same inside its own WSGI wrapper (one hook fewer
+per request) when the monitor ships logs.
 """
 
 from __future__ import annotations
