@@ -10,6 +10,10 @@ from pathlib import Path
 def write_or_check(files: Mapping[str, str], out: Path, check: bool, command: str) -> int:
     """Write ``files`` under ``out``, or with ``check`` report those that differ."""
     if check:
+        if not out.is_dir():
+            print(f"{out} does not exist: run this from the repository root, or pass --out",
+                  file=sys.stderr)
+            return 1
         stale = [
             name for name, text in files.items()
             if not (out / name).exists() or (out / name).read_text() != text

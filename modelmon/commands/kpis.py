@@ -29,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
             args.doc.write_text(expected)
             print(f"wrote {args.doc}")
             return 0
-        actual = args.doc.read_text() if args.doc.exists() else ""
+        if not args.doc.exists():
+            print(f"{args.doc} does not exist: run this from the repository root, or pass --doc",
+                  file=sys.stderr)
+            return 1
+        actual = args.doc.read_text()
         if actual != expected:
             print(
                 f"{args.doc} is out of date with the KPI catalog; run 'modelmon kpis --write'",
