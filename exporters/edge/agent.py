@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -88,6 +89,38 @@ class EdgeAgent:
         self.started = time.time()
         self._last_status = 0.0
         self._closed = False
+        self.logs = self._link_events() if config.logs is not None else None
+
+    def _link_events(self) -> Any:
+        """A log shipper, and edge-link-lost / -restored events on link changes."""
+        from modelmon.exporters.logs import LogShipper, ModelLog
+        from modelmon.exporters.logs.config import shipper_options
+
+        from modelmon import __version__
+
+        config = self.config
+        assert config.logs is not None
+        shipper = LogShipper(**{
+            "service_name": "modelmon-edge-agent",
+            **shipper_options(config.logs, config.base_dir),
+            "registry": self.registry, "prefix": config.prefix,
+        })
+        # The agent's own identity in the events' model.* fields.
+        events = ModelLog(_Emitter("modelmon-edge-agent", __version__, "modelmon"), shipper)
+        metrics, device = self.metrics, config.device_id
+        down_since: list[float] = []
+
+        def on_link_change(up: bool, now: float) -> None:
+            if not up:
+                down_since[:] = [now]
+                events.edge_link_lost(device=device, reason=metrics.last_error or None)
+            else:
+                outage = now - down_since[0] if down_since else None
+                events.edge_link_restored(device=device, outage_seconds=outage,
+                                          backlog=self.spool.stats().pending_items)
+
+        metrics.on_link_change = on_link_change
+        return shipper
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -125,6 +158,8 @@ class EdgeAgent:
         self._write_status(force=True, running=False)
         self.spool.close()
         self.client.close()
+        if self.logs is not None:
+            self.logs.close()
         self._closed = True
 
     def run_forever(self) -> None:
@@ -259,3 +294,12 @@ def _plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> P
     collectors.collectors = {n: c for n, c in collectors.collectors.items() if n in wanted}
     collectors.broken = {n: e for n, e in collectors.broken.items() if n in wanted}
     return collectors
+
+
+@dataclass(frozen=True)
+class _Emitter:
+    """Who emits the agent's events: ModelLog reads model, version, framework."""
+
+    model: str
+    version: str
+    framework: str

@@ -90,6 +90,10 @@ class EdgeConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     prefix: str = DEFAULT_PREFIX
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The shared config file's ``logs:`` section: with it the agent ships
+    # edge-link-lost / edge-link-restored events (docs/logging.md).
+    logs: Mapping[str, Any] | None = None
+    base_dir: Path | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -114,10 +118,16 @@ def load_edge_config(path: str | Path) -> EdgeConfig:
 
 
 def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = None) -> EdgeConfig:
+    logs = None
     if "edge" in data:
         section, where = data["edge"], "edge."
         prefix = data.get("prefix", DEFAULT_PREFIX)
         plugins = data.get("plugins") or {}
+        logs = data.get("logs")
+        if logs is not None:
+            from modelmon.exporters.logs.config import shipper_options
+
+            shipper_options(logs, base_dir)  # fail here, naming logs.<field>
     else:
         section, where = data, ""
         prefix = DEFAULT_PREFIX
@@ -165,6 +175,8 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         labels={str(k): str(v) for k, v in labels.items()},
         prefix=prefix,
         plugins={str(k): dict(v or {}) for k, v in plugins.items()},
+        logs=logs,
+        base_dir=base_dir,
     )
 
 

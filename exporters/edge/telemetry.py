@@ -6,8 +6,9 @@ device are bound once so the sender's hot loop only does float updates.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -15,6 +16,8 @@ from prometheus_client import CollectorRegistry
 from modelmon.metrics import metric_set
 
 from .remote_write import SendResult
+
+log = logging.getLogger(__name__)
 
 # Reasons the spool itself drops records for; the sender's own drop reasons
 # (too_old, http_400, ...) are counted where they happen.
@@ -43,6 +46,8 @@ class EdgeMetrics:
         self.sent_total = 0
         self.dropped_totals: dict[str, int] = {}
         self.link_state: bool | None = None
+        # Called as (link_up, now) when the link goes down or comes back.
+        self.on_link_change: Callable[[bool, float], None] | None = None
         self.last_success_time: float | None = None
         self.last_error: str = ""
         self._spool_drops_seen: dict[str, int] = {}
@@ -77,7 +82,12 @@ class EdgeMetrics:
             self.last_error = f"{result.reason}: {result.message}"[:300]
         reached = result.outcome != "retry"
         self.link_up.set(1.0 if reached else 0.0)
-        self.link_state = reached
+        previous, self.link_state = self.link_state, reached
+        if previous is not None and previous != reached and self.on_link_change is not None:
+            try:
+                self.on_link_change(reached, now)
+            except Exception:  # reporting the link must never stop the sender
+                log.exception("edge link change callback failed")
 
     def update_spool(self, stats: Any, now: float, baseline: Mapping[str, int]) -> None:
         """Backlog gauges, and the spool's own drops since ``baseline`` as counter increments."""

@@ -192,3 +192,47 @@ def test_second_agent_on_the_same_spool_is_refused_with_the_field(tmp_path, rece
             make_agent(tmp_path, receiver.url, CollectorRegistry())
     finally:
         agent.stop()
+
+
+def test_with_a_logs_section_link_changes_are_shipped_as_events(tmp_path, receiver, registry) -> None:
+    import json
+
+    config = edge_config_from_mapping({
+        "logs": {"sink": "file", "spool_dir": str(tmp_path / "log-spool"),
+                 "file": {"path": str(tmp_path / "events.jsonl")}},
+        "edge": {
+            "device_id": "press-7", "interval": "1s", "listen": None, "collectors": [],
+            "spool": {"path": str(tmp_path / "state")},
+            "remote_write": {"url": receiver.url, "min_backoff": "0.01s",
+                             "max_backoff": "0.02s", "backfill_rate_limit": None},
+        },
+    })
+    agent = EdgeAgent(config, registry)
+    try:
+        agent.collect_once(now=T0)
+        drain(agent)  # link up
+        receiver.answers.extend([(503, "down", {})] * 3)
+        agent.collect_once(now=T0 + 1)
+        drain(agent)  # down for three sends, then back
+        assert agent.logs.flush(10)
+    finally:
+        agent.stop()
+    events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    actions = [e["event"]["action"] for e in events]
+    assert actions == ["edge-link-lost", "edge-link-restored"]
+    lost, restored = events
+    assert lost["model"]["edge"]["device"] == "press-7"
+    assert "503" in lost["model"]["edge"]["reason"] or "down" in lost["model"]["edge"]["reason"]
+    assert restored["model"]["edge"]["outage_seconds"] >= 0
+    assert restored["model"]["name"] == "modelmon-edge-agent"
+
+
+def test_a_bad_logs_section_in_the_edge_config_names_the_field(tmp_path) -> None:
+    from modelmon.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"logs\.spool\.max_bytes"):
+        edge_config_from_mapping({
+            "logs": {"spool": {"max_bytes": "lots"}},
+            "edge": {"device_id": "d", "spool": {"path": str(tmp_path)},
+                     "remote_write": {"url": "http://127.0.0.1:9/api/v1/write"}},
+        })
