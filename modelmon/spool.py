@@ -70,7 +70,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from modelmon import spool_journal as journal
 from modelmon.spool_recovery import recover
@@ -108,12 +108,17 @@ class SpoolClosed(RuntimeError):
     """The spool was closed; nothing can be appended."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """A pending record. A named tuple: built straight from a SQLite row, several
+    times cheaper than a frozen dataclass at tens of thousands of records a second."""
+
     seq: int
     created: float
     payload: bytes
     items: int
+
+
+_make_record = Record._make
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +206,7 @@ class Spool:
         # Lock order: _store.lock, then _append_lock.
         self._append_lock = threading.Lock()
         self._changed = threading.Condition(threading.Lock())
-        self._buffer: list[tuple[int, float, int, bytes]] = []
+        self._buffer: list[tuple[int, float, int, int, bytes]] = []  # rows as stored
         self._caller_drops: dict[str, list[int]] = {}  # reason -> [records, items, bytes]
         pending = self._store.pending()
         self._pending_bytes = pending[2]  # everything pending, buffer included
@@ -241,7 +246,7 @@ class Spool:
             jrn.put(frame)
             self._next_seq = seq + 1
             buffer = self._buffer
-            buffer.append((seq, created, items, payload))
+            buffer.append((seq, created, items, size, payload))
             self._pending_bytes += size
             buffered = len(buffer)
         if self._writer_idle or self.fsync == "always":
@@ -291,7 +296,7 @@ class Spool:
                 seq = self._next_seq
                 self._next_seq = seq + 1
                 frames.append(encode(seq, created, n, payload))
-                self._buffer.append((seq, created, n, payload))
+                self._buffer.append((seq, created, n, size, payload))
                 self._pending_bytes += size
                 seqs.append(seq)
             if frames:
@@ -353,8 +358,8 @@ class Spool:
     ) -> list[Record]:
         """Pending records (not removed), oldest first; at least one if any is pending.
         ``after_seq``: only records with a higher seq (the ones not already in flight)."""
-        rows = self._store.peek(max_records, max_bytes, newest_first, after_seq)
-        return [Record(seq, created, payload, items) for seq, created, items, payload in rows]
+        return list(map(_make_record, self._store.peek(max_records, max_bytes, newest_first,
+                                                       after_seq)))
 
     def ack(self, seqs: Iterable[int]) -> None:
         """Delivered: remove and count as delivered. Unknown seqs are ignored."""
@@ -412,9 +417,9 @@ class Spool:
             dead_stored = self._store.dead_letter_count()
             with self._append_lock:
                 buf = self._buffer
-                buffered = (len(buf), sum(r[2] for r in buf), sum(len(r[3]) for r in buf))
+                buffered = (len(buf), sum(r[2] for r in buf), sum(r[3] for r in buf))
                 if self._buffer:
-                    b_oldest = min(c for _, c, _, _ in self._buffer)
+                    b_oldest = min(r[1] for r in buf)
                     oldest = b_oldest if oldest is None else min(oldest, b_oldest)
                 for reason, c in self._caller_drops.items():
                     acc = counters.setdefault("accepted", [0, 0, 0])

@@ -24,7 +24,7 @@ def recover(directory: Path, store: Store) -> tuple[int, int]:
             log.error("modelmon spool %s: cannot read %s (%s); skipped", directory, path, exc)
             store.count_corrupt(1)
             continue
-        frames: list[tuple[int, float, int, bytes]] = []
+        frames: list[tuple[int, float, int, int, bytes]] = []
         corrupt = 0
         for item in journal.scan(data):
             if isinstance(item, journal.Corrupt):
@@ -36,7 +36,7 @@ def recover(directory: Path, store: Store) -> tuple[int, int]:
                 )
                 continue
             if item.seq > store.ingested_seq:
-                frames.append((item.seq, item.created, item.items, item.payload))
+                frames.append((item.seq, item.created, item.items, len(item.payload), item.payload))
             max_seq = max(max_seq, item.seq)
         frames.sort()
         store.ingest(frames, {}, None)
