@@ -4,6 +4,7 @@ Prometheus sees totals equal to the requests sent across all workers."""
 from __future__ import annotations
 
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,20 +32,28 @@ def test_totals_are_equal_across_workers(start_server, tmp_path, prometheus_bina
             assert r.status_code == 200
             return r.headers["X-Worker-Pid"]
 
+    # /healthz answers once the first worker is up; the others may still be
+    # training their model. Keep sending (bounded) until several have answered,
+    # and count every request sent.
+    pids: set[str] = set()
+    sent = 0
+    deadline = time.monotonic() + 60
     with ThreadPoolExecutor(8) as pool:
-        pids = set(pool.map(call, range(N)))
-    assert len(pids) >= 2, "the load did not reach several workers"
+        while (sent < N or len(pids) < 2) and time.monotonic() < deadline:
+            pids |= set(pool.map(call, range(sent, sent + 24)))
+            sent += 24
+    assert len(pids) >= 2, "the load did not reach several workers within 60 s"
 
     target = app.url.removeprefix("http://")
     with running_prometheus(prometheus_config([target]), binary=prometheus_binary,
                             workdir=tmp_path / "prom") as prom:
         result = prom.wait_for(
             f'modelmon_inference_requests_total{{model="{MODEL_NAME}",outcome="success"}}')
-        assert float(result[0]["value"][1]) == N
+        assert float(result[0]["value"][1]) == sent
         batch = prom.query(f'modelmon_inference_batch_size_sum{{model="{MODEL_NAME}"}}')
-        assert float(batch[0]["value"][1]) == sum(1 + i % 3 for i in range(N))
+        assert float(batch[0]["value"][1]) == sum(1 + i % 3 for i in range(sent))
         http = prom.query('sum(modelmon_http_requests_total{endpoint="/predict",status="200"})')
-        assert float(http[0]["value"][1]) == N
+        assert float(http[0]["value"][1]) == sent
         in_flight = prom.query(f'modelmon_inference_in_flight{{model="{MODEL_NAME}"}}')
         assert [float(r["value"][1]) for r in in_flight] == [0.0], "livesum: one series, 0"
         info = prom.query(f'modelmon_model_info{{model="{MODEL_NAME}"}}')
