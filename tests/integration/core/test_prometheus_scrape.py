@@ -119,9 +119,10 @@ def test_demo_runs_and_stops_cleanly_on_ctrl_c(start_server, tmp_path, prometheu
             continue
     assert sorted(found) == ["fraud-detector", "recommender-java"], demo.output()
     assert "Ctrl-C stops" in demo.output()
+    # the demo runs its inputs through check_inputs: rows were checked
     quality = requests.get(f"{url}/api/v1/query", params={
-        "query": 'sum(modelmon_feature_type_errors_total{model="fraud-detector"})'}, timeout=5)
-    assert float(quality.json()["data"]["result"][0]["value"][1]) >= 0
+        "query": 'sum(modelmon_input_rows_total{model="fraud-detector"})'}, timeout=5)
+    assert float(quality.json()["data"]["result"][0]["value"][1]) > 0
     events = (tmp_path / "demo" / "logs" / "events.jsonl").read_text().splitlines()
     actions = {json.loads(line)["event"]["action"] for line in events}
     assert {"model-loaded", "prediction"} <= actions, actions
