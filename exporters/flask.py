@@ -18,7 +18,7 @@ from modelmon.exporters.monitor import ModelMonitor
 from modelmon.exporters.scrape import multiprocess_dir, render, scrape_registry_factory
 from werkzeug.wsgi import get_content_length
 
-from modelmon.collectors import PluginCollectors
+from modelmon.collectors import PluginCollectors, register_plugin_collectors
 
 UNMATCHED = "__unmatched__"
 # The method comes from the client: anything outside the standard set is
@@ -62,10 +62,10 @@ def instrument_app(
 
     collectors: tuple[object, ...] = ()
     if plugins:
-        plugin_collectors = PluginCollectors(prefix=m.prefix)
-        collectors = (plugin_collectors,)
         if multiprocess_dir() is None:
-            m.registry.register(plugin_collectors)  # type: ignore[arg-type]
+            register_plugin_collectors(m.registry, prefix=m.prefix)
+        else:  # the scrape registry is built per scrape; plugins join it there
+            collectors = (PluginCollectors(prefix=m.prefix),)
     scrape_registry = scrape_registry_factory(m.registry, collectors)
 
     # The start time rides in the WSGI environ, stamped by a thin wrapper

@@ -9,7 +9,9 @@ failure is logged, its metrics are left out, and
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -96,11 +98,24 @@ class PluginCollectors:
         return []
 
 
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, PluginCollectors]] = (
+    weakref.WeakKeyDictionary()
+)
+_registered_lock = threading.Lock()
+
+
 def register_plugin_collectors(
     registry: CollectorRegistry,
     plugin_config: Mapping[str, Mapping[str, Any]] | None = None,
     prefix: str = DEFAULT_PREFIX,
 ) -> PluginCollectors:
-    collectors = PluginCollectors(plugin_config, prefix)
-    registry.register(collectors)  # type: ignore[arg-type]
-    return collectors
+    """The plugin collectors of ``registry``, registered once per registry and
+    prefix: two instrumented apps sharing a registry must not export every
+    plugin metric twice. The first registration's plugin config applies."""
+    with _registered_lock:
+        per_prefix = _registered.setdefault(registry, {})
+        collectors = per_prefix.get(prefix)
+        if collectors is None:
+            collectors = per_prefix[prefix] = PluginCollectors(plugin_config, prefix)
+            registry.register(collectors)  # type: ignore[arg-type]
+        return collectors

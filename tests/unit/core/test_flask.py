@@ -125,3 +125,11 @@ def test_made_up_http_methods_cannot_create_series(registry):
               for s in m.samples if s.name.endswith("_total")]
     assert {s.labels["method"] for s in series} == {"other"}
     assert sum(s.value for s in series) == 20
+
+
+def test_two_apps_on_one_registry_export_each_plugin_metric_once(registry):
+    first = make_app(registry)
+    make_app(registry)  # a second instrumented app sharing the registry
+    body = first.get("/metrics").data.decode()
+    assert body.count("# TYPE modelmon_collector_success gauge") == 1
+    assert body.count('modelmon_collector_success{collector="build_info"}') == 1
