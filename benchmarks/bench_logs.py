@@ -43,7 +43,7 @@ def _serve(conn: Any) -> None:
         msg = conn.recv()
         if msg == "stop":
             break
-        conn.send(len(server.docs(msg)))
+        conn.send(server.count(msg))
 
 
 class BulkServer:

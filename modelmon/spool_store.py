@@ -345,17 +345,19 @@ class Store:
     # -- reads ---------------------------------------------------------------
 
     def peek(self, max_records: int, max_bytes: int | None, newest_first: bool,
-             after_seq: int = 0) -> list[PeekRow]:
+             after_seq: int = 0, columns: str = "seq, created, payload, items") -> list[PeekRow]:
+        """Rows of ``columns`` (the payload third, or second of two) in seq order."""
         order = "DESC" if newest_first else "ASC"
         with self.lock:
             rows: list[PeekRow] = self._conn.execute(
-                "SELECT seq, created, payload, items FROM records WHERE seq > ?"
+                f"SELECT {columns} FROM records WHERE seq > ?"
                 f" ORDER BY seq {order} LIMIT ?",
                 (after_seq, max_records),
             ).fetchall()
         if max_bytes is not None and rows:
             # Keep the longest prefix within max_bytes, and at least one row.
-            sizes = itertools.accumulate(map(len, map(_payload_of, rows)))
+            payload_of = _payload_of if len(rows[0]) > 2 else _second
+            sizes = itertools.accumulate(map(len, map(payload_of, rows)))
             fits = sum(1 for _ in itertools.takewhile(max_bytes.__ge__, sizes))
             del rows[max(fits, 1):]
         return rows
@@ -394,6 +396,7 @@ class Store:
 
 
 _payload_of = operator.itemgetter(2)
+_second = operator.itemgetter(1)
 
 
 def _contiguous(seqs: Sequence[int]) -> bool:

@@ -21,6 +21,8 @@ _PID = os.getpid()
 
 
 _second: tuple[int, str] = (-1, "")
+# "000Z" .. "999Z": a list index is a third of the cost of formatting per call.
+_MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
 
 
 def timestamp(t: float | None = None) -> str:
@@ -32,7 +34,7 @@ def timestamp(t: float | None = None) -> str:
     cached = _second  # one tuple read: safe without a lock
     if cached[0] != secs:
         cached = _second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(secs)))
-    return f"{cached[1]}{int((t - secs) * 1000):03d}Z"
+    return cached[1] + _MILLIS[int((t - secs) * 1000)]
 
 
 def base_fields(service_name: str, environment: str | None = None) -> dict[str, Any]:

@@ -6,8 +6,9 @@ client checks, NDJSON ``_bulk`` (action/source line pairs, per-item results
 in order), ``create`` with 409 ``version_conflict_engine_exception`` on an
 existing ``_id``, data streams that accept only ``create``, dynamic mapping
 conflicts (an object where a scalar was mapped) as per-item 400
-``document_parsing_exception``, 413 above ``http.max_content_length``, and
-scripted faults: whole-request 429/5xx with ``Retry-After``, per-item errors,
+``document_parsing_exception``, 413 above ``http.max_content_length``,
+``filter_path`` on every answer (the Logstash output asks ``_bulk`` for
+``errors,items.*.error,items.*.status`` only), and scripted faults: whole-request 429/5xx with ``Retry-After``, per-item errors,
 closing the connection after committing a batch, refusing connections.
 
 ``JsonLinesServer`` is a Logstash ``tcp`` input with the ``json_lines`` codec.
@@ -35,7 +36,10 @@ class EsTestServer:
     def __init__(self, max_content_length: int = 100 * 1024 * 1024) -> None:
         self.max_content_length = max_content_length
         self.lock = threading.Lock()
-        self.indices: dict[str, dict[str, Any]] = {}
+        # index -> _id -> the source as sent. Bytes, not parsed dicts: millions of
+        # stored dicts would make every garbage collection walk them all (8 us a
+        # document at benchmark volumes); ``docs()`` parses on demand.
+        self.indices: dict[str, dict[str, bytes]] = {}
         self.mappings: dict[str, dict[str, str]] = {}
         # Document shapes already mapped without conflict: skip the walk (speed only).
         self.shapes: dict[str, set[Any]] = {}
@@ -64,7 +68,12 @@ class EsTestServer:
 
     def docs(self, index: str) -> dict[str, Any]:
         with self.lock:
-            return dict(self.indices.get(index, {}))
+            stored = dict(self.indices.get(index, {}))
+        return {doc_id: orjson.loads(source) for doc_id, source in stored.items()}
+
+    def count(self, index: str) -> int:
+        with self.lock:
+            return len(self.indices.get(index, {}))
 
     def is_data_stream(self, index: str) -> bool:
         if index.startswith("logs-") and index.count("-") >= 2:
@@ -147,7 +156,7 @@ class EsTestServer:
             known.add(shape)
         if conflict:
             return _item_error(index, doc_id, 400, "document_parsing_exception", conflict)
-        docs[doc_id] = source
+        docs[doc_id] = line
         self.created_ids.append((index, doc_id))
         return {"_index": index, "_id": doc_id, "_version": 1, "result": "created",
                 "_shards": {"total": 1, "successful": 1, "failed": 0},
@@ -163,7 +172,10 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 def _shape(doc: dict[str, Any]) -> Any:
-    return tuple((k, _shape(v) if isinstance(v, dict) else 0) for k, v in doc.items())
+    out = []
+    for key, value in doc.items():
+        out.append((key, _shape(value)) if type(value) is dict else key)
+    return tuple(out)
 
 
 def _map(mapping: dict[str, str], doc: dict[str, Any], prefix: str) -> str | None:
@@ -180,6 +192,65 @@ def _map(mapping: dict[str, str], doc: dict[str, Any], prefix: str) -> str | Non
             if err:
                 return err
     return None
+
+
+_NOTHING = object()
+
+
+def filter_path(value: Any, spec: str | None) -> Any:
+    """Elasticsearch's ``filter_path``: keep only the comma-separated dotted paths
+    (``*`` one key, ``**`` any depth) of an answer; arrays are filtered element-wise."""
+    if not spec:
+        return value
+    patterns = [p.split(".") for p in spec.split(",") if p and not p.startswith("-")]
+    out = _filter(value, patterns)
+    return {} if out is _NOTHING else out
+
+
+def _filter(value: Any, patterns: list[list[str]]) -> Any:
+    if any(not p for p in patterns):
+        return value  # a whole path matched: keep everything below
+    if type(value) is list:
+        if all(len(p) == 2 and p[0] == "*" and "*" not in p[1] for p in patterns):
+            return _filter_items(value, [p[1] for p in patterns])
+        kept = [_filter(v, patterns) for v in value]
+        kept = [v for v in kept if v is not _NOTHING]
+        return kept or _NOTHING
+    if type(value) is not dict:
+        return _NOTHING
+    out = {}
+    for key, sub in value.items():
+        rest = []
+        for p in patterns:
+            head = p[0]
+            if head == "**":
+                rest.append(p)  # ** may match more keys below
+                rest.append(p[1:])
+            elif head == key or head == "*" or ("*" in head and _glob(head, key)):
+                rest.append(p[1:])
+        if rest:
+            kept = _filter(sub, rest)
+            if kept is not _NOTHING:
+                out[key] = kept
+    return out or _NOTHING
+
+
+def _filter_items(value: list[Any], keys: list[str]) -> Any:
+    """``*.<key>`` on each element of a list: the shape of a ``_bulk`` answer's
+    items, filtered here in one pass (the generic walk costs 6 us an item)."""
+    kept = []
+    for element in value:
+        if type(element) is not dict:
+            continue
+        out = {}
+        for name, inner in element.items():
+            if type(inner) is dict:
+                picked = {k: inner[k] for k in keys if k in inner}
+                if picked:
+                    out[name] = picked
+        if out:
+            kept.append(out)
+    return kept or _NOTHING
 
 
 def _glob(pattern: str, name: str) -> bool:
@@ -203,10 +274,19 @@ def _make_handler(server: EsTestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            # Elasticsearch sets TCP_NODELAY (http.tcp.no_delay); without it the
+            # headers and the body's tail wait for the client's delayed ACK (40 ms).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, *args: Any) -> None:
             pass
 
         def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            query = parse_qs(urlparse(self.path).query)
+            if "filter_path" in query:
+                body = filter_path(body, ",".join(query["filter_path"]))
             data = orjson.dumps(body)
             self.send_response(status)
             self.send_header("X-Elastic-Product", "Elasticsearch")
@@ -248,14 +328,14 @@ def _make_handler(server: EsTestServer) -> type[BaseHTTPRequestHandler]:
             elif len(parts) == 2 and parts[1] == "_refresh":
                 self._reply(200, {"_shards": {"total": 1, "successful": 1, "failed": 0}})
             elif len(parts) == 2 and parts[1] == "_count":
-                self._reply(200, {"count": len(server.docs(parts[0]))})
+                self._reply(200, {"count": server.count(parts[0])})
             elif len(parts) == 2 and parts[1] == "_search":
                 size = int(parse_qs(url.query).get("size", ["10"])[0])
                 if body:
                     size = int(json.loads(body).get("size", size))
                 docs = list(server.docs(parts[0]).items())[:size]
                 hits = [{"_index": parts[0], "_id": k, "_source": v} for k, v in docs]
-                self._reply(200, {"hits": {"total": {"value": len(server.docs(parts[0])),
+                self._reply(200, {"hits": {"total": {"value": server.count(parts[0]),
                                                      "relation": "eq"}, "hits": hits}})
             else:
                 self._reply(404, _error("resource_not_found_exception", f"no handler for {url.path}"))
