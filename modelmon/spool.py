@@ -366,8 +366,7 @@ class Spool:
     ) -> list[tuple[int, bytes]]:
         """``peek`` as (seq, payload) rows straight from SQLite, oldest first: for
         a shipper that needs nothing else (one object less per record)."""
-        return self._store.peek(max_records, max_bytes, False, after_seq,  # type: ignore[return-value]
-                                columns="seq, payload")
+        return self._store.peek_payloads(max_records, max_bytes, after_seq)
 
     def ack(self, seqs: Iterable[int]) -> None:
         """Delivered: remove and count as delivered. Unknown seqs are ignored."""
