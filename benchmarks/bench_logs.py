@@ -10,8 +10,10 @@
 2. Cost on the calling thread per logging call: the shipper's
    logging.Handler against a logging.Handler that discards. Reported as
    CPU time of the calling thread (time.thread_time: what the caller itself
-   spends; the background writer and shipper run on other threads) and as
-   wall time per call at a steady 5,000 calls/s (the latency a request sees).
+   spends; the background writer and shipper run on other threads) in a
+   tight loop of 100,000 calls (the shipper ships meanwhile) and at a steady
+   5,000 calls/s, and as wall time per call at 5,000 calls/s (the latency a
+   request sees).
 """
 
 from __future__ import annotations
@@ -142,9 +144,13 @@ class Discard(logging.Handler):
         pass
 
 
-def caller_cost(handler: logging.Handler, n: int) -> tuple[float, float]:
-    """(CPU us per call on the calling thread in a tight loop,
-    median wall us per call at 5,000 calls/s)."""
+def caller_cost(handler: logging.Handler, n: int) -> tuple[float, float, float]:
+    """(CPU us per call on the calling thread in a tight loop, and at a steady
+    5,000 calls/s; median wall us per call at 5,000 calls/s).
+
+    Between the two the shipper's backlog from the tight loop is shipped
+    (``flush``): the steady phase measures a server logging at 5,000 calls/s,
+    not one that also competes with shipping 100,000 earlier events."""
     logger = logging.getLogger(f"bench.cost.{id(handler)}")
     logger.propagate = False
     logger.addHandler(handler)
@@ -152,23 +158,40 @@ def caller_cost(handler: logging.Handler, n: int) -> tuple[float, float]:
     msg = "prediction served for request %08d"
     for i in range(2000):  # warm up
         logger.info(msg, i)
-    t0 = time.thread_time()
-    for i in range(n):
-        logger.info(msg, i)
-    cpu = (time.thread_time() - t0) / n * 1e6
+    # The least CPU of five rounds (as timeit reports): on a shared 2-core VM a
+    # round can lose its core's caches to a neighbour; the shipper ships
+    # during every round.
+    rounds = 5
+    cpu = float("inf")
+    for r in range(rounds):
+        t0 = time.thread_time()
+        for i in range(r * n // rounds, (r + 1) * n // rounds):
+            logger.info(msg, i)
+        cpu = min(cpu, (time.thread_time() - t0) / (n // rounds) * 1e6)
+    shipper = getattr(handler, "shipper", None)
+    if shipper is not None:
+        assert shipper.flush(120)
     walls = []
+    paced = min(n, 20000)
+    paced_cpu = 0.0
     period = 1 / 5000
-    next_at = time.perf_counter()
-    perf = time.perf_counter
-    for i in range(min(n, 20000)):
+    perf, thread_time = time.perf_counter, time.thread_time
+    next_at = perf()
+    for i in range(paced):
+        left = next_at - perf()
+        if left > 0.0003:
+            time.sleep(left - 0.0002)  # sleep most of the gap, spin the rest
         while perf() < next_at:
             pass
+        c = thread_time()
         s = perf()
         logger.info(msg, i)
         walls.append(perf() - s)
+        paced_cpu += thread_time() - c
         next_at += period
+    paced_cpu /= paced
     logger.removeHandler(handler)
-    return cpu, statistics.median(walls) * 1e6
+    return cpu, paced_cpu * 1e6, statistics.median(walls) * 1e6
 
 
 def main() -> int:
@@ -188,26 +211,25 @@ def main() -> int:
                      f"{ours:,.0f}", f"{hand:,.0f} (hand-written)", ">= 50,000",
                      "pass" if ours >= 50_000 and ok_count else "FAIL"))
         rows.append(("  ratio modelmon / hand-written", f"{ours / hand:.2f}x", "", "", ""))
-        discard_cpu, discard_wall = caller_cost(Discard(), 100_000)
+        discard = caller_cost(Discard(), 100_000)
         shipper = LogShipper(sink="elasticsearch", url=server.url, index=INDEX + "-cost",
                              spool_dir=Path(tmp) / "cost", registry=CollectorRegistry(),
                              plugin_processors=False)
-        ours_cpu, ours_wall = caller_cost(shipper.handler(), 100_000)
+        ours = caller_cost(shipper.handler(), 100_000)
         shipper.close()
         redact = LogShipper(sink="elasticsearch", url=server.url, index=INDEX + "-cost",
                             spool_dir=Path(tmp) / "cost2", registry=CollectorRegistry())
-        red_cpu, red_wall = caller_cost(redact.handler(), 100_000)
+        redacted = caller_cost(redact.handler(), 100_000)
         redact.close()
     server.stop()
-    for label, cpu, wall in (("shipper handler, no processors", ours_cpu, ours_wall),
-                             ("shipper handler + PII redaction", red_cpu, red_wall)):
-        extra_cpu, extra_wall = cpu - discard_cpu, wall - discard_wall
-        rows.append((f"caller CPU us/call, {label}", f"{cpu:.2f}",
-                     f"{discard_cpu:.2f} (discard)", "<= +5.00",
-                     f"{'pass' if extra_cpu <= 5 else 'FAIL'} (+{extra_cpu:.2f})"))
-        rows.append((f"caller wall us/call @5k/s, {label}", f"{wall:.2f}",
-                     f"{discard_wall:.2f} (discard)", "<= +5.00",
-                     f"{'pass' if extra_wall <= 5 else 'FAIL'} (+{extra_wall:.2f})"))
+    for label, cost in (("shipper handler, no processors", ours),
+                        ("shipper handler + PII redaction", redacted)):
+        for what, i in (("CPU us/call, tight loop", 0), ("CPU us/call @5k/s", 1),
+                        ("wall us/call @5k/s (median)", 2)):
+            extra = cost[i] - discard[i]
+            rows.append((f"caller {what}, {label}", f"{cost[i]:.2f}",
+                         f"{discard[i]:.2f} (discard)", "<= +5.00",
+                         f"{'pass' if extra <= 5 else 'FAIL'} (+{extra:.2f})"))
     widths = [max(len(r[i]) for r in rows + [("measure", "modelmon", "baseline", "goal",
                                               "result")]) for i in range(5)]
     header = ("measure", "modelmon", "baseline", "goal", "result")

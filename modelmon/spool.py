@@ -13,8 +13,8 @@ in front of SQLite in WAL mode. ``append`` frames the record and copies it
 into the journal (a preallocated file mapped into memory; one ``write(2)`` in
 fsync mode "always"); a writer thread moves journalled records
 into SQLite in group commits and deletes a journal file once its records are
-durable there. ``peek`` sees a record once the writer has moved it (a few
-milliseconds). Memory holds only records appended in the last group commit:
+durable there. ``peek`` sees a record once the writer has moved it (within
+50 ms; every few milliseconds while records keep coming). Memory holds only records appended in the last group commit:
 the backlog streams from disk.
 
 Fsync modes: when ``append`` returns, the record is
@@ -88,7 +88,11 @@ DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
 # Appends wait for the writer when this many records are not yet in SQLite:
 # the in-memory part of the queue stays bounded whatever the producers do.
 _MAX_BUFFERED = 50_000
-_HOUSEKEEPING_SECONDS = 0.5
+# An idle writer looks for records this often: ``append`` does not wake it
+# (waking a thread is a system call on the caller's time, and at a few
+# thousand appends a second it was most of the caller's extra cost), so a
+# record reaches SQLite, and the shipper, within this delay.
+_IDLE_POLL_SECONDS = 0.05
 # While records keep arriving the writer polls at this period instead of being
 # woken per record (waking a thread costs the caller a few microseconds).
 _GROUP_COMMIT_SECONDS = 0.002
@@ -249,9 +253,8 @@ class Spool:
             buffer.append((seq, created, items, size, payload))
             self._pending_bytes += size
             buffered = len(buffer)
-        if self._writer_idle or self.fsync == "always":
-            self._wake_writer()
         if self.fsync == "always":
+            self._wake_writer()
             self._wait_until(lambda: self._synced_seq >= seq, None)
         elif buffered > _MAX_BUFFERED:
             self._wake.set()
@@ -537,7 +540,7 @@ class Spool:
                 # append that lands in between sees it and wakes us.
                 self._writer_idle = True
                 if not self._buffer or self.fsync == "always":
-                    self._wake.wait(_HOUSEKEEPING_SECONDS)
+                    self._wake.wait(_IDLE_POLL_SECONDS)
                 self._writer_idle = False
                 self._wake.clear()
             else:

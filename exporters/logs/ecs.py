@@ -67,9 +67,15 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
 _STANDARD_COUNT = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 
-def from_log_record(record: logging.LogRecord) -> dict[str, Any]:
-    """An ECS event for a stdlib log record; ``extra={...}`` fields are kept."""
+def from_log_record(record: logging.LogRecord, base: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """An ECS event for a stdlib log record; ``extra={...}`` fields are kept.
+    ``base``: fields to start from (a shipper's ``ecs``, ``service``, ``host``)."""
+    msg = record.msg
+    # getMessage() without its call and str() when there is nothing to format.
+    message = msg if type(msg) is str and not record.args else record.getMessage()
     event: dict[str, Any] = {
+        **(base or {}),
         "@timestamp": timestamp(record.created),
         "log": {
             "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
@@ -79,7 +85,7 @@ def from_log_record(record: logging.LogRecord) -> dict[str, Any]:
                 "function": record.funcName,
             },
         },
-        "message": record.getMessage(),
+        "message": message,
         "process": {"pid": record.process, "thread": {"name": record.threadName}},
         "event": {"kind": "event", "dataset": "modelmon.log"},
     }

@@ -62,6 +62,10 @@ def _is_ipv6(match: str) -> bool:
 
 
 _NON_DIGIT = re.compile(r"\D")
+# The shortest text a rule can match: "a@b.cd" (numbers need 9 digits), and
+# "::" (an IPv6 address) when IP addresses are redacted.
+_MIN_MATCH = 6
+_MIN_MATCH_IP = 2
 _ASCII_DIGITS = b"0123456789"
 
 
@@ -97,6 +101,7 @@ class Redactor:
         self._precheck = re.compile("|".join(hints) or "(?!)")
         # The same test, faster (see _may_match): the regex alone costs ~1 us on
         # a short log message, most of it trying the digit pattern at every position.
+        self._min_len = _MIN_MATCH_IP if ip_addresses else _MIN_MATCH
         self._check_email = emails
         self._check_number = phones or card_numbers
         self._ip_hint = re.compile(_MAY_HAVE_IP) if ip_addresses else None
@@ -134,11 +139,12 @@ class Redactor:
         return event
 
     def _scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            if not self._may_match(value):
+        kind = type(value)
+        if kind is str or isinstance(value, str):
+            if len(value) < self._min_len or not self._may_match(value):
                 return value
             return self.redact_text(value)
-        if isinstance(value, dict):
+        if kind is dict or isinstance(value, dict):
             out = None  # copied on the first change only
             for k, v in value.items():
                 new = self._scrub(v)

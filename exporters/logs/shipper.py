@@ -40,6 +40,7 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _dumps = orjson.dumps
 # Item(...) runs a Python __new__; this skips it (a third of the cost per event).
 _new_item = tuple.__new__
+_current_correlation = correlation._current.get
 Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
@@ -125,6 +126,7 @@ class LogShipper:
         )
         self._adopter.start()
         self._base = ecs.base_fields(service_name, environment)
+        self.base_fields = self._base  # what every event starts from (do not change it)
         self.service_name = service_name
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
@@ -161,8 +163,16 @@ class LogShipper:
             ev = {**self._base, **event}
             if "@timestamp" not in ev:
                 ev["@timestamp"] = ecs.timestamp()
+        except Exception as exc:
+            return self._count_error(exc)
+        return self.emit_complete(ev)
+
+    def emit_complete(self, ev: dict[str, Any]) -> int | None:
+        """``emit`` for an event that already has the base fields and ``@timestamp``
+        (the logging handler builds it so); ``ev`` may be changed. Never raises."""
+        try:
             if "trace" not in ev:
-                cid = correlation._current.get()
+                cid = _current_correlation()
                 if cid is not None:
                     ev["trace"] = {"id": cid}
             for name, processor in self._processors:
@@ -184,12 +194,14 @@ class LogShipper:
         except SpoolFull:
             return None  # counted by the spool as dropped{block_timeout}
         except Exception as exc:
-            log.debug("log event dropped: %s", exc)
-            try:
-                self.spool.count_drop("error")
-            except Exception:
-                pass
-            return None
+            return self._count_error(exc)
+
+    def _count_error(self, exc: Exception) -> None:
+        log.debug("log event dropped: %s", exc)
+        try:
+            self.spool.count_drop("error")
+        except Exception:
+            pass
 
     def handler(self, level: int = logging.NOTSET) -> logging.Handler:
         """A stdlib ``logging.Handler`` that ships every record as an ECS event."""
