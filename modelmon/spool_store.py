@@ -353,6 +353,13 @@ class Store:
         the seqs and lengths as JSON arrays, the payloads concatenated (as bytes,
         zero bytes included), both from the same scan so they line up.
         """
+        try:
+            return self._peek_joined(max_records, max_bytes, after_seq)
+        except sqlite3.DataError:  # joined payloads above SQLite's 1 GB value limit
+            return [(r[0], r[2]) for r in self.peek(max_records, max_bytes, False, after_seq)]
+
+    def _peek_joined(self, max_records: int, max_bytes: int | None,
+                     after_seq: int) -> list[tuple[int, bytes]]:
         with self.lock:
             seqs, sizes, blob = self._conn.execute(
                 "SELECT json_group_array(seq), json_group_array(length(payload)),"

@@ -263,10 +263,16 @@ class LogShipper:
             while True:
                 stopping = self._stop.is_set()
                 if not stopping and len(in_flight) < depth:
-                    rows = self.spool.peek_payloads(
-                        self._batch_size, max_bytes=self._batch_bytes,
-                        after_seq=in_flight[-1][0][-1].seq if in_flight else 0,
-                    )
+                    try:
+                        rows = self.spool.peek_payloads(
+                            self._batch_size, max_bytes=self._batch_bytes,
+                            after_seq=in_flight[-1][0][-1].seq if in_flight else 0,
+                        )
+                    except Exception:  # the worker must outlive a bad read
+                        log.exception("log spool read failed; retrying")
+                        rows = []
+                        if not in_flight:
+                            self._stop.wait(1.0)
                     if rows:
                         items = self._items(rows)
                         in_flight.append((items, sender.submit(items)))
@@ -281,8 +287,10 @@ class LogShipper:
                 result = in_flight.popleft()[1].result()
                 self._settle(result)
                 if result.retry:
-                    while in_flight:
-                        self._settle(in_flight.popleft()[1].result())
+                    while in_flight:  # their retries and Retry-After count too
+                        later = in_flight.popleft()[1].result()
+                        self._settle(later)
+                        result.merge(later)
                     self._back_off(result)
                 else:
                     self._attempt = 0

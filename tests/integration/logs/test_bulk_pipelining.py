@@ -398,12 +398,9 @@ def test_after_a_retry_everything_in_flight_is_settled_and_the_oldest_pending_is
     assert stats.delivered == 100 and stats.balanced
 
 
-# Known defects, kept as strict xfails: they flip to failures once fixed.
+# Every batch drained after a retrying one counts: its retries and its Retry-After.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shipper._run: batches drained after a retrying batch are settled but their "
-    "retries are not added to LogShipper.retried (log_events_total{outcome=retried})"))
 def test_retries_of_every_batch_in_flight_are_counted(
     tmp_path: Path, shippers: list[LogShipper]
 ) -> None:
@@ -426,9 +423,6 @@ def test_retries_of_every_batch_in_flight_are_counted(
     assert shipper.retried == 2  # one item retried in each of the first two batches
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shipper._run: a Retry-After returned by a batch drained after another retrying "
-    "batch is ignored; the back-off uses only the first batch's result"))
 def test_retry_after_of_a_batch_in_flight_is_honoured(
     tmp_path: Path, shippers: list[LogShipper]
 ) -> None:

@@ -228,3 +228,19 @@ def test_peek_payloads_equals_peek_for_any_payloads(
                     assert len(got) == 1 or sum(len(p) for _, p in got) <= max_bytes
                     if len(got) < len(candidates):
                         assert sum(len(p) for _, p in candidates[: len(got) + 1]) > max_bytes
+
+
+def test_peek_payloads_falls_back_when_joined_payloads_exceed_sqlites_value_limit(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    payloads = [bytes([65 + i]) * 400 for i in range(3)]
+    spool, seqs = filled(tmp_path / "s", payloads)
+    try:
+        # SQLite refuses values above SQLITE_LIMIT_LENGTH (1 GB by default); a
+        # lower limit makes the joined read fail the same way with small records.
+        spool._store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+        assert spool.peek_payloads(ALL) == list(zip(seqs, payloads, strict=True))
+    finally:
+        spool.close()
