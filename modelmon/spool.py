@@ -67,6 +67,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,10 @@ _IDLE_POLL_SECONDS = 0.05
 # a tenth of the background work that competes with the caller for the GIL.
 _GROUP_COMMIT_SECONDS = 0.02
 _time = time.time
-_encode = journal.encode
+_crc32 = zlib.crc32
+_pack_body = journal.BODY.pack
+_pack_header = journal.HEADER.pack
+_MAGIC = journal.MAGIC
 
 
 class SpoolFull(Exception):
@@ -196,6 +200,8 @@ class Spool:
         self.max_age = max_age
         self.full_policy = full_policy
         self.fsync = fsync
+        self._drop_oldest = full_policy == "drop_oldest"
+        self._always = fsync == "always"
         self.block_timeout = block_timeout
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
@@ -235,7 +241,7 @@ class Spool:
         """Add one record; returns its seq once durable per the fsync mode, or
         None when it was dropped (``drop_newest`` on a full spool, too large)."""
         size = len(payload)
-        if self.full_policy != "drop_oldest" or size > self.max_bytes:
+        if not self._drop_oldest or size > self.max_bytes:
             return self.append_many((payload,), created=created, items=(items,))[0]
         # The hot path: one uncontended lock, one frame copied into the journal,
         # one list append; no system call in fsync modes "interval" and "never".
@@ -245,7 +251,9 @@ class Spool:
             if self._closed:
                 raise SpoolClosed(f"spool {self.path} is closed")
             seq = self._next_seq
-            frame = _encode(seq, created, items, payload)
+            # journal.encode, inline: this runs once per log call.
+            crc = _crc32(payload, _crc32(_pack_body(size, seq, created, items)))
+            frame = _pack_header(_MAGIC, size, seq, created, items, crc) + payload
             jrn = self._journal
             if jrn.used + len(frame) > jrn.capacity and jrn.used:
                 jrn = self._rotate_journal(len(frame))
@@ -255,7 +263,7 @@ class Spool:
             buffer.append((seq, created, items, size, payload))
             self._pending_bytes += size
             buffered = len(buffer)
-        if self.fsync == "always":
+        if self._always:
             self._wake_writer()
             self._wait_until(lambda: self._synced_seq >= seq, None)
         elif buffered > _MAX_BUFFERED:

@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAGIC = b"MMJ1"
-_HEADER = struct.Struct("<4sIQdII")
-HEADER_SIZE = _HEADER.size
-_BODY = struct.Struct("<IQdI")  # the header fields the CRC covers
+HEADER = struct.Struct("<4sIQdII")
+HEADER_SIZE = HEADER.size
+BODY = struct.Struct("<IQdI")  # the header fields the CRC covers
 # A frame longer than this is certainly a corrupt length field.
 MAX_FRAME_PAYLOAD = 256 * 1024 * 1024
 JOURNAL_GLOB = "journal-*.log"
@@ -57,9 +57,9 @@ log = logging.getLogger(__name__)
 
 
 def encode(seq: int, created: float, items: int, payload: bytes) -> bytes:
-    body = _BODY.pack(len(payload), seq, created, items)
+    body = BODY.pack(len(payload), seq, created, items)
     crc = zlib.crc32(payload, zlib.crc32(body))
-    return _HEADER.pack(MAGIC, len(payload), seq, created, items, crc) + payload
+    return HEADER.pack(MAGIC, len(payload), seq, created, items, crc) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +104,12 @@ def scan(data: bytes) -> Iterator[Frame | Corrupt]:
 def _frame_at(data: bytes, pos: int) -> Frame | None:
     if pos + HEADER_SIZE > len(data) or data[pos : pos + 4] != MAGIC:
         return None
-    _, length, seq, created, items, crc = _HEADER.unpack_from(data, pos)
+    _, length, seq, created, items, crc = HEADER.unpack_from(data, pos)
     start = pos + HEADER_SIZE
     if length > MAX_FRAME_PAYLOAD or start + length > len(data):
         return None
     payload = data[start : start + length]
-    body = _BODY.pack(length, seq, created, items)
+    body = BODY.pack(length, seq, created, items)
     if zlib.crc32(payload, zlib.crc32(body)) != crc:
         return None
     return Frame(seq, created, items, payload)

@@ -71,12 +71,18 @@ def from_log_record(record: logging.LogRecord, base: dict[str, Any] | None = Non
                     ) -> dict[str, Any]:
     """An ECS event for a stdlib log record; ``extra={...}`` fields are kept.
     ``base``: fields to start from (a shipper's ``ecs``, ``service``, ``host``)."""
+    # timestamp(record.created), inline: this runs once per log call.
+    created = record.created
+    secs = int(created)
+    cached = _second
+    stamp = (cached[1] if cached[0] == secs else timestamp(secs)[:-4]) + _MILLIS[
+        int((created - secs) * 1000)]
     msg = record.msg
     # getMessage() without its call and str() when there is nothing to format.
     message = msg if type(msg) is str and not record.args else record.getMessage()
     event: dict[str, Any] = {
         **(base or {}),
-        "@timestamp": timestamp(record.created),
+        "@timestamp": stamp,
         "log": {
             "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
             "logger": record.name,
