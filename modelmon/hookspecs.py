@@ -94,7 +94,11 @@ def modelmon_register_sinks(register: RegisterSink) -> None:
     Call ``register(name, factory)``; ``LogShipper(sink=name, ...)`` then
     calls ``factory(options)`` with the remaining options and uses what it
     returns as the sink. Sinks run on the shipper's background worker, never
-    on the caller's thread.
+    on the caller's thread. A sink is an object with ``name``,
+    ``send(items) -> SendResult`` (classify every item: delivered, retry,
+    dead-letter) and ``close()`` (``modelmon.exporters.logs.sinks.Sink``). One
+    ``send`` runs at a time unless the sink sets ``max_in_flight`` (the
+    Elasticsearch sink: 2); then that many overlap, from as many threads.
 
     :param register: ``register(name: str, factory: SinkFactory) -> None``;
         ``name`` is what users put in ``sink:``.

@@ -90,7 +90,12 @@ def scan(data: bytes) -> Iterator[Frame | Corrupt]:
             if bad_start is None:
                 bad_start = pos
             nxt = data.find(MAGIC, pos + 1)
-            pos = end if nxt < 0 else nxt
+            if nxt < 0:
+                # The rest is unreadable up to the zero-filled, unused end of a
+                # preallocated journal: that end is not part of the damage.
+                pos = max(len(data[pos:].rstrip(b"\x00")) + pos, pos + 1)
+                break
+            pos = nxt
             continue
         if bad_start is not None:
             yield Corrupt(bad_start, pos - bad_start)
