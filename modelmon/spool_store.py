@@ -437,7 +437,7 @@ class Store:
 _payload_of = operator.itemgetter(2)
 
 
-_INSERT_CHUNKS = (256, 64, 16, 4, 1)
+_INSERT_CHUNKS = (4096, 1024, 256, 64, 16, 4, 1)
 _INSERT_SQL = {
     n: "INSERT INTO records (seq, created, items, size, payload) VALUES "
     + ",".join(["(?, ?, ?, ?, ?)"] * n)
@@ -447,10 +447,14 @@ _INSERT_SQL = {
 
 def _insert_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
     """Insert with multi-row statements: ``executemany`` steps SQLite (and gives
-    up the GIL, see ``peek_payloads``) once per row; this, once per 256 rows.
+    up the GIL, see ``peek_payloads``) once per row; this, once per up to 4,096
+    rows (within the library's limit on parameters, 32,766 since SQLite 3.32).
     Fixed chunk sizes keep the statements in sqlite3's statement cache."""
+    most = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5
     i, n = 0, len(rows)
     for size in _INSERT_CHUNKS:
+        if size > most:
+            continue
         sql = _INSERT_SQL[size]
         while n - i >= size:
             conn.execute(sql, [value for row in rows[i : i + size] for value in row])

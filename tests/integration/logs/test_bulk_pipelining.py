@@ -167,23 +167,39 @@ def test_bulk_answer_is_filtered_for_the_official_client(
 
 def test_the_sink_asks_for_the_filtered_bulk_answer(
     scriptable_es: Any, index_name: str, tmp_path: Path, shippers: list[LogShipper],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    specs: list[str | None] = []
-    real = servers.filter_path
+    # The server answers a _bulk asking for exactly Logstash's filter_path with
+    # the lean answer (see test_the_lean_bulk_answer_is_the_filtered_full_one).
+    leans: list[bool] = []
+    real = scriptable_es.bulk
 
-    def recording(value: Any, spec: str | None) -> Any:
-        specs.append(spec)
-        return real(value, spec)
+    def recording(index: str | None, body: bytes, lean: bool = False) -> Any:
+        leans.append(lean)
+        return real(index, body, lean)
 
-    monkeypatch.setattr(servers, "filter_path", recording)
+    scriptable_es.bulk = recording
     shipper = start_shipper(shippers, tmp_path, url=scriptable_es.url, index=index_name)
     for n in range(120):
         shipper.emit({"message": "x", "n": n})
     assert shipper.flush(10)
-    assert specs and set(specs) == {BULK_FILTER_PATH}
-    assert len(specs) == scriptable_es.bulk_requests
+    assert leans and all(leans)
+    assert len(leans) == scriptable_es.bulk_requests
     assert shipper.spool.stats().delivered == 120
+
+
+def test_the_lean_bulk_answer_is_the_filtered_full_one() -> None:
+    ts = "2024-05-01T00:00:00.000Z"
+    lines = [{"create": {"_id": "a"}}, {"@timestamp": ts, "model": {"name": "m"}},
+             {"create": {"_id": "a"}}, {"@timestamp": ts, "model": {"name": "m"}},
+             {"create": {"_id": "b"}}, {"@timestamp": ts, "model": "flat"},
+             {"create": {"_id": "c"}}, {"@timestamp": ts, "n": 1}]
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    spec = ",".join(sorted(servers._LEAN_BULK_FILTER))
+    full_status, full = servers.EsTestServer().bulk("logs-a-b", body)
+    lean_status, lean = servers.EsTestServer().bulk("logs-a-b", body, lean=True)
+    assert full_status == lean_status == 200
+    assert lean == filter_path(full, spec)
+    assert [next(iter(i.values()))["status"] for i in lean["items"]] == [201, 409, 400, 201]
 
 
 # -- two bulk requests in flight against the test server ---------------------------
@@ -211,14 +227,14 @@ def instrument_bulk(server: Any, delay: float) -> dict[str, int]:
     lock = threading.Lock()
     seen = {"active": 0, "max": 0, "calls": 0}
 
-    def bulk(index: str | None, body: bytes) -> Any:
+    def bulk(index: str | None, body: bytes, *args: Any) -> Any:
         with lock:
             seen["active"] += 1
             seen["calls"] += 1
             seen["max"] = max(seen["max"], seen["active"])
         try:
             time.sleep(delay)
-            return real(index, body)
+            return real(index, body, *args)
         finally:
             with lock:
                 seen["active"] -= 1

@@ -1,6 +1,6 @@
 """The spool's bulk paths: ``peek_payloads`` (one aggregate SQLite read, split by
 lengths) returns exactly what ``peek`` returns, and the multi-row inserts
-(chunks of 256, 64, 16, 4, 1 rows) store every record, whatever the count."""
+(chunks of 4096, 1024, 256, 64, 16, 4, 1 rows) store every record, whatever the count."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_an_empty_spool_peeks_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "count", [0, 1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 255, 256, 257, 341, 600]
+    "count", [0, 1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 255, 256, 257, 341, 600, 1023, 1025, 4097,
+              5461]
 )
 def test_every_record_of_one_ingest_is_stored_whatever_the_count(tmp_path: Path, count: int) -> None:
     payloads = [varied_payload(i) for i in range(count)]
@@ -242,5 +243,21 @@ def test_peek_payloads_falls_back_when_joined_payloads_exceed_sqlites_value_limi
         # lower limit makes the joined read fail the same way with small records.
         spool._store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
         assert spool.peek_payloads(ALL) == list(zip(seqs, payloads, strict=True))
+    finally:
+        spool.close()
+
+
+def test_inserts_stay_within_an_old_sqlites_limit_of_999_parameters(tmp_path: Path) -> None:
+    import sqlite3
+
+    spool = open_spool(tmp_path / "s")
+    try:
+        # SQLite before 3.32 allowed 999 parameters: 199 rows of 5 per statement.
+        spool._store._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        payloads = [varied_payload(i) for i in range(1300)]
+        seqs = spool.append_many(payloads)
+        assert spool.flush_buffer()
+        assert spool.peek_payloads(ALL) == list(zip(seqs, payloads, strict=True))
+        assert spool.stats().balanced
     finally:
         spool.close()
