@@ -21,7 +21,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
-from modelmon.exporters.logs.sinks import Item, SendResult, parse_retry_after
+from modelmon.exporters.logs.sinks import (
+    Item,
+    ItemBatch,
+    SendResult,
+    parse_retry_after,
+    seqs_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +109,13 @@ class ElasticsearchSink:
 
     def send(self, items: Sequence[Item]) -> SendResult:
         # The spool holds each document's JSON: the body is joined, never re-serialised.
-        body = b"".join([b'{"create":{"_id":"%s"}}\n%s\n' % (item.id.encode(), item.source)
-                         for item in items])
+        if isinstance(items, ItemBatch):  # the shipper's batches: ids from the rows
+            prefix = items.prefix.encode()
+            body = b"".join([b'{"create":{"_id":"%s%d"}}\n%s\n' % (prefix, seq, payload)
+                             for seq, payload in items.rows])
+        else:
+            body = b"".join([b'{"create":{"_id":"%s"}}\n%s\n' % (item.id.encode(), item.source)
+                             for item in items])
         try:
             kwargs: dict[str, Any] = {"operations": body, "index": self.index,
                                       "filter_path": BULK_FILTER_PATH}
@@ -151,7 +162,7 @@ def classify_items(items: Sequence[Item], body: Any) -> SendResult:
     answers = body.get("items", []) if isinstance(body, dict) else []
     if isinstance(body, dict) and body.get("errors") is False and len(answers) == len(items):
         # Elasticsearch's own summary: every item succeeded.
-        return SendResult(delivered=[item.seq for item in items])
+        return SendResult(delivered=seqs_of(items))
     result = SendResult()
     for n, item in enumerate(items):
         if n >= len(answers):
