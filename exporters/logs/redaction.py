@@ -66,6 +66,8 @@ _NON_DIGIT = re.compile(r"\D")
 # "::" (an IPv6 address) when IP addresses are redacted.
 _MIN_MATCH = 6
 _MIN_MATCH_IP = 2
+_CLEAN_MAX_CHARS = 64
+_CLEAN_MAX_ENTRIES = 4096
 _ASCII_DIGITS = b"0123456789"
 
 
@@ -102,6 +104,9 @@ class Redactor:
         # The same test, faster (see _may_match): the regex alone costs ~1 us on
         # a short log message, most of it trying the digit pattern at every position.
         self._min_len = _MIN_MATCH_IP if ip_addresses else _MIN_MATCH
+        # Short strings already found clean (logger, file and dataset names,
+        # event actions, model names): a dict lookup instead of a scan.
+        self._clean: dict[str, None] = {}
         self._check_email = emails
         self._check_number = phones or card_numbers
         self._ip_hint = re.compile(_MAY_HAVE_IP) if ip_addresses else None
@@ -131,22 +136,42 @@ class Redactor:
                 raw = str(parent[path[-1]]).encode()
                 parent[path[-1]] = "sha256:" + hashlib.sha256(self._salt + raw).hexdigest()[:32]
         if self._rules:
+            clean, scrub = self._clean, self._scrub
             for key, value in event.items():
-                if key not in _SKIP_TOP:
-                    new = self._scrub(value)
-                    if new is not value:
-                        event[key] = new
+                if key in _SKIP_TOP:
+                    continue
+                if type(value) is str:
+                    if key == "message":  # new text each time: scan, do not remember
+                        if len(value) < self._min_len or not self._may_match(value):
+                            continue
+                        event[key] = self.redact_text(value)
+                        continue
+                    if value in clean:
+                        continue
+                new = scrub(value)
+                if new is not value:
+                    event[key] = new  # an existing key: the iteration stays valid
         return event
 
     def _scrub(self, value: Any) -> Any:
         kind = type(value)
         if kind is str or isinstance(value, str):
+            if value in self._clean:  # seen before and nothing to redact
+                return value
             if len(value) < self._min_len or not self._may_match(value):
+                if len(value) <= _CLEAN_MAX_CHARS:
+                    clean = self._clean
+                    if len(clean) >= _CLEAN_MAX_ENTRIES:
+                        clean.clear()
+                    clean[value] = None
                 return value
             return self.redact_text(value)
         if kind is dict or isinstance(value, dict):
             out = None  # copied on the first change only
+            clean = self._clean
             for k, v in value.items():
+                if type(v) is str and v in clean:
+                    continue
                 new = self._scrub(v)
                 if new is not v:
                     if out is None:
