@@ -68,21 +68,31 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
 
 from modelmon import spool_journal as journal
 from modelmon.spool_recovery import recover
 from modelmon.spool_store import Store
+from modelmon.spool_types import (
+    FSYNC_MODES,
+    FULL_POLICIES,
+    DeadLetter,
+    FsyncMode,
+    FullPolicy,
+    Record,
+    SpoolClosed,
+    SpoolFull,
+    SpoolLocked,
+    SpoolStats,
+)
+
+__all__ = [
+    "FSYNC_MODES", "FULL_POLICIES", "DeadLetter", "FsyncMode", "FullPolicy", "Record", "Spool",
+    "SpoolClosed", "SpoolFull", "SpoolLocked", "SpoolStats",
+]
 
 log = logging.getLogger(__name__)
-
-FsyncMode = Literal["interval", "always", "never"]
-FullPolicy = Literal["drop_oldest", "drop_newest", "block"]
-FSYNC_MODES: tuple[str, ...] = ("interval", "always", "never")
-FULL_POLICIES: tuple[str, ...] = ("drop_oldest", "drop_newest", "block")
 
 # A mapped journal's pages count in the process's RSS until it is rotated.
 DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
@@ -107,72 +117,7 @@ _crc32 = zlib.crc32
 _pack_body = journal.BODY.pack
 _pack_header = journal.HEADER.pack
 _MAGIC = journal.MAGIC
-
-
-class SpoolFull(Exception):
-    """``full_policy="block"`` waited ``block_timeout`` seconds for room."""
-
-
-class SpoolLocked(RuntimeError):
-    """Another process owns this spool directory."""
-
-
-class SpoolClosed(RuntimeError):
-    """The spool was closed; nothing can be appended."""
-
-
-class Record(NamedTuple):
-    """A pending record. A named tuple: built straight from a SQLite row, several
-    times cheaper than a frozen dataclass at tens of thousands of records a second."""
-
-    seq: int
-    created: float
-    payload: bytes
-    items: int
-
-
 _make_record = Record._make
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    seq: int
-    created: float
-    payload: bytes
-    items: int
-    reason: str
-    dead_at: float
-
-
-@dataclass(frozen=True)
-class SpoolStats:
-    """Counters in records (``*_items``: in logical items). They persist across restarts."""
-
-    accepted: int
-    delivered: int
-    dropped: Mapping[str, int]
-    dead_lettered: int
-    pending: int
-    pending_items: int
-    pending_bytes: int
-    oldest_created: float | None
-    disk_bytes: int
-    dead_letter_stored: int = 0
-    accepted_items: int = 0
-    delivered_items: int = 0
-    dropped_items: Mapping[str, int] = field(default_factory=dict)
-    dead_lettered_items: int = 0
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-    @property
-    def balanced(self) -> bool:
-        """The accounting identity: accepted == delivered + dropped + dead_lettered + pending."""
-        return self.accepted == (
-            self.delivered + self.dropped_total + self.dead_lettered + self.pending
-        )
 
 
 class Spool:

@@ -1,0 +1,79 @@
+"""What the spool's API speaks: its settings, records, statistics and errors
+(``modelmon.spool`` re-exports them all)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+FsyncMode = Literal["interval", "always", "never"]
+FullPolicy = Literal["drop_oldest", "drop_newest", "block"]
+FSYNC_MODES: tuple[str, ...] = ("interval", "always", "never")
+FULL_POLICIES: tuple[str, ...] = ("drop_oldest", "drop_newest", "block")
+
+
+class SpoolFull(Exception):
+    """``full_policy="block"`` waited ``block_timeout`` seconds for room."""
+
+
+class SpoolLocked(RuntimeError):
+    """Another process owns this spool directory."""
+
+
+class SpoolClosed(RuntimeError):
+    """The spool was closed; nothing can be appended."""
+
+
+class Record(NamedTuple):
+    """A pending record. A named tuple: built straight from a SQLite row, several
+    times cheaper than a frozen dataclass at tens of thousands of records a second."""
+
+    seq: int
+    created: float
+    payload: bytes
+    items: int
+
+
+_make_record = Record._make
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    seq: int
+    created: float
+    payload: bytes
+    items: int
+    reason: str
+    dead_at: float
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    """Counters in records (``*_items``: in logical items). They persist across restarts."""
+
+    accepted: int
+    delivered: int
+    dropped: Mapping[str, int]
+    dead_lettered: int
+    pending: int
+    pending_items: int
+    pending_bytes: int
+    oldest_created: float | None
+    disk_bytes: int
+    dead_letter_stored: int = 0
+    accepted_items: int = 0
+    delivered_items: int = 0
+    dropped_items: Mapping[str, int] = field(default_factory=dict)
+    dead_lettered_items: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def balanced(self) -> bool:
+        """The accounting identity: accepted == delivered + dropped + dead_lettered + pending."""
+        return self.accepted == (
+            self.delivered + self.dropped_total + self.dead_lettered + self.pending
+        )
