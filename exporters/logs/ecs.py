@@ -67,16 +67,19 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
 _STANDARD_COUNT = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 
+def record_timestamp(created: float) -> str:
+    """``timestamp(created)`` for a record's time, inlined: once per log call."""
+    secs = int(created)
+    cached = _second
+    return (cached[1] if cached[0] == secs else timestamp(secs)[:-4]) + _MILLIS[
+        int((created - secs) * 1000)]
+
+
 def from_log_record(record: logging.LogRecord, base: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
     """An ECS event for a stdlib log record; ``extra={...}`` fields are kept.
     ``base``: fields to start from (a shipper's ``ecs``, ``service``, ``host``)."""
-    # timestamp(record.created), inline: this runs once per log call.
-    created = record.created
-    secs = int(created)
-    cached = _second
-    stamp = (cached[1] if cached[0] == secs else timestamp(secs)[:-4]) + _MILLIS[
-        int((created - secs) * 1000)]
+    stamp = record_timestamp(record.created)
     msg = record.msg
     # getMessage() without its call and str() when there is nothing to format.
     message = msg if type(msg) is str and not record.args else record.getMessage()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from modelmon.exporters.logs.correlation import current as _current_correlation
 from modelmon.exporters.logs.ecs import from_log_record
 
 if TYPE_CHECKING:
@@ -22,13 +23,20 @@ class ShipperHandler(logging.Handler):
     def __init__(self, shipper: LogShipper, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.shipper = shipper
+        # Plain records (most of them) are written straight to JSON when the
+        # shipper's processors allow it; see ecs_record.
+        self._serializer = shipper.record_serializer()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.threadName in _OWN_THREADS:
             return
         try:
             shipper = self.shipper
-            # The base fields go in while the dict is built: one merge less.
-            shipper.emit_complete(from_log_record(record, shipper.base_fields))
+            serializer = self._serializer
+            if serializer is not None and serializer.is_plain(record):
+                shipper.emit_serialized(serializer.serialize(record, _current_correlation()))
+            else:
+                # The base fields go in while the dict is built: one merge less.
+                shipper.emit_complete(from_log_record(record, shipper.base_fields))
         except Exception:
             self.handleError(record)

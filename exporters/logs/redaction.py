@@ -142,9 +142,9 @@ class Redactor:
                     continue
                 if type(value) is str:
                     if key == "message":  # new text each time: scan, do not remember
-                        if len(value) < self._min_len or not self._may_match(value):
-                            continue
-                        event[key] = self.redact_text(value)
+                        new = self.redact_message(value)
+                        if new is not value:
+                            event[key] = new
                         continue
                     if value in clean:
                         continue
@@ -152,6 +152,17 @@ class Redactor:
                 if new is not value:
                     event[key] = new  # an existing key: the iteration stays valid
         return event
+
+    @property
+    def has_field_rules(self) -> bool:
+        """Whether ``drop_fields`` or ``hash_fields`` are set (they may touch any field)."""
+        return bool(self._drop or self._hash)
+
+    def redact_message(self, text: str) -> str:
+        """The event's ``message`` redacted (``text`` itself when there is nothing to hide)."""
+        if not self._rules or len(text) < self._min_len or not self._may_match(text):
+            return text
+        return self.redact_text(text)
 
     def _scrub(self, value: Any) -> Any:
         kind = type(value)

@@ -24,7 +24,9 @@ from typing import Any
 
 import orjson
 from modelmon.exporters.logs import correlation, ecs
+from modelmon.exporters.logs.ecs_record import RecordSerializer
 from modelmon.exporters.logs.metrics import ShipperCollector
+from modelmon.exporters.logs.redaction import Redactor
 from modelmon.exporters.logs.sinks import Item, ItemBatch, SendResult, Sink
 from prometheus_client import CollectorRegistry
 
@@ -169,30 +171,54 @@ class LogShipper:
         """``emit`` for an event that already has the base fields and ``@timestamp``
         (the logging handler builds it so); ``ev`` may be changed. Never raises."""
         try:
-            if "trace" not in ev:
-                cid = _current_correlation()
-                if cid is not None:
-                    ev["trace"] = {"id": cid}
-            for name, processor in self._processors:
-                try:
-                    out = processor(ev)
-                except Exception:
-                    self._processor_failures.labels(name).inc()
-                    continue
-                if out is None:
-                    return None
-                ev = out
-            try:
-                # Without OPT_NON_STR_KEYS orjson is twice as fast; the options
-                # are only needed for the rare event with non-str keys or numpy.
-                data = _dumps(ev)
-            except TypeError:
-                data = _dumps(ev, default=_json_default, option=_JSON_OPTIONS)
-            return self.spool.append(data)
+            data = self._serialize(ev)
+            return None if data is None else self.spool.append(data)
         except SpoolFull:
             return None  # counted by the spool as dropped{block_timeout}
         except Exception as exc:
             return self._count_error(exc)
+
+    def emit_serialized(self, data: bytes) -> int | None:
+        """Spool a document already processed and serialised (``record_serializer``)."""
+        try:
+            return self.spool.append(data)
+        except SpoolFull:
+            return None
+        except Exception as exc:
+            return self._count_error(exc)
+
+    def record_serializer(self) -> RecordSerializer | None:
+        """A serializer for plain log records that gives the bytes the processors
+        and ``emit_complete`` would, when the processors allow it (none, or the
+        built-in redactor without field rules); else None."""
+        procs = [p for _, p in self._processors]
+        if not procs:
+            return RecordSerializer(self._base)
+        if len(procs) == 1 and type(procs[0]) is Redactor and not procs[0].has_field_rules:
+            return RecordSerializer(self._base, procs[0].redact_message)
+        return None
+
+    def _serialize(self, ev: dict[str, Any]) -> bytes | None:
+        """Correlation id, processors, JSON: the document as spooled (None: filtered)."""
+        if "trace" not in ev:
+            cid = _current_correlation()
+            if cid is not None:
+                ev["trace"] = {"id": cid}
+        for name, processor in self._processors:
+            try:
+                out = processor(ev)
+            except Exception:
+                self._processor_failures.labels(name).inc()
+                continue
+            if out is None:
+                return None
+            ev = out
+        try:
+            # Without OPT_NON_STR_KEYS orjson is twice as fast; the options
+            # are only needed for the rare event with non-str keys or numpy.
+            return _dumps(ev)
+        except TypeError:
+            return _dumps(ev, default=_json_default, option=_JSON_OPTIONS)
 
     def _count_error(self, exc: Exception) -> None:
         log.debug("log event dropped: %s", exc)

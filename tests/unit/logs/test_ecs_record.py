@@ -1,0 +1,141 @@
+"""Plain log records are written straight to JSON (``ecs_record``); the bytes
+must be exactly those of the general path (ECS dict -> processors -> orjson)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from modelmon.exporters.logs import LogShipper, correlation, ecs
+from modelmon.exporters.logs.redaction import Redactor
+from prometheus_client import CollectorRegistry
+
+PII = ["jane.doe@example.com", "+1 415-555-0100", "4111 1111 1111 1111", "10.1.2.3", "::1"]
+
+
+def shipper_with(tmp: Path, processors: list[Any] | None) -> LogShipper:
+    return LogShipper(sink="file", spool_dir=tmp, registry=CollectorRegistry(),
+                      service_name="svc", environment="prod",
+                      processors=processors or [], plugin_processors=False)
+
+
+@pytest.fixture(scope="module", params=["none", "redact", "redact_ips"])
+def shipper(request: pytest.FixtureRequest) -> Iterator[LogShipper]:
+    processors = {"none": None, "redact": [Redactor()],
+                  "redact_ips": [Redactor(ip_addresses=True)]}[request.param]
+    with tempfile.TemporaryDirectory() as tmp:
+        s = shipper_with(Path(tmp), processors)
+        yield s
+        s.close()
+
+
+def general_path(shipper: LogShipper, record: logging.LogRecord) -> bytes | None:
+    return shipper._serialize(ecs.from_log_record(record, shipper.base_fields))
+
+
+def record_of(message: str, args: tuple[Any, ...], name: str, level: tuple[int, str],
+              func: str | None, thread: str | None, created: float) -> logging.LogRecord:
+    record = logging.LogRecord(name, level[0], "/srv/app/model.py", 42, message, args, None,
+                               func=func)
+    record.levelname = level[1]
+    record.threadName = thread
+    record.created = created
+    return record
+
+
+texts = st.one_of(st.text(max_size=80), st.sampled_from(PII).map(lambda p: f"user {p} paid"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    message=texts,
+    with_arg=st.booleans(),
+    name=st.text(min_size=1, max_size=20),
+    level=st.sampled_from([(10, "DEBUG"), (20, "INFO"), (30, "WARNING"), (40, "ERROR"),
+                           (50, "CRITICAL"), (25, "NOTICE"), (5, "Level 5")]),
+    func=st.one_of(st.none(), st.text(max_size=10)),
+    thread=st.one_of(st.none(), st.text(max_size=10)),
+    created=st.floats(min_value=0, max_value=4e9),
+    trace=st.one_of(st.none(), st.text(min_size=1, max_size=40)),
+)
+def test_plain_records_serialize_to_the_general_paths_bytes(
+    shipper: LogShipper, message: str, with_arg: bool, name: str, level: tuple[int, str],
+    func: str | None, thread: str | None, created: float, trace: str | None,
+) -> None:
+    serializer = shipper.record_serializer()
+    assert serializer is not None
+    args: tuple[Any, ...] = (7,) if with_arg else ()
+    record = record_of(message.replace("%", "%%") + (" %d" if with_arg else ""), args, name,
+                       level, func, thread, created)
+    assert serializer.is_plain(record)
+    token = correlation.set_current(trace)
+    try:
+        fast = serializer.serialize(record, correlation.current())
+        assert fast == general_path(shipper, record)
+    finally:
+        correlation.end_request(token)
+
+
+def test_records_the_template_does_not_cover_take_the_general_path(tmp_path: Path) -> None:
+    s = shipper_with(tmp_path / "a", [Redactor()])
+    try:
+        serializer = s.record_serializer()
+        assert serializer is not None
+        extra = logging.makeLogRecord({"msg": "x", "user": "jane@example.com"})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            import sys
+
+            failed = logging.LogRecord("n", 40, "/a.py", 1, "failed", (), sys.exc_info())
+        not_str = logging.LogRecord("n", 20, "/a.py", 1, {"k": 1}, (), None)
+        no_pid = logging.LogRecord("n", 20, "/a.py", 1, "m", (), None)
+        no_pid.process = None
+        for record in (extra, failed, not_str, no_pid):
+            assert not serializer.is_plain(record)
+    finally:
+        s.close()
+
+
+def test_processors_that_may_touch_any_field_switch_the_template_off(tmp_path: Path) -> None:
+    for n, processors in enumerate([[Redactor(drop_fields=["log.logger"])],
+                                    [Redactor(hash_fields=["process.pid"])],
+                                    [lambda ev: ev],
+                                    [Redactor(), Redactor()]]):
+        s = shipper_with(tmp_path / str(n), processors)
+        try:
+            assert s.record_serializer() is None
+        finally:
+            s.close()
+
+
+def test_the_handler_ships_plain_and_other_records_alike(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "events.jsonl"
+    s = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
+                   registry=CollectorRegistry(), service_name="svc")  # default: redaction
+    logger = logging.getLogger("modelmon.test.ecs_record")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = s.handler()
+    logger.addHandler(handler)
+    try:
+        logger.info("plain %s", "jane@example.com")
+        logger.info("with extra", extra={"model": {"name": "fraud"}})
+        assert s.flush(10)
+    finally:
+        logger.removeHandler(handler)
+        s.close()
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["message"] for e in events] == ["plain [REDACTED:email]", "with extra"]
+    assert events[1]["model"] == {"name": "fraud"}
+    for e in events:
+        assert e["service"]["name"] == "svc" and e["log"]["logger"] == "modelmon.test.ecs_record"
+        assert e["log"]["origin"]["function"] == "test_the_handler_ships_plain_and_other_records_alike"
