@@ -118,13 +118,6 @@ class LogShipper:
             "fsync": fsync, "fsync_interval": fsync_interval, "block_timeout": block_timeout,
         }
         self.spool = _open_slot(root, **spool_options)
-        # Slots left with a backlog by processes that are gone (a server scaled
-        # down to fewer workers) would never drain: move them into ours.
-        self._adopter = threading.Thread(
-            target=_adopt_orphaned_slots, args=(root, self.spool, spool_options),
-            name="modelmon-log-adopter", daemon=True,
-        )
-        self._adopter.start()
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
         self.service_name = service_name
@@ -144,8 +137,17 @@ class LogShipper:
         self._registry.register(self._collector)
         self._stop = threading.Event()
         self._idle = threading.Condition()
+        # Up to the sink's ``max_in_flight`` sends at once, whoever submits them.
+        self._sender = _Sender(self._sink, max(1, int(getattr(self._sink, "max_in_flight", 1))))
         self._worker = threading.Thread(target=self._run, name="modelmon-log-shipper", daemon=True)
         self._worker.start()
+        # Slots left with a backlog by processes that are gone (a server scaled
+        # down to fewer workers) would never drain: ship them too.
+        self._adopter = threading.Thread(
+            target=self._ship_orphaned_slots, args=(root, spool_options),
+            name="modelmon-log-adopter", daemon=True,
+        )
+        self._adopter.start()
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], **overrides: Any) -> LogShipper:
@@ -240,7 +242,8 @@ class LogShipper:
         delivered or dead-lettered; False on timeout."""
         deadline = time.monotonic() + timeout
         self._adopter.join(timeout)
-        if self._adopter.is_alive() or not self.spool.flush_buffer(timeout):
+        if self._adopter.is_alive() or not self.spool.flush_buffer(
+                max(0.0, deadline - time.monotonic())):
             return False
         with self._idle:
             while self.spool.stats().pending > 0:
@@ -258,6 +261,8 @@ class LogShipper:
         self.flush(timeout)
         self._stop.set()
         self._worker.join(timeout=max(timeout, 1.0) + 30)
+        self._adopter.join(timeout=max(timeout, 1.0) + 30)
+        self._sender.stop()
         try:
             self._registry.unregister(self._collector)
         except KeyError:
@@ -281,67 +286,111 @@ class LogShipper:
         # items to retry, everything in flight is settled, the worker backs off
         # and reads again from the oldest pending record.
         depth = max(1, int(getattr(self._sink, "max_in_flight", 1)))
-        sender = _Sender(self._sink, depth)
+        sender = self._sender
         in_flight: collections.deque[tuple[ItemBatch, _Pending]] = collections.deque()
-        try:
-            while True:
-                stopping = self._stop.is_set()
-                if not stopping and len(in_flight) < depth:
-                    try:
-                        rows = self.spool.peek_payloads(
-                            self._batch_size, max_bytes=self._batch_bytes,
-                            after_seq=in_flight[-1][0].rows[-1][0] if in_flight else 0,
-                        )
-                    except Exception:  # the worker must outlive a bad read
-                        log.exception("log spool read failed; retrying")
-                        rows = []
-                        if not in_flight:
-                            self._stop.wait(1.0)
-                    if rows:
-                        items = self._items(rows)
-                        in_flight.append((items, sender.submit(items)))
-                        continue
-                if not in_flight:
-                    if stopping:
-                        return
-                    with self._idle:
-                        self._idle.notify_all()
-                    self.spool.wait(0.2)
+        spool = self.spool
+        attempt = 0
+        while True:
+            stopping = self._stop.is_set()
+            if not stopping and len(in_flight) < depth:
+                try:
+                    rows = spool.peek_payloads(
+                        self._batch_size, max_bytes=self._batch_bytes,
+                        after_seq=in_flight[-1][0].rows[-1][0] if in_flight else 0,
+                    )
+                except Exception:  # the worker must outlive a bad read
+                    log.exception("log spool read failed; retrying")
+                    rows = []
+                    if not in_flight:
+                        self._stop.wait(1.0)
+                if rows:
+                    items = ItemBatch(spool.id + "-", rows)
+                    in_flight.append((items, sender.submit(items)))
                     continue
-                result = in_flight.popleft()[1].result()
-                self._settle(result)
-                if result.retry:
-                    while in_flight:  # their retries and Retry-After count too
-                        later = in_flight.popleft()[1].result()
-                        self._settle(later)
-                        result.merge(later)
-                    self._back_off(result)
-                else:
-                    self._attempt = 0
-        finally:
-            sender.stop()
+            if not in_flight:
+                if stopping:
+                    return
+                with self._idle:
+                    self._idle.notify_all()
+                spool.wait(0.2)
+                continue
+            result = in_flight.popleft()[1].result()
+            self._settle(spool, result)
+            if result.retry:
+                while in_flight:  # their retries and Retry-After count too
+                    later = in_flight.popleft()[1].result()
+                    self._settle(spool, later)
+                    result.merge(later)
+                attempt += 1
+                self._back_off(result, attempt)
+            else:
+                attempt = 0
 
-    def _items(self, rows: list[tuple[int, bytes]]) -> ItemBatch:
-        return ItemBatch(self.spool.id + "-", rows)
+    def _ship_orphaned_slots(self, root: Path, options: Mapping[str, Any]) -> None:
+        """Ship the backlog of every unlocked slot under ``root`` (left by a
+        process that is gone) through our sink, one batch at a time.
 
-    def _settle(self, result: SendResult) -> None:
+        Each event is sent with the id it was spooled with (the orphan's spool
+        id and seq), so one that the dead process had sent but not yet
+        acknowledged answers 409 (Elasticsearch) or carries the same
+        ``event.id`` (Logstash, files): it is indexed once. Deliveries count in
+        the orphan slot's own accounting, which stays on disk.
+        """
+        for path in sorted(root.glob("slot-*")):
+            if path == self.spool.path or self._stop.is_set():
+                continue
+            try:
+                orphan = Spool(path, **options)
+            except SpoolLocked:
+                continue  # a live process owns it
+            except Exception:
+                log.exception("cannot open orphaned log spool %s; its events stay there", path)
+                continue
+            try:
+                shipped = self._drain(orphan)
+            except Exception:
+                log.exception("shipping orphaned log spool %s stopped; the rest stays there",
+                              path)
+            else:
+                if shipped:
+                    log.info("shipped %d log events that %s held", shipped, path)
+            finally:
+                orphan.close()
+
+    def _drain(self, spool: Spool) -> int:
+        """Ship ``spool`` until it is empty or the shipper stops; returns how many
+        events were delivered or dead-lettered."""
+        prefix = spool.id + "-"
+        attempt = done = 0
+        while not self._stop.is_set():
+            rows = spool.peek_payloads(self._batch_size, max_bytes=self._batch_bytes)
+            if not rows:
+                break
+            result = self._sender.submit(ItemBatch(prefix, rows)).result()
+            self._settle(spool, result)
+            done += len(result.delivered) + sum(map(len, result.dead.values()))
+            if result.retry:
+                attempt += 1
+                self._back_off(result, attempt)
+            else:
+                attempt = 0
+        return done
+
+    def _settle(self, spool: Spool, result: SendResult) -> None:
         self._bulk_duration.observe(result.duration)
         self._bulk_requests.labels(self.sink_name, result.result).inc()
         try:
-            self.spool.ack(result.delivered)
+            spool.ack(result.delivered)
             for reason, seqs in result.dead.items():
-                self.spool.dead_letter(seqs, reason)
+                spool.dead_letter(seqs, reason)
         except Exception:
             log.exception("log spool update failed; the batch will be sent again")
 
-    _attempt = 0
-
-    def _back_off(self, result: SendResult) -> None:
+    def _back_off(self, result: SendResult, attempt: int) -> None:
         self.retried += len(result.retry)
-        self._attempt += 1
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
         delay = random.uniform(
-            0, min(self._backoff_max, self._backoff_initial * 2 ** min(self._attempt, 30))
+            0, min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
         )
         if result.retry_after is not None:
             # The server knows when it can take more: wait at least that long
@@ -416,40 +465,6 @@ def _open_slot(root: Path, **options: Any) -> Spool:
         f"all {MAX_SLOTS} spool slots under {root} are in use; give each group of "
         "processes its own spool_dir"
     )
-
-
-def _adopt_orphaned_slots(root: Path, own: Spool, options: Mapping[str, Any]) -> None:
-    """Move the backlog of every unlocked slot under ``root`` into ``own``.
-
-    Each record is appended to ``own`` (durable) before it is acked in the
-    orphan, so a crash in between duplicates, never loses. A duplicate keeps
-    its ``event.id`` (it is inside the payload), so Elasticsearch's ``create``
-    answers 409 and it is indexed once. In the orphan's accounting the moved
-    records count as delivered.
-    """
-    for path in sorted(root.glob("slot-*")):
-        if path == own.path:
-            continue
-        try:
-            orphan = Spool(path, **options)
-        except SpoolLocked:
-            continue  # a live process owns it
-        except Exception:
-            log.exception("cannot open orphaned log spool %s; its events stay there", path)
-            continue
-        moved = 0
-        try:
-            while records := orphan.peek(500):
-                for record in records:
-                    own.append(record.payload, created=record.created, items=record.items)
-                orphan.ack([r.seq for r in records])
-                moved += len(records)
-        except Exception:
-            log.exception("moving orphaned log spool %s stopped; the rest stays there", path)
-        finally:
-            orphan.close()
-        if moved:
-            log.info("moved %d pending log events from %s into %s", moved, path, own.path)
 
 
 def _make_sink(name: str, options: dict[str, Any], spool_dir: str | Path | None) -> Sink:

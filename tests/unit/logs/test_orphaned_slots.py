@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from modelmon import LogShipper
 from modelmon.prometheus_process import free_port
+from modelmon.spool import Spool
 
 
 def test_a_new_shipper_ships_what_two_gone_processes_left(tmp_path):
@@ -25,6 +26,12 @@ def test_a_new_shipper_ships_what_two_gone_processes_left(tmp_path):
     assert sorted(p.name for p in spool_dir.iterdir() if p.name.startswith("slot-")) == [
         "slot-0", "slot-1"]
 
+    expected_ids = set()
+    for slot in ("slot-0", "slot-1"):
+        with Spool(spool_dir / slot, max_bytes=2**30, max_age=None) as spool:
+            expected_ids |= {f"{spool.id}-{r.seq}" for r in spool.peek(1000)}
+    assert len(expected_ids) == 100
+
     out = tmp_path / "events.jsonl"
     survivor = LogShipper("file", path=out, spool_dir=spool_dir, registry=CollectorRegistry())
     try:
@@ -33,6 +40,6 @@ def test_a_new_shipper_ships_what_two_gone_processes_left(tmp_path):
         assert sorted(messages) == sorted(f"worker {n} event {i}" for n in range(2)
                                           for i in range(50))
         ids = [json.loads(line)["event"]["id"] for line in out.read_text().splitlines()]
-        assert len(set(ids)) == 100, "each event keeps the id it was spooled with"
+        assert set(ids) == expected_ids, "each event keeps the id it was spooled with"
     finally:
         survivor.close()
