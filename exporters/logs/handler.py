@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 # Records logged by the shipper's own threads (the sink's HTTP client, the
 # spool) are not shipped: each bulk request would log, and ship, more events.
-_OWN_THREADS = frozenset({"modelmon-log-shipper", "modelmon-log-sender", "modelmon-spool"})
+_OWN_THREADS = frozenset({"modelmon-log-shipper", "modelmon-log-sender", "modelmon-log-adopter",
+                          "modelmon-spool"})
 
 
 class ShipperHandler(logging.Handler):
