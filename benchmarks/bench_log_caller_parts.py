@@ -68,14 +68,16 @@ def main() -> int:
                                    None, "predict")
         serializer = handler._serializer  # type: ignore[attr-defined]
         assert serializer is not None
-        data = serializer.serialize(record, None)
+        data = serializer.compact(record, None)
         rows.append(("LogRecord() (paid by every handler)", per_call(
             lambda: logging.LogRecord("bench.parts", logging.INFO, "/srv/app.py", 10, MSG, (5,),
                                       None, "predict"))))
         rows.append(("  is_plain(record)", per_call(lambda: serializer.is_plain(record))))
         rows.append(("  correlation id lookup", per_call(current)))
-        rows.append((f"  serialize from the ECS template ({len(data)} B)",
-                     per_call(lambda: serializer.serialize(record, None))))
+        rows.append((f"  compact record, spooled ({len(data)} B)",
+                     per_call(lambda: serializer.compact(record, None))))
+        rows.append((f"(worker) render the ECS document ({len(serializer.render(data))} B)",
+                     per_call(lambda: serializer.render(data))))
         rows.append(("  Spool.append (journal frame + copy)",
                      per_call(lambda: shipper.spool.append(data))))
         rows.append(("ShipperHandler.emit, whole", per_call(lambda: handler.emit(record))))

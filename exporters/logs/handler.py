@@ -24,8 +24,8 @@ class ShipperHandler(logging.Handler):
     def __init__(self, shipper: LogShipper, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.shipper = shipper
-        # Plain records (most of them) are written straight to JSON when the
-        # shipper's processors allow it; see ecs_record.
+        # Plain records (most of them) are spooled compact when the shipper's
+        # processors allow it; see ecs_record.
         self._serializer = shipper.record_serializer()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -35,7 +35,8 @@ class ShipperHandler(logging.Handler):
             shipper = self.shipper
             serializer = self._serializer
             if serializer is not None and serializer.is_plain(record):
-                shipper.emit_serialized(serializer.serialize(record, _current_correlation()))
+                # Rendered as ECS JSON (and redacted) by the shipper's worker.
+                shipper.emit_serialized(serializer.compact(record, _current_correlation()))
             else:
                 # The base fields go in while the dict is built: one merge less.
                 shipper.emit_complete(from_log_record(record, shipper.base_fields))

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from modelmon.exporters.logs import correlation, ecs
-from modelmon.exporters.logs.ecs_record import RecordSerializer
+from modelmon.exporters.logs.ecs_record import RecordSerializer, compact_fields
 from modelmon.exporters.logs.metrics import ShipperCollector
 from modelmon.exporters.logs.redaction import Redactor
 from modelmon.exporters.logs.sinks import Item, ItemBatch, SendResult, Sink
@@ -120,6 +120,9 @@ class LogShipper:
         self.spool = _open_slot(root, **spool_options)
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
+        # Renders the compact log records the handler spools (None: our processors
+        # need the general path, for records an earlier process spooled compact).
+        self._renderer = self.record_serializer()
         self.service_name = service_name
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
@@ -181,7 +184,8 @@ class LogShipper:
             return self._count_error(exc)
 
     def emit_serialized(self, data: bytes) -> int | None:
-        """Spool a document already processed and serialised (``record_serializer``)."""
+        """Spool a document already processed and serialised, or a compact log
+        record (``record_serializer().compact``: rendered by the worker)."""
         try:
             return self.spool.append(data)
         except SpoolFull:
@@ -190,9 +194,11 @@ class LogShipper:
             return self._count_error(exc)
 
     def record_serializer(self) -> RecordSerializer | None:
-        """A serializer for plain log records that gives the bytes the processors
-        and ``emit_complete`` would, when the processors allow it (none, or the
-        built-in redactor without field rules); else None."""
+        """A serializer for plain log records whose rendering gives the bytes the
+        processors and ``emit_complete`` would, when the processors allow it
+        (none, or the built-in redactor without field rules); else None. Other
+        processors run on the caller's thread (they may read its context), so
+        with them records take the general path."""
         procs = [p for _, p in self._processors]
         if not procs:
             return RecordSerializer(self._base)
@@ -304,6 +310,8 @@ class LogShipper:
                     if not in_flight:
                         self._stop.wait(1.0)
                 if rows:
+                    rows = self._rendered(spool, rows)
+                if rows:
                     items = ItemBatch(spool.id + "-", rows)
                     in_flight.append((items, sender.submit(items)))
                     continue
@@ -366,6 +374,9 @@ class LogShipper:
             rows = spool.peek_payloads(self._batch_size, max_bytes=self._batch_bytes)
             if not rows:
                 break
+            rows = self._rendered(spool, rows)
+            if not rows:
+                continue
             result = self._sender.submit(ItemBatch(prefix, rows)).result()
             self._settle(spool, result)
             done += len(result.delivered) + sum(map(len, result.dead.values()))
@@ -375,6 +386,44 @@ class LogShipper:
             else:
                 attempt = 0
         return done
+
+    def _rendered(self, spool: Spool, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """The batch with compact log records (``ecs_record``) turned into their
+        ECS documents; one that cannot be is dead-lettered, one a processor
+        filters out is dropped ("filtered")."""
+        if not any(payload[0] == 0x5B for _, payload in rows):  # no "[": all documents
+            return rows
+        out = []
+        for seq, payload in rows:
+            if payload[0] != 0x5B:
+                out.append((seq, payload))
+                continue
+            try:
+                doc = self._render(payload)
+            except Exception as exc:
+                spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
+                continue
+            if doc is None:
+                spool.drop([seq], "filtered")
+            else:
+                out.append((seq, doc))
+        return out
+
+    def _render(self, payload: bytes) -> bytes | None:
+        if self._renderer is not None:
+            return self._renderer.render(payload)
+        # Spooled compact by a process whose processors allowed it; ours run here.
+        (created, levelno, levelname, name, filename, lineno, function, message, process,
+         thread, trace_id) = compact_fields(payload)
+        record = logging.makeLogRecord({
+            "created": created, "levelno": levelno, "levelname": levelname, "name": name,
+            "filename": filename, "lineno": lineno, "funcName": function, "msg": message,
+            "args": None, "process": process, "threadName": thread,
+        })
+        ev = ecs.from_log_record(record, self._base)
+        if trace_id is not None:
+            ev["trace"] = {"id": trace_id}
+        return self._serialize(ev)
 
     def _settle(self, spool: Spool, result: SendResult) -> None:
         self._bulk_duration.observe(result.duration)

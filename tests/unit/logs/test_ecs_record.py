@@ -139,3 +139,116 @@ def test_the_handler_ships_plain_and_other_records_alike(tmp_path: Path) -> None
     for e in events:
         assert e["service"]["name"] == "svc" and e["log"]["logger"] == "modelmon.test.ecs_record"
         assert e["log"]["origin"]["function"] == "test_the_handler_ships_plain_and_other_records_alike"
+
+
+def _log_through(shipper: LogShipper, *lines: str) -> None:
+    logger = logging.getLogger(f"modelmon.test.compact.{id(shipper)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = shipper.handler()
+    logger.addHandler(handler)
+    try:
+        for line in lines:
+            logger.info(line)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _shipped(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_plain_records_are_spooled_compact_and_shipped_as_their_documents(
+    tmp_path: Path,
+) -> None:
+    # The caller spools the record's fields; the worker renders them (and redacts).
+    dead_end = LogShipper(sink="logstash_http", url="http://127.0.0.1:9", spool_dir=tmp_path,
+                          registry=CollectorRegistry(), service_name="svc",
+                          backoff_initial=30.0)
+    _log_through(dead_end, "card 4111 1111 1111 1111 declined")
+    dead_end.spool.flush_buffer()
+    [(_, spooled)] = dead_end.spool.peek_payloads(10)
+    dead_end.close(timeout=0)
+    assert spooled.startswith(b"[") and b"4111 1111 1111 1111" in spooled
+
+    out = tmp_path / "events.jsonl"
+    shipper = LogShipper(sink="file", path=out, spool_dir=tmp_path, registry=CollectorRegistry(),
+                         service_name="svc")
+    try:
+        assert shipper.flush(10)
+    finally:
+        shipper.close()
+    [doc] = _shipped(out)
+    assert doc["message"] == "card [REDACTED:card] declined"
+    assert doc["service"]["name"] == "svc" and doc["log"]["level"] == "info"
+
+
+def test_records_spooled_compact_go_through_the_next_processes_processors(
+    tmp_path: Path,
+) -> None:
+    # No processors: compact records; nothing listens, so they stay spooled.
+    first = LogShipper(sink="logstash_http", url="http://127.0.0.1:9", spool_dir=tmp_path / "spool",
+                       registry=CollectorRegistry(), service_name="svc", environment="prod",
+                       plugin_processors=False, backoff_initial=30.0)
+    _log_through(first, "mail jane@example.com", "keep me", "drop me")
+    first.spool.flush_buffer()
+    rows = first.spool.peek_payloads(10)
+    assert [p[:1] for _, p in rows] == [b"[", b"[", b"["]
+    records = [logging.makeLogRecord(dict(zip(
+        ("created", "levelno", "levelname", "name", "filename", "lineno", "funcName", "msg",
+         "process", "threadName"), orjson_loads(p)[:10], strict=True))) for _, p in rows]
+    first.close(timeout=0)
+
+    def drop_some(ev: dict[str, Any]) -> dict[str, Any] | None:
+        return None if ev["message"] == "drop me" else ev
+
+    out = tmp_path / "events.jsonl"
+    # Field rules and a processor of the site's: the template cannot render for them.
+    processors = [Redactor(hash_fields=["process.pid"]), drop_some]
+    second = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
+                        registry=CollectorRegistry(), service_name="svc", environment="prod",
+                        processors=processors, plugin_processors=False)
+    try:
+        assert second.record_serializer() is None
+        assert second.flush(10)
+        stats = second.spool.stats()
+    finally:
+        second.close()
+    docs = _shipped(out)
+    for doc in docs:
+        doc["event"].pop("id")
+    import json
+
+    expected = [json.loads(second._serialize(ecs.from_log_record(r, second.base_fields)) or b"")
+                for r in records[:2]]
+    assert docs == expected
+    assert docs[0]["message"] == "mail [REDACTED:email]"
+    assert stats.dropped.get("filtered") == 1 and stats.balanced
+
+
+def orjson_loads(payload: bytes) -> Any:
+    import orjson
+
+    return orjson.loads(payload)
+
+
+def test_a_compact_record_that_cannot_be_rendered_is_dead_lettered_without_blocking(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "events.jsonl"
+    s = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
+                   registry=CollectorRegistry(), plugin_processors=False)
+    try:
+        for payload in (b"[1, 2]", b'{"message": "after"}', b"[not json"):
+            assert s.emit_serialized(payload) is not None
+        assert s.flush(10)
+        dead = s.spool.dead_letters()
+        stats = s.spool.stats()
+    finally:
+        s.close()
+    assert [d.payload for d in dead] == [b"[1, 2]", b"[not json"]
+    assert all("cannot render the compact log record" in d.reason for d in dead)
+    assert [doc["message"] for doc in _shipped(out)] == ["after"]
+    assert stats.dead_lettered == 2 and stats.delivered == 1 and stats.balanced
