@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING
 
 from modelmon.exporters.logs.correlation import current as _current_correlation
 from modelmon.exporters.logs.ecs import from_log_record
+from modelmon.exporters.logs.ecs_record import RecordSerializer
+
+from modelmon.spool import SpoolFull
 
 if TYPE_CHECKING:
     from modelmon.exporters.logs.shipper import LogShipper
 
+_is_plain = RecordSerializer.is_plain
 # Records logged by the shipper's own threads (the sink's HTTP client, the
 # spool) are not shipped: each bulk request would log, and ship, more events.
 _OWN_THREADS = frozenset({"modelmon-log-shipper", "modelmon-log-sender", "modelmon-log-adopter",
@@ -25,20 +29,29 @@ class ShipperHandler(logging.Handler):
         super().__init__(level)
         self.shipper = shipper
         # Plain records (most of them) are spooled compact when the shipper's
-        # processors allow it; see ecs_record.
-        self._serializer = shipper.record_serializer()
+        # processors allow it; see ecs_record. Bound once: this runs per call.
+        serializer = shipper.record_serializer()
+        self._serializer = serializer
+        self._compact = None if serializer is None else serializer.compact
+        self._append = shipper.spool.append
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.threadName in _OWN_THREADS:
             return
+        compact = self._compact
         try:
-            shipper = self.shipper
-            serializer = self._serializer
-            if serializer is not None and serializer.is_plain(record):
-                # Rendered as ECS JSON (and redacted) by the shipper's worker.
-                shipper.emit_serialized(serializer.compact(record, _current_correlation()))
-            else:
+            if compact is None or not _is_plain(record):
                 # The base fields go in while the dict is built: one merge less.
-                shipper.emit_complete(from_log_record(record, shipper.base_fields))
+                self.shipper.emit_complete(from_log_record(record, self.shipper.base_fields))
+                return
+            # Rendered as ECS JSON (and redacted) by the shipper's worker.
+            data = compact(record, _current_correlation())
         except Exception:
             self.handleError(record)
+            return
+        try:
+            self._append(data)
+        except SpoolFull:
+            pass  # counted by the spool as dropped{block_timeout}
+        except Exception as exc:
+            self.shipper._count_error(exc)

@@ -345,7 +345,10 @@ class LogShipper:
         the orphan slot's own accounting, which stays on disk.
         """
         for path in sorted(root.glob("slot-*")):
-            if path == self.spool.path or self._stop.is_set():
+            # A slot without a database holds nothing; it may be one that a
+            # starting process has just made and is about to lock.
+            if path == self.spool.path or self._stop.is_set() or not (
+                    path / "spool.db").exists():
                 continue
             try:
                 orphan = Spool(path, **options)
