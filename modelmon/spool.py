@@ -151,8 +151,9 @@ class Spool:
         self.max_age = max_age
         self.full_policy = full_policy
         self.fsync = fsync
-        self._drop_oldest = full_policy == "drop_oldest"
-        self._always = fsync == "always"
+        # ``append`` takes its inline path for a payload up to this size: under
+        # drop_oldest without fsync "always" (-1: never).
+        self._inline_max = max_bytes if full_policy == "drop_oldest" and fsync != "always" else -1
         self.block_timeout = block_timeout
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
@@ -192,7 +193,7 @@ class Spool:
         """Add one record; returns its seq once durable per the fsync mode, or
         None when it was dropped (``drop_newest`` on a full spool, too large)."""
         size = len(payload)
-        if not self._drop_oldest or size > self.max_bytes:
+        if size > self._inline_max:  # too large, or a policy append_many enforces
             return self.append_many((payload,), created=created, items=(items,))[0]
         # The hot path: one uncontended lock, one frame copied into the journal,
         # one list append; no system call in fsync modes "interval" and "never".
@@ -214,14 +215,12 @@ class Spool:
             buffer.append((seq, created, items, size, payload))
             self._pending_bytes += size
             buffered = len(buffer)
-        if self._always:
-            self._wake_writer()
-            self._wait_until(lambda: self._synced_seq >= seq, None)
-        elif buffered == _GROUP_COMMIT_RECORDS:
-            self._wake.set()
-        elif buffered > _MAX_BUFFERED:
-            self._wake.set()
-            self._wait_until(lambda: len(self._buffer) < _MAX_BUFFERED // 2, 5.0)
+        if buffered >= _GROUP_COMMIT_RECORDS:
+            if buffered == _GROUP_COMMIT_RECORDS:
+                self._wake.set()
+            elif buffered > _MAX_BUFFERED:
+                self._wake.set()
+                self._wait_until(lambda: len(self._buffer) < _MAX_BUFFERED // 2, 5.0)
         return seq
 
     def append_many(
