@@ -157,7 +157,8 @@ class Spool:
         self.block_timeout = block_timeout
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
-        self.path.mkdir(parents=True, exist_ok=True)
+        # Owner only: the spool holds log messages as logged (see docs/logging.md).
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_fd = _take_lock(self.path)
         try:
             self._store = Store(self.path, fsync)

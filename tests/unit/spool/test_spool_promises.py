@@ -310,3 +310,10 @@ def test_memory_does_not_grow_with_the_backlog(tmp_path: Path) -> None:
         assert large < small * 1.5 + 256 * 1024
         grown = psutil.Process().memory_info().rss - rss
         assert grown < 24 * MiB, f"RSS grew {grown / MiB:.1f} MiB with a 48 MiB backlog"
+
+
+def test_a_new_spool_directory_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # It holds log messages before the shipper's worker redacts them.
+    with Spool(tmp_path / "new" / "spool", max_bytes=1 << 20, max_age=None) as spool:
+        spool.append(b'["mail jane@example.com"]')
+        assert (spool.path.stat().st_mode & 0o777) == 0o700
