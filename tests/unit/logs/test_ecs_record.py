@@ -252,3 +252,37 @@ def test_a_compact_record_that_cannot_be_rendered_is_dead_lettered_without_block
     assert all("cannot render the compact log record" in d.reason for d in dead)
     assert [doc["message"] for doc in _shipped(out)] == ["after"]
     assert stats.dead_lettered == 2 and stats.delivered == 1 and stats.balanced
+
+
+def test_the_handler_honours_filters_and_ships_every_record_from_many_threads(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    out = tmp_path / "events.jsonl"
+    s = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
+                   registry=CollectorRegistry(), plugin_processors=False)
+    logger = logging.getLogger("modelmon.test.threads")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = s.handler()
+    handler.addFilter(lambda record: "skip" not in record.getMessage())
+    logger.addHandler(handler)
+
+    def work(n: int) -> None:
+        for i in range(500):
+            logger.info("thread %d event %d", n, i)
+            logger.info("skip %d %d", n, i)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert s.flush(30)
+    finally:
+        logger.removeHandler(handler)
+        s.close()
+    messages = [doc["message"] for doc in _shipped(out)]
+    assert sorted(messages) == sorted(f"thread {n} event {i}" for n in range(8) for i in range(500))
