@@ -129,10 +129,12 @@ class Redactor:
 
     def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
         for path in self._drop:
-            _pop_path(event, path)
+            parent = _owned_parent(event, path)
+            if parent is not None:
+                parent.pop(path[-1], None)
         for path in self._hash:
-            parent = _parent(event, path)
-            if parent is not None and path[-1] in parent:
+            parent = _owned_parent(event, path)
+            if parent is not None:
                 raw = str(parent[path[-1]]).encode()
                 parent[path[-1]] = "sha256:" + hashlib.sha256(self._salt + raw).hexdigest()[:32]
         if self._rules:
@@ -221,16 +223,16 @@ class Redactor:
         return text
 
 
-def _parent(event: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+def _owned_parent(event: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    """The dict holding ``path``'s last key, when the key is there, made the event's
+    own on the way down: nested dicts may be shared with every other event (the
+    shipper's base fields, ``host`` and ``service``), and changing one in place
+    changed them all."""
     node: Any = event
     for part in path[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
+        child = node.get(part)
+        if not isinstance(child, dict):
             return None
-    return node if isinstance(node, dict) else None
-
-
-def _pop_path(event: dict[str, Any], path: tuple[str, ...]) -> None:
-    parent = _parent(event, path)
-    if parent is not None:
-        parent.pop(path[-1], None)
+        node[part] = child = dict(child)
+        node = child
+    return node if path[-1] in node else None

@@ -65,3 +65,15 @@ def test_the_built_in_plugin_redacts_shipped_events_per_config(file_shipper: Any
 def test_unknown_redact_option_names_the_field() -> None:
     with pytest.raises(ValueError, match="logs.redact: unknown key"):
         Redactor.from_config({"emails": True, "ssn": True})
+
+
+def test_field_rules_never_change_what_events_share() -> None:
+    # The shipper's base fields (host, service) are shared by every event: hashing
+    # host.name in one event must not hash it again in the next.
+    shared_host = {"name": "gpu-node-7", "ip": ["10.0.0.7"]}
+    redactor = Redactor(hash_fields=["host.name"], drop_fields=["host.ip"])
+    first = redactor({"host": shared_host, "message": "a"})
+    second = redactor({"host": shared_host, "message": "b"})
+    assert shared_host == {"name": "gpu-node-7", "ip": ["10.0.0.7"]}
+    assert first["host"] == second["host"]
+    assert first["host"]["name"].startswith("sha256:") and "ip" not in first["host"]
