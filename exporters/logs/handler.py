@@ -54,14 +54,18 @@ class ShipperHandler(logging.Handler):
             return
         compact = self._compact
         try:
-            if compact is None or not _is_plain(record):
-                # The base fields go in while the dict is built: one merge less.
-                self.shipper.emit_complete(from_log_record(record, self.shipper.base_fields))
-                return
             # Rendered as ECS JSON (and redacted) by the shipper's worker.
-            data = compact(record, _current_correlation())
-        except Exception:
-            self.handleError(record)
+            data = compact(record, _current_correlation()) if (
+                compact is not None and _is_plain(record)) else None
+        except Exception:  # a message orjson cannot write (a lone surrogate, say)
+            data = None
+        if data is None:
+            try:
+                # The base fields go in while the dict is built: one merge less.
+                # emit_complete counts what it cannot spool as dropped{error}.
+                self.shipper.emit_complete(from_log_record(record, self.shipper.base_fields))
+            except Exception:
+                self.handleError(record)
             return
         try:
             self._append(data)

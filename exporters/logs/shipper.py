@@ -135,6 +135,7 @@ class LogShipper:
         for name, _ in self._processors:  # at 0 from the start, like the drop reasons
             self._processor_failures.labels(name)
         self.retried = 0
+        self._retried_lock = threading.Lock()
         self._collector = ShipperCollector(self, prefix)
         self._registry = metrics.registry
         self._registry.register(self._collector)
@@ -266,9 +267,12 @@ class LogShipper:
             return
         self.flush(timeout)
         self._stop.set()
-        self._worker.join(timeout=max(timeout, 1.0) + 30)
-        self._adopter.join(timeout=max(timeout, 1.0) + 30)
-        self._sender.stop()
+        # One deadline for the three: a sink that hangs without a timeout of its
+        # own holds close() for ~30 s at most, then the spool keeps the rest.
+        deadline = time.monotonic() + max(timeout, 1.0) + 30
+        self._worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._adopter.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._sender.stop(timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._registry.unregister(self._collector)
         except KeyError:
@@ -304,13 +308,13 @@ class LogShipper:
                         self._batch_size, max_bytes=self._batch_bytes,
                         after_seq=in_flight[-1][0].rows[-1][0] if in_flight else 0,
                     )
+                    if rows:
+                        rows = self._rendered(spool, rows)
                 except Exception:  # the worker must outlive a bad read
                     log.exception("log spool read failed; retrying")
                     rows = []
                     if not in_flight:
                         self._stop.wait(1.0)
-                if rows:
-                    rows = self._rendered(spool, rows)
                 if rows:
                     items = ItemBatch(spool.id + "-", rows)
                     in_flight.append((items, sender.submit(items)))
@@ -374,10 +378,15 @@ class LogShipper:
         prefix = spool.id + "-"
         attempt = done = 0
         while not self._stop.is_set():
-            rows = spool.peek_payloads(self._batch_size, max_bytes=self._batch_bytes)
-            if not rows:
-                break
-            rows = self._rendered(spool, rows)
+            try:
+                rows = spool.peek_payloads(self._batch_size, max_bytes=self._batch_bytes)
+                if not rows:
+                    break
+                rows = self._rendered(spool, rows)
+            except Exception:  # as in the worker: retry, never give the slot up
+                log.exception("orphaned log spool %s: read failed; retrying", spool.path)
+                self._stop.wait(1.0)
+                continue
             if not rows:
                 continue
             result = self._sender.submit(ItemBatch(prefix, rows)).result()
@@ -394,11 +403,11 @@ class LogShipper:
         """The batch with compact log records (``ecs_record``) turned into their
         ECS documents; one that cannot be is dead-lettered, one a processor
         filters out is dropped ("filtered")."""
-        if not any(payload[0] == 0x5B for _, payload in rows):  # no "[": all documents
+        if not any(payload[:1] == b"[" for _, payload in rows):  # all documents
             return rows
         out = []
         for seq, payload in rows:
-            if payload[0] != 0x5B:
+            if payload[:1] != b"[":
                 out.append((seq, payload))
                 continue
             try:
@@ -439,7 +448,8 @@ class LogShipper:
             log.exception("log spool update failed; the batch will be sent again")
 
     def _back_off(self, result: SendResult, attempt: int) -> None:
-        self.retried += len(result.retry)
+        with self._retried_lock:  # the worker and the adopter both count
+            self.retried += len(result.retry)
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
         delay = random.uniform(
             0, min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
@@ -487,11 +497,14 @@ class _Sender:
         self._queue.put((items, pending))
         return pending
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Let the threads finish their sends; give up on one that hangs after
+        ``timeout`` (a sink without a timeout of its own: the thread is a daemon)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         name = getattr(self._sink, "name", type(self._sink).__name__)

@@ -241,17 +241,32 @@ def test_a_compact_record_that_cannot_be_rendered_is_dead_lettered_without_block
     s = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
                    registry=CollectorRegistry(), plugin_processors=False)
     try:
-        for payload in (b"[1, 2]", b'{"message": "after"}', b"[not json"):
+        for payload in (b"[1, 2]", b"", b'{"message": "after"}', b"[not json"):
             assert s.emit_serialized(payload) is not None
         assert s.flush(10)
         dead = s.spool.dead_letters()
         stats = s.spool.stats()
     finally:
         s.close()
-    assert [d.payload for d in dead] == [b"[1, 2]", b"[not json"]
-    assert all("cannot render the compact log record" in d.reason for d in dead)
+    assert [d.payload for d in dead] == [b"[1, 2]", b"", b"[not json"]
+    assert ["cannot render the compact log record" in d.reason for d in dead] == [
+        True, False, True]
     assert [doc["message"] for doc in _shipped(out)] == ["after"]
-    assert stats.dead_lettered == 2 and stats.delivered == 1 and stats.balanced
+    assert stats.dead_lettered == 3 and stats.delivered == 1 and stats.balanced
+
+
+def test_a_plain_record_that_cannot_be_written_is_counted_not_lost(tmp_path: Path) -> None:
+    s = LogShipper(sink="file", path=tmp_path / "events.jsonl", spool_dir=tmp_path / "spool",
+                   registry=CollectorRegistry(), plugin_processors=False)
+    try:
+        # A file name decoded with surrogateescape: no JSON encoder takes it.
+        _log_through(s, "opened " + b"caf\xe9.csv".decode("utf-8", "surrogateescape"), "fine")
+        assert s.flush(10)
+        stats = s.spool.stats()
+    finally:
+        s.close()
+    assert [doc["message"] for doc in _shipped(tmp_path / "events.jsonl")] == ["fine"]
+    assert stats.accepted == 2 and stats.dropped == {"error": 1} and stats.balanced
 
 
 def test_the_handler_honours_filters_and_ships_every_record_from_many_threads(
