@@ -15,13 +15,21 @@ shipper renders through the general path. ``tests/unit/logs/test_ecs_record.py``
 holds both to the same bytes.
 
 A compact record is a JSON array (``[``), every other spooled event a JSON
-object (``{``): ``is_compact`` tells them apart.
+object (``{``). Its last field names the *render profile* it was spooled
+under: the shipper's base fields (service, host...) and redaction options,
+saved once in the spool slot as ``render-<id>.json`` before any record uses
+it. A record is rendered with its own profile, whichever process ships it (a
+restart with another configuration, or the adopter of an orphaned slot):
+as the document it would have been when it was logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,17 +40,47 @@ _loads = orjson.loads
 _ARRAY = 0x5B  # "["
 
 
-def is_compact(payload: bytes) -> bool:
-    return payload[0] == _ARRAY
+_FIELDS = 12
 
 
 def compact_fields(payload: bytes) -> tuple[Any, ...]:
     """(created, levelno, levelname, name, filename, lineno, funcName, message,
-    process, threadName, trace_id) of a compact record."""
+    process, threadName, trace_id, profile id) of a compact record."""
     fields = _loads(payload)
-    if not isinstance(fields, list) or len(fields) != 11:
-        raise ValueError("not a compact log record: expected an array of 11 fields")
+    if not isinstance(fields, list) or len(fields) != _FIELDS:
+        raise ValueError(f"not a compact log record: expected an array of {_FIELDS} fields")
     return tuple(fields)
+
+
+def save_profile(directory: Path, base: dict[str, Any],
+                 redact: dict[str, bool] | None) -> str:
+    """Save a render profile in ``directory`` (durably, once); returns its id."""
+    profile = {"base": base, "redact": redact}
+    pid = hashlib.sha256(orjson.dumps(profile, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    path = directory / f"render-{pid}.json"
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, _dumps(profile))  # insertion order kept: the same head bytes
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return pid
+
+
+def load_profile(directory: Path, pid: str) -> tuple[dict[str, Any], dict[str, bool] | None]:
+    """(base fields, redaction options or None) of profile ``pid`` saved in ``directory``."""
+    if not isinstance(pid, str) or not pid.isalnum():
+        raise ValueError(f"not a render profile id: {pid!r}")
+    profile = _loads((directory / f"render-{pid}.json").read_bytes())
+    return profile["base"], profile["redact"]
 
 
 _MAX_NAMES = 4096  # distinct logger, file, function and thread names remembered
@@ -52,7 +90,8 @@ class RecordSerializer:
     """``compact(record, trace_id)`` on the caller, ``render(payload)`` on the worker."""
 
     def __init__(self, base: dict[str, Any],
-                 redact_message: Callable[[str], str] | None = None) -> None:
+                 redact_message: Callable[[str], str] | None = None, profile: str = "") -> None:
+        self.profile = profile
         head = _dumps(base)
         self._head = (head[:-1] + b"," if base else b"{") + b'"@timestamp":"'
         self._redact = redact_message
@@ -81,13 +120,16 @@ class RecordSerializer:
             record.created, record.levelno, record.levelname, record.name, record.filename,
             record.lineno, record.funcName,
             record.msg if not record.args else record.getMessage(),
-            record.process, record.threadName, trace_id,
+            record.process, record.threadName, trace_id, self.profile,
         ))
 
     def render(self, payload: bytes) -> bytes:
-        """The ECS document of a ``compact`` record."""
+        """The ECS document of a ``compact`` record (of this serializer's profile)."""
+        return self.render_fields(compact_fields(payload))
+
+    def render_fields(self, fields: tuple[Any, ...]) -> bytes:
         (created, levelno, levelname, logger, filename, lineno, function, message, process,
-         thread, trace_id) = compact_fields(payload)
+         thread, trace_id, _) = fields
         if self._redact is not None:
             message = self._redact(message)
         name = self._name

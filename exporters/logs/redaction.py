@@ -85,6 +85,9 @@ class Redactor:
         hash_fields: Sequence[str] = (),
         hash_salt: str = "",
     ) -> None:
+        # The text rules, as given: what a compact log record's render profile keeps.
+        self.text_options = {"emails": emails, "phones": phones, "card_numbers": card_numbers,
+                             "ip_addresses": ip_addresses}
         self._rules: list[tuple[re.Pattern[str], str, Callable[[str], bool] | None]] = []
         if card_numbers:  # before phones: a card number also looks like a phone number
             self._rules.append((CARD, "[REDACTED:card]", _is_card))

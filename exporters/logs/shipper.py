@@ -24,7 +24,12 @@ from typing import Any
 
 import orjson
 from modelmon.exporters.logs import correlation, ecs
-from modelmon.exporters.logs.ecs_record import RecordSerializer, compact_fields
+from modelmon.exporters.logs.ecs_record import (
+    RecordSerializer,
+    compact_fields,
+    load_profile,
+    save_profile,
+)
 from modelmon.exporters.logs.metrics import ShipperCollector
 from modelmon.exporters.logs.redaction import Redactor
 from modelmon.exporters.logs.sinks import Item, ItemBatch, SendResult, Sink
@@ -120,9 +125,13 @@ class LogShipper:
         self.spool = _open_slot(root, **spool_options)
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
-        # Renders the compact log records the handler spools (None: our processors
-        # need the general path, for records an earlier process spooled compact).
+        # Plain log records are spooled compact under a render profile (saved in
+        # our slot) when the processors allow it; see ecs_record.
+        redact = self._compact_redaction()
+        self._profile_id = None if redact is False else save_profile(
+            self.spool.path, self._base, redact or None)
         self._renderer = self.record_serializer()
+        self._renderers: dict[tuple[Path, str], RecordSerializer] = {}  # other profiles
         self.service_name = service_name
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
@@ -200,12 +209,21 @@ class LogShipper:
         (none, or the built-in redactor without field rules); else None. Other
         processors run on the caller's thread (they may read its context), so
         with them records take the general path."""
+        if self._profile_id is None:
+            return None
+        procs = [p for _, p in self._processors]
+        redact = procs[0].redact_message if procs else None  # type: ignore[attr-defined]
+        return RecordSerializer(self._base, redact, self._profile_id)
+
+    def _compact_redaction(self) -> dict[str, bool] | None | bool:
+        """None: no processors; the redactor's text options; False: records take
+        the general path."""
         procs = [p for _, p in self._processors]
         if not procs:
-            return RecordSerializer(self._base)
+            return None
         if len(procs) == 1 and type(procs[0]) is Redactor and not procs[0].has_field_rules:
-            return RecordSerializer(self._base, procs[0].redact_message)
-        return None
+            return dict(procs[0].text_options)
+        return False
 
     def _serialize(self, ev: dict[str, Any]) -> bytes | None:
         """Correlation id, processors, JSON: the document as spooled (None: filtered)."""
@@ -401,8 +419,7 @@ class LogShipper:
 
     def _rendered(self, spool: Spool, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         """The batch with compact log records (``ecs_record``) turned into their
-        ECS documents; one that cannot be is dead-lettered, one a processor
-        filters out is dropped ("filtered")."""
+        ECS documents; one that cannot be is dead-lettered."""
         if not any(payload[:1] == b"[" for _, payload in rows):  # all documents
             return rows
         out = []
@@ -411,31 +428,27 @@ class LogShipper:
                 out.append((seq, payload))
                 continue
             try:
-                doc = self._render(payload)
+                doc = self._render(spool, payload)
             except Exception as exc:
                 spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
                 continue
-            if doc is None:
-                spool.drop([seq], "filtered")
-            else:
-                out.append((seq, doc))
+            out.append((seq, doc))
         return out
 
-    def _render(self, payload: bytes) -> bytes | None:
-        if self._renderer is not None:
-            return self._renderer.render(payload)
-        # Spooled compact by a process whose processors allowed it; ours run here.
-        (created, levelno, levelname, name, filename, lineno, function, message, process,
-         thread, trace_id) = compact_fields(payload)
-        record = logging.makeLogRecord({
-            "created": created, "levelno": levelno, "levelname": levelname, "name": name,
-            "filename": filename, "lineno": lineno, "funcName": function, "msg": message,
-            "args": None, "process": process, "threadName": thread,
-        })
-        ev = ecs.from_log_record(record, self._base)
-        if trace_id is not None:
-            ev["trace"] = {"id": trace_id}
-        return self._serialize(ev)
+    def _render(self, spool: Spool, payload: bytes) -> bytes:
+        """The document of a compact record, rendered with the profile it was
+        spooled under (saved in ``spool``'s directory by the process that logged it)."""
+        fields = compact_fields(payload)
+        pid = fields[-1]
+        renderer = self._renderer
+        if renderer is None or pid != self._profile_id:
+            renderer = self._renderers.get((spool.path, pid))
+            if renderer is None:
+                base, redact = load_profile(spool.path, pid)
+                redactor = None if redact is None else Redactor(**redact).redact_message
+                renderer = RecordSerializer(base, redactor, pid)
+                self._renderers[(spool.path, pid)] = renderer
+        return renderer.render_fields(fields)
 
     def _settle(self, spool: Spool, result: SendResult) -> None:
         self._bulk_duration.observe(result.duration)

@@ -185,53 +185,55 @@ def test_plain_records_are_spooled_compact_and_shipped_as_their_documents(
     assert doc["service"]["name"] == "svc" and doc["log"]["level"] == "info"
 
 
-def test_records_spooled_compact_go_through_the_next_processes_processors(
+def test_records_spooled_compact_are_rendered_as_the_logging_process_configured_them(
     tmp_path: Path,
 ) -> None:
-    # No processors: compact records; nothing listens, so they stay spooled.
-    first = LogShipper(sink="logstash_http", url="http://127.0.0.1:9", spool_dir=tmp_path / "spool",
-                       registry=CollectorRegistry(), service_name="svc", environment="prod",
-                       plugin_processors=False, backoff_initial=30.0)
-    _log_through(first, "mail jane@example.com", "keep me", "drop me")
-    first.spool.flush_buffer()
-    rows = first.spool.peek_payloads(10)
-    assert [p[:1] for _, p in rows] == [b"[", b"[", b"["]
-    records = [logging.makeLogRecord(dict(zip(
-        ("created", "levelno", "levelname", "name", "filename", "lineno", "funcName", "msg",
-         "process", "threadName"), orjson_loads(p)[:10], strict=True))) for _, p in rows]
-    first.close(timeout=0)
-
-    def drop_some(ev: dict[str, Any]) -> dict[str, Any] | None:
-        return None if ev["message"] == "drop me" else ev
+    # Process A (fraud-api, built-in redactor) logs while nothing listens, then dies;
+    # process B (another service, no processors) ships A's slot. A's record must be
+    # the document A would have sent: A's service fields, A's redaction.
+    spool_dir = tmp_path / "spool"
+    a = LogShipper(sink="logstash_http", url="http://127.0.0.1:9", spool_dir=spool_dir,
+                   registry=CollectorRegistry(), service_name="fraud-api", environment="prod",
+                   processors=[Redactor()], plugin_processors=False, backoff_initial=30.0)
+    _log_through(a, "card 4111 1111 1111 1111 for jane@example.com")
+    a.emit({"message": "emit() path: card 4111 1111 1111 1111"})
+    a.spool.flush_buffer()
+    assert [p[:1] for _, p in a.spool.peek_payloads(10)] == [b"[", b"{"]
+    a.close(timeout=0)
 
     out = tmp_path / "events.jsonl"
-    # Field rules and a processor of the site's: the template cannot render for them.
-    processors = [Redactor(hash_fields=["process.pid"]), drop_some]
-    second = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
-                        registry=CollectorRegistry(), service_name="svc", environment="prod",
-                        processors=processors, plugin_processors=False)
+    b = LogShipper(sink="file", path=out, spool_dir=spool_dir, registry=CollectorRegistry(),
+                   service_name="recsys", environment="staging", plugin_processors=False)
     try:
-        assert second.record_serializer() is None
-        assert second.flush(10)
-        stats = second.spool.stats()
+        assert b.flush(10)
     finally:
-        second.close()
+        b.close()
     docs = _shipped(out)
-    for doc in docs:
-        doc["event"].pop("id")
-    import json
-
-    expected = [json.loads(second._serialize(ecs.from_log_record(r, second.base_fields)) or b"")
-                for r in records[:2]]
-    assert docs == expected
-    assert docs[0]["message"] == "mail [REDACTED:email]"
-    assert stats.dropped.get("filtered") == 1 and stats.balanced
+    assert [(d["service"], d["message"]) for d in docs] == [
+        ({"name": "fraud-api", "environment": "prod"}, "card [REDACTED:card] for [REDACTED:email]"),
+        ({"name": "fraud-api", "environment": "prod"}, "emit() path: card [REDACTED:card]"),
+    ]
 
 
-def orjson_loads(payload: bytes) -> Any:
-    import orjson
+def test_a_compact_record_whose_render_profile_is_gone_is_dead_lettered(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    a = LogShipper(sink="logstash_http", url="http://127.0.0.1:9", spool_dir=spool_dir,
+                   registry=CollectorRegistry(), plugin_processors=False, backoff_initial=30.0)
+    _log_through(a, "first", "second")
+    a.close(timeout=0)
+    [profile] = (spool_dir / "slot-0").glob("render-*.json")
+    profile.unlink()
 
-    return orjson.loads(payload)
+    b = LogShipper(sink="file", path=tmp_path / "events.jsonl", spool_dir=spool_dir,
+                   registry=CollectorRegistry(), service_name="other", plugin_processors=False)
+    try:
+        assert b.flush(10)
+        dead = b.spool.dead_letters()
+        stats = b.spool.stats()
+    finally:
+        b.close()
+    assert len(dead) == 2 and all("render-" in d.reason for d in dead)
+    assert stats.dead_lettered == 2 and stats.balanced
 
 
 def test_a_compact_record_that_cannot_be_rendered_is_dead_lettered_without_blocking(
