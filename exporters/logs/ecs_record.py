@@ -54,24 +54,34 @@ def compact_fields(payload: bytes) -> tuple[Any, ...]:
 
 def save_profile(directory: Path, base: dict[str, Any],
                  redact: dict[str, bool] | None) -> str:
-    """Save a render profile in ``directory`` (durably, once); returns its id."""
+    """Save a render profile in ``directory``, durably, before any record names it;
+    returns its id. A file already there is kept only if it holds these bytes."""
+    from modelmon.spool_journal import fsync_dir, write_all
+
     profile = {"base": base, "redact": redact}
-    pid = hashlib.sha256(orjson.dumps(profile, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    data = _dumps(profile)  # insertion order kept: the head bytes render from it
+    pid = hashlib.sha256(data).hexdigest()[:16]
     path = directory / f"render-{pid}.json"
-    if not path.exists():
+    try:
+        same = path.read_bytes() == data
+    except FileNotFoundError:
+        same = False
+    if same:  # an earlier start wrote it; it may not have reached the disk yet
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, _dumps(profile))  # insertion order kept: the same head bytes
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    fsync_dir(directory)
     return pid
 
 

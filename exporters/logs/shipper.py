@@ -128,8 +128,13 @@ class LogShipper:
         # Plain log records are spooled compact under a render profile (saved in
         # our slot) when the processors allow it; see ecs_record.
         redact = self._compact_redaction()
-        self._profile_id = None if redact is False else save_profile(
-            self.spool.path, self._base, redact or None)
+        self._profile_id: str | None = None
+        if redact is not False:
+            try:
+                self._profile_id = save_profile(self.spool.path, self._base, redact or None)
+            except OSError as exc:  # a full disk: records take the general path
+                log.warning("cannot save the log render profile in %s (%s); log records "
+                            "are serialised on the calling thread", self.spool.path, exc)
         self._renderer = self.record_serializer()
         self._renderers: dict[tuple[Path, str], RecordSerializer] = {}  # other profiles
         self.service_name = service_name
@@ -429,6 +434,11 @@ class LogShipper:
                 continue
             try:
                 doc = self._render(spool, payload)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):
+                    raise  # cannot read the profile now (EMFILE, EIO): the batch is retried
+                spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
+                continue
             except Exception as exc:
                 spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
                 continue
