@@ -66,7 +66,7 @@ def main() -> int:
         handler = shipper.handler()
         record = logging.LogRecord("bench.parts", logging.INFO, "/srv/app.py", 10, MSG, (5,),
                                    None, "predict")
-        serializer = handler._serializer  # type: ignore[attr-defined]
+        serializer = shipper.record_serializer()
         assert serializer is not None
         data = serializer.compact(record, None)
         rows.append(("LogRecord() (paid by every handler)", per_call(

@@ -37,50 +37,38 @@ from modelmon.exporters.logs import ecs
 
 _dumps = orjson.dumps
 _loads = orjson.loads
-_ARRAY = 0x5B  # "["
-
-
+COMPACT_MARK = b"["  # a compact record's first byte; a document's is "{"
 _FIELDS = 12
 
 
-def compact_fields(payload: bytes) -> tuple[Any, ...]:
-    """(created, levelno, levelname, name, filename, lineno, funcName, message,
-    process, threadName, trace_id, profile id) of a compact record."""
+def compact_fields(payload: bytes) -> list[Any]:
+    """[created, levelno, levelname, name, filename, lineno, funcName, message,
+    process, threadName, trace_id, profile id] of a compact record."""
     fields = _loads(payload)
     if not isinstance(fields, list) or len(fields) != _FIELDS:
         raise ValueError(f"not a compact log record: expected an array of {_FIELDS} fields")
-    return tuple(fields)
+    return fields
 
 
 def save_profile(directory: Path, base: dict[str, Any],
                  redact: dict[str, bool] | None) -> str:
     """Save a render profile in ``directory``, durably, before any record names it;
-    returns its id. A file already there is kept only if it holds these bytes."""
+    returns its id. Written anew at every start (a file an earlier start left may
+    be torn or not yet on disk): a few hundred bytes, once."""
     from modelmon.spool_journal import fsync_dir, write_all
 
     profile = {"base": base, "redact": redact}
     data = _dumps(profile)  # insertion order kept: the head bytes render from it
     pid = hashlib.sha256(data).hexdigest()[:16]
     path = directory / f"render-{pid}.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        same = path.read_bytes() == data
-    except FileNotFoundError:
-        same = False
-    if same:  # an earlier start wrote it; it may not have reached the disk yet
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    else:
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
     fsync_dir(directory)
     return pid
 
@@ -137,7 +125,7 @@ class RecordSerializer:
         """The ECS document of a ``compact`` record (of this serializer's profile)."""
         return self.render_fields(compact_fields(payload))
 
-    def render_fields(self, fields: tuple[Any, ...]) -> bytes:
+    def render_fields(self, fields: list[Any]) -> bytes:
         (created, levelno, levelname, logger, filename, lineno, function, message, process,
          thread, trace_id, _) = fields
         if self._redact is not None:

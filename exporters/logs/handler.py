@@ -31,7 +31,6 @@ class ShipperHandler(logging.Handler):
         # Plain records (most of them) are spooled compact when the shipper's
         # processors allow it; see ecs_record. Bound once: this runs per call.
         serializer = shipper.record_serializer()
-        self._serializer = serializer
         self._compact = None if serializer is None else serializer.compact
         self._append = shipper.spool.append
 

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from modelmon.exporters.logs import correlation, ecs
 from modelmon.exporters.logs.ecs_record import (
+    COMPACT_MARK,
     RecordSerializer,
     compact_fields,
     load_profile,
@@ -425,24 +426,19 @@ class LogShipper:
     def _rendered(self, spool: Spool, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         """The batch with compact log records (``ecs_record``) turned into their
         ECS documents; one that cannot be is dead-lettered."""
-        if not any(payload[:1] == b"[" for _, payload in rows):  # all documents
+        if not any(payload[:1] == COMPACT_MARK for _, payload in rows):  # all documents
             return rows
         out = []
         for seq, payload in rows:
-            if payload[:1] != b"[":
+            if payload[:1] != COMPACT_MARK:
                 out.append((seq, payload))
                 continue
             try:
-                doc = self._render(spool, payload)
-            except OSError as exc:
-                if not isinstance(exc, FileNotFoundError):
+                out.append((seq, self._render(spool, payload)))
+            except Exception as exc:
+                if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
                     raise  # cannot read the profile now (EMFILE, EIO): the batch is retried
                 spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
-                continue
-            except Exception as exc:
-                spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
-                continue
-            out.append((seq, doc))
         return out
 
     def _render(self, spool: Spool, payload: bytes) -> bytes:

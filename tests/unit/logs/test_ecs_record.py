@@ -160,6 +160,12 @@ def _shipped(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _file_shipper(tmp_path: Path) -> LogShipper:
+    """A shipper without processors writing to ``tmp_path/events.jsonl``."""
+    return LogShipper(sink="file", path=tmp_path / "events.jsonl", spool_dir=tmp_path / "spool",
+                      registry=CollectorRegistry(), plugin_processors=False)
+
+
 def test_plain_records_are_spooled_compact_and_shipped_as_their_documents(
     tmp_path: Path,
 ) -> None:
@@ -236,12 +242,39 @@ def test_a_compact_record_whose_render_profile_is_gone_is_dead_lettered(tmp_path
     assert stats.dead_lettered == 2 and stats.balanced
 
 
+def test_a_profile_that_cannot_be_read_for_now_holds_its_records_back(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    a = LogShipper(sink="logstash_http", url="http://127.0.0.1:9", spool_dir=spool_dir,
+                   registry=CollectorRegistry(), service_name="a", plugin_processors=False,
+                   backoff_initial=30.0)
+    _log_through(a, "first", "second")
+    a.close(timeout=0)
+    [profile] = (spool_dir / "slot-0").glob("render-*.json")
+    saved = profile.read_bytes()
+    profile.unlink()
+    profile.mkdir()  # reading it fails with an error other than "not found"
+
+    b = LogShipper(sink="file", path=tmp_path / "events.jsonl", spool_dir=spool_dir,
+                   registry=CollectorRegistry(), service_name="b", plugin_processors=False)
+    try:
+        assert not b.flush(1.5)  # held back, not dead-lettered
+        assert b.spool.stats().dead_lettered == 0
+        profile.rmdir()
+        profile.write_bytes(saved)
+        assert b.flush(10)
+        stats = b.spool.stats()
+    finally:
+        b.close()
+    docs = _shipped(tmp_path / "events.jsonl")
+    assert [(d["service"]["name"], d["message"]) for d in docs] == [("a", "first"), ("a", "second")]
+    assert stats.delivered == 2 and stats.dead_lettered == 0 and stats.balanced
+
+
 def test_a_compact_record_that_cannot_be_rendered_is_dead_lettered_without_blocking(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "events.jsonl"
-    s = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
-                   registry=CollectorRegistry(), plugin_processors=False)
+    s = _file_shipper(tmp_path)
     try:
         for payload in (b"[1, 2]", b"", b'{"message": "after"}', b"[not json"):
             assert s.emit_serialized(payload) is not None
@@ -258,8 +291,7 @@ def test_a_compact_record_that_cannot_be_rendered_is_dead_lettered_without_block
 
 
 def test_a_plain_record_that_cannot_be_written_is_counted_not_lost(tmp_path: Path) -> None:
-    s = LogShipper(sink="file", path=tmp_path / "events.jsonl", spool_dir=tmp_path / "spool",
-                   registry=CollectorRegistry(), plugin_processors=False)
+    s = _file_shipper(tmp_path)
     try:
         # A file name decoded with surrogateescape: no JSON encoder takes it.
         _log_through(s, "opened " + b"caf\xe9.csv".decode("utf-8", "surrogateescape"), "fine")
@@ -277,8 +309,7 @@ def test_the_handler_honours_filters_and_ships_every_record_from_many_threads(
     import threading
 
     out = tmp_path / "events.jsonl"
-    s = LogShipper(sink="file", path=out, spool_dir=tmp_path / "spool",
-                   registry=CollectorRegistry(), plugin_processors=False)
+    s = _file_shipper(tmp_path)
     logger = logging.getLogger("modelmon.test.threads")
     logger.propagate = False
     logger.setLevel(logging.INFO)
