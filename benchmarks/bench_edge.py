@@ -25,14 +25,13 @@ from pathlib import Path
 import psutil
 from prometheus_client import CollectorRegistry, Gauge
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "edge"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.*
 
-from edge_harness import PROBE_METRIC, Agent, Receiver
+from modelmon.demo.processes import prometheus_config, start_prometheus
 from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
 from modelmon.exporters.edge.stream import DeviceView, SampleStream
-
-from modelmon.prometheus_process import prometheus_config, start_prometheus
 from modelmon.spool import Spool
+from support.edge_harness import PROBE_METRIC, Agent, Receiver
 
 ROWS: list[tuple[str, str, str, str, str]] = []
 

@@ -18,11 +18,11 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from modelmon.exporters.logs import LogShipper
-from modelmon.exporters.logs.correlation import current
 from prometheus_client import CollectorRegistry
 
-from modelmon.prometheus_process import free_port
+from modelmon.demo.processes import free_port
+from modelmon.exporters.logs import LogShipper
+from modelmon.exporters.logs.correlation import current
 
 MSG = "prediction served for request %08d"
 

@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "integration" / "logs"))
+sys.path.insert(0, str(ROOT / "tests"))  # support.*
 
 INDEX = "logs-modelmon-bench"
 
 
 def _serve(conn: Any) -> None:
-    from servers import EsTestServer
+    from support.es_servers import EsTestServer
 
     server = EsTestServer().start()
     conn.send(server.url)
@@ -78,8 +78,9 @@ def event_300(i: int) -> dict[str, Any]:
 
 
 def bench_modelmon_e2e(url: str, n: int, spool_dir: Path) -> tuple[float, int]:
-    from modelmon.exporters.logs import LogShipper
     from prometheus_client import CollectorRegistry
+
+    from modelmon.exporters.logs import LogShipper
 
     shipper = LogShipper(sink="elasticsearch", url=url, index=INDEX + "-ours",
                          spool_dir=spool_dir, registry=CollectorRegistry(),
@@ -202,8 +203,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
-    from modelmon.exporters.logs import LogShipper
     from prometheus_client import CollectorRegistry
+
+    from modelmon.exporters.logs import LogShipper
 
     server = BulkServer()
     rows: list[tuple[str, str, str, str, str]] = []

@@ -32,8 +32,9 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import format_ns, print_table  # noqa: E402
-from modelmon.exporters.monitor import ModelMonitor  # noqa: E402
+
 from modelmon.exporters.quality import Profile  # noqa: E402
+from modelmon.exporters.service.monitor import ModelMonitor  # noqa: E402
 
 PSI_THRESHOLD = 0.1  # docs/quality.md: >= 0.1 moderate shift (warning), >= 0.25 major
 DEFAULT_EVIDENTLY = "/tmp/evidently-venv/bin/python"

@@ -44,9 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import Row, format_ns, print_table
 from flask import Flask, Response
-from modelmon.exporters.flask import instrument_app
-from modelmon.exporters.monitor import ModelMonitor
-from modelmon.exporters.scrape import render
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -59,6 +56,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_flask_exporter import PrometheusMetrics
 
 from modelmon.catalog import by_name, service
+from modelmon.exporters.service.flask import instrument_app
+from modelmon.exporters.service.monitor import ModelMonitor
+from modelmon.exporters.service.scrape import render
 from modelmon.kpi import DEFAULT_PREFIX
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))

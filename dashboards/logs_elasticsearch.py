@@ -17,9 +17,9 @@ from grafanalib.elasticsearch import (
     ElasticsearchTarget,
     TermsGroupBy,
 )
+
 from modelmon.dashboards.common import dashboard, row
 from modelmon.dashboards.common import timeseries as _prom_timeseries
-
 from modelmon.kpi import DEFAULT_PREFIX
 
 UID = "modelmon-logs-elasticsearch"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from grafanalib.core import Dashboard
+
+from modelmon.catalog import CATALOG
 from modelmon.dashboards.common import (
     catalog_panels,
     custom_variable,
@@ -17,8 +19,6 @@ from modelmon.dashboards.common import (
     selector,
     timeseries,
 )
-
-from modelmon.catalog import CATALOG
 from modelmon.kpi import DEFAULT_PREFIX
 
 UID = "modelmon-model-quality"

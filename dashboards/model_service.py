@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from grafanalib.core import Dashboard
+
+from modelmon.alerting import slo
 from modelmon.dashboards.common import (
     catalog_panels,
     dashboard,
@@ -16,8 +18,6 @@ from modelmon.dashboards.common import (
     selector,
     timeseries,
 )
-
-from modelmon.alerting import slo
 from modelmon.kpi import DEFAULT_PREFIX
 
 UID = "modelmon-model-service"

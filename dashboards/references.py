@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmon.dashboards import render_all
-
 from modelmon.alerting import RulesConfig, rule_groups
 from modelmon.alerting.promql import kpi_of, metric_names
 from modelmon.catalog import CATALOG
+from modelmon.dashboards import render_all
 
 
 @dataclass

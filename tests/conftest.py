@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelmon import plugin_manager
-from modelmon.prometheus_process import find_binary, free_port, wait_http_ok
+from modelmon.demo.processes import find_binary, free_port, wait_http_ok
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -93,10 +93,9 @@ class EdgeAgent:
 
     def _link_events(self) -> Any:
         """A log shipper, and edge-link-lost / -restored events on link changes."""
+        from modelmon import __version__
         from modelmon.exporters.logs import LogShipper, ModelLog
         from modelmon.exporters.logs.config import shipper_options
-
-        from modelmon import __version__
 
         config = self.config
         assert config.logs is not None

@@ -8,7 +8,7 @@ numbers below are the wire contract.
 
 ``encode_series`` is the agent's hot path: it writes the same bytes protobuf
 would, but caches the encoded labels of each series, which repeat every
-interval. ``tests/unit/edge/test_prompb.py`` checks that both encodings parse
+interval. ``tests/unit/exporters/edge/test_prompb.py`` checks that both encodings parse
 to the same message.
 """
 

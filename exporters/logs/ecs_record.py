@@ -11,7 +11,7 @@ half of the handler's cost (see BENCHMARKS.md). The document is the one
 ``ecs.from_log_record`` and the processors would make; the fast rendering is
 used when the shipper's processors cannot change such a record beyond its
 message (none, or the built-in redactor without field rules), else the
-shipper renders through the general path. ``tests/unit/logs/test_ecs_record.py``
+shipper renders through the general path. ``tests/unit/exporters/logs/test_ecs_record.py``
 holds both to the same bytes.
 
 A compact record is a JSON array (``[``), every other spooled event a JSON
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from modelmon.exporters.logs import ecs
 
 _dumps = orjson.dumps

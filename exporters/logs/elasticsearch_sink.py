@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
+
 from modelmon.exporters.logs.sinks import (
     Item,
     ItemBatch,

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from modelmon.exporters.logs.correlation import current as _current_correlation
 from modelmon.exporters.logs.ecs import from_log_record
 from modelmon.exporters.logs.ecs_record import RecordSerializer
-
 from modelmon.spool import SpoolFull
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Sequence
 
 import requests
+
 from modelmon.exporters.logs.sinks import Item, SendResult, parse_retry_after, with_event_ids
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+
 from modelmon.exporters.logs.ecs import error_fields, timestamp
 
 log = logging.getLogger(__name__)

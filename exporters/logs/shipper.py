@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry
+
 from modelmon.exporters.logs import correlation, ecs
 from modelmon.exporters.logs.ecs_record import (
     COMPACT_MARK,
@@ -34,8 +36,6 @@ from modelmon.exporters.logs.ecs_record import (
 from modelmon.exporters.logs.metrics import ShipperCollector
 from modelmon.exporters.logs.redaction import Redactor
 from modelmon.exporters.logs.sinks import Item, ItemBatch, SendResult, Sink
-from prometheus_client import CollectorRegistry
-
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.metrics import metric_set
 from modelmon.spool import FsyncMode, FullPolicy, Spool, SpoolFull, SpoolLocked

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from modelmon.exporters.quality.values import TYPE_ERROR, numeric_value
 
 

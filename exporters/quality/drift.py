@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from modelmon.exporters.quality.profile import FeatureProfile
 
 PSI_EPSILON = 1e-4

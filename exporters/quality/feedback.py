@@ -23,7 +23,6 @@ from typing import Any
 
 from modelmon.exporters.quality.feedback_store import FeedbackStore
 from modelmon.exporters.quality.values import category_key, is_missing, to_float_or_none
-
 from modelmon.labels import OTHER
 from modelmon.metrics import MetricSet
 

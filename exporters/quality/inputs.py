@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from modelmon.exporters.quality.columns import ABSENT, RawBatch, read_batch
 from modelmon.exporters.quality.drift import (
     BinLayout,
@@ -26,7 +27,6 @@ from modelmon.exporters.quality.drift import (
 from modelmon.exporters.quality.profile import FeatureProfile, Profile
 from modelmon.exporters.quality.values import TYPE_ERROR, category_key, is_missing, numeric_value
 from modelmon.exporters.quality.window import SlidingCounts
-
 from modelmon.metrics import MetricSet
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+
 from modelmon.exporters.quality.drift import BinLayout, DriftScores
 from modelmon.exporters.quality.profile import FeatureProfile, confidence_of
 from modelmon.exporters.quality.values import category_key, is_missing, to_float_or_none
 from modelmon.exporters.quality.window import SlidingCounts
-
 from modelmon.labels import OTHER
 from modelmon.metrics import MetricSet
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from modelmon.exporters.quality.values import category_key, is_missing, to_float_or_none
 
 FORMAT = "modelmon-profile"

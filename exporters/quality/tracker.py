@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import values as _prom_values
+
 from modelmon.exporters.quality.drift import METHODS, DriftScores
 from modelmon.exporters.quality.feedback import (
     DEFAULT_CONFUSION_CLASSES,
@@ -41,8 +43,6 @@ from modelmon.exporters.quality.predictions import (
 )
 from modelmon.exporters.quality.profile import Profile, as_profile
 from modelmon.exporters.quality.window import DEFAULT_CHUNKS, SlidingCounts
-from prometheus_client import values as _prom_values
-
 from modelmon.units import parse_duration
 
 log = logging.getLogger(__name__)

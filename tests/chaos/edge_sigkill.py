@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "edge"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder: support.*
 
-from edge_harness import Agent, Receiver, sigkill_rounds
+from support.edge_harness import Agent, Receiver, sigkill_rounds
 
 
 def main() -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sys
 
-from modelmon.exporters.logs import LogShipper
 from prometheus_client import CollectorRegistry
+
+from modelmon.exporters.logs import LogShipper
 
 # The backlog reaches ~2.7 M events (460 MB) in 200 iterations: the writer
 # emits flat out and its shipper barely gets a turn. Above the default bound

@@ -24,13 +24,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration" / "logs"))
+sys.path.insert(0, str(HERE.parent))  # the tests folder: support.*
 sys.path.insert(0, str(HERE))
 from log_writer import SPOOL_BYTES  # noqa: E402
-from modelmon.exporters.logs import LogShipper  # noqa: E402
-from servers import EsTestServer  # noqa: E402
 
+from modelmon.exporters.logs import LogShipper  # noqa: E402
 from modelmon.spool import Spool  # noqa: E402
+from support.es_servers import EsTestServer  # noqa: E402
 
 INDEX = "logs-modelmon-chaos"
 

@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-SUBPACKAGES = ["modelmon", "modelmon.exporters", "modelmon.plugins", "modelmon.dashboards",
-               "modelmon.catalog", "modelmon.commands"]
+SUBPACKAGES = sorted(tomllib.loads((REPO / "pyproject.toml").read_text())
+                     ["tool"]["setuptools"]["packages"])
 
 
 def run(args, **kwargs):
@@ -41,14 +42,20 @@ def test_wheel_in_a_fresh_venv_with_the_example_plugin(tmp_path):
     ).strip()
     Path(purelib, "_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    out = run([str(py), "-c", (
-        "import importlib, json, modelmon\n"
-        f"mods = {SUBPACKAGES!r}\n"
-        "print(json.dumps({m: importlib.import_module(m).__file__ for m in mods}))"
-    )], cwd=tmp_path)
-    files = json.loads(out)
-    for module, file in files.items():
-        assert file.startswith(str(env_dir)), f"{module} imported from {file}, not the wheel"
+    # From a folder of its own and from the checkout root, where a folder named
+    # like the package would shadow the installed one (python -c puts the
+    # current directory first on sys.path).
+    for cwd in (tmp_path, REPO):
+        out = run([str(py), "-c", (
+            "import importlib, json, modelmon\n"
+            f"mods = {SUBPACKAGES!r}\n"
+            "print(json.dumps({m: importlib.import_module(m).__file__ for m in mods}))"
+        )], cwd=cwd)
+        files = json.loads(out)
+        assert set(files) == set(SUBPACKAGES)
+        for module, file in files.items():
+            assert file.startswith(str(env_dir)), (
+                f"{module} imported from {file}, not the wheel (run from {cwd})")
 
     plugins = json.loads(run([str(env_dir / "bin" / "modelmon"), "plugins", "--json"], cwd=tmp_path))
     names = {p["name"]: p for p in plugins}
@@ -60,7 +67,7 @@ def test_wheel_in_a_fresh_venv_with_the_example_plugin(tmp_path):
     scrape = (
         "from prometheus_client import CollectorRegistry\n"
         "from modelmon.config import serve_config_from_mapping\n"
-        "from modelmon.exporters.service import create_app\n"
+        "from modelmon.exporters.service.app import create_app\n"
         "import sys\n"
         "cfg = serve_config_from_mapping({'plugins': {'example': {'temperature_file': sys.argv[1]}}})\n"
         "print(create_app(cfg, registry=CollectorRegistry()).test_client().get('/metrics').data.decode())\n"

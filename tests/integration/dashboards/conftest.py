@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from modelmon.prometheus_process import find_binary, free_port
+from modelmon.demo.processes import find_binary, free_port
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -108,11 +108,11 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
     import numpy as np
     import requests
     from flask import Flask, jsonify, request
-    from modelmon.exporters.service import create_app
     from werkzeug.exceptions import HTTPException
 
     from modelmon import ModelMonitor, Profile, instrument_app
     from modelmon.config import ServeConfig
+    from modelmon.exporters.service.app import create_app
 
     rng = np.random.default_rng(3)
     errors: list[str] = []

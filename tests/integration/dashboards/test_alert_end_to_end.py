@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from modelmon.alerting import render_all, rules_config_from_mapping
-from modelmon.prometheus_process import (
+from modelmon.demo.processes import (
     free_port,
     prometheus_config,
     running_prometheus,

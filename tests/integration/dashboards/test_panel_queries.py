@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from modelmon.dashboards import render_all as render_dashboards
-from modelmon.dashboards.references import panels, prometheus_targets
 from prometheus_client import CollectorRegistry
 
 from modelmon.alerting import render_all, rules_config_from_mapping
-from modelmon.prometheus_process import prometheus_config, running_prometheus
+from modelmon.dashboards import render_all as render_dashboards
+from modelmon.dashboards.references import panels, prometheus_targets
+from modelmon.demo.processes import prometheus_config, running_prometheus
 
 from .conftest import Workload
 

@@ -4,12 +4,12 @@ exercised here is exported by some code path."""
 
 from __future__ import annotations
 
-from modelmon.exporters.service import create_app
 from prometheus_client import CollectorRegistry
 
 from modelmon import ModelMonitor, instrument_app
 from modelmon.catalog import CATALOG
 from modelmon.config import serve_config_from_mapping
+from modelmon.exporters.service.app import create_app
 
 PREFIX = "modelmon_"
 

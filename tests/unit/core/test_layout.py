@@ -8,11 +8,13 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-ROOTS = {"modelmon": "modelmon", "exporters": "modelmon.exporters",
-         "plugins": "modelmon.plugins", "dashboards": "modelmon.dashboards"}
-# Core modules allowed to import exporters lazily (inside functions): the
-# public facade and the CLI command handlers.
-LAZY_ALLOWED = {"modelmon/__init__.py"}
+ROOTS = {"core": "modelmon", "exporters": "modelmon.exporters",
+         "plugins": "modelmon.plugins", "dashboards": "modelmon.dashboards",
+         "demo": "modelmon.demo"}
+# The public facade resolves ModelMonitor & co. lazily; no other core module
+# names the folders that build on it (the products add their commands as
+# plugins, by import path).
+LAZY_ALLOWED = {"core/__init__.py"}
 
 
 def test_every_package_directory_is_listed_in_pyproject():
@@ -29,23 +31,37 @@ def test_every_package_directory_is_listed_in_pyproject():
             )
 
 
-def _module_level_imports(tree: ast.Module):
-    for node in tree.body:
+def _all_imports(tree: ast.Module):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             yield node.module
 
 
-def test_core_does_not_import_exporters_plugins_or_dashboards_at_import_time():
-    for path in (REPO / "modelmon").rglob("*.py"):
+def test_core_never_imports_exporters_plugins_dashboards_or_demo():
+    for path in (REPO / "core").rglob("*.py"):
         rel = str(path.relative_to(REPO))
         if rel in LAZY_ALLOWED:
             continue
-        for module in _module_level_imports(ast.parse(path.read_text())):
+        for module in _all_imports(ast.parse(path.read_text())):
             assert not module.startswith(
-                ("modelmon.exporters", "modelmon.plugins", "modelmon.dashboards")
-            ), f"{rel} imports {module} at module level: core must not depend on it"
+                ("modelmon.exporters", "modelmon.plugins", "modelmon.dashboards", "modelmon.demo")
+            ), f"{rel} imports {module}: core must not depend on it"
+
+
+def test_no_folder_at_the_checkout_root_shadows_the_package():
+    assert not (REPO / "modelmon").exists(), (
+        "a top-level modelmon/ folder shadows the installed package when Python runs "
+        "from the checkout root; the core lives in core/"
+    )
+
+
+def test_every_package_says_what_it_is_for():
+    for folder in ROOTS:
+        for init in (REPO / folder).rglob("__init__.py"):
+            doc = ast.get_docstring(ast.parse(init.read_text()))
+            assert doc, f"{init.relative_to(REPO)}: state the package's one job in its docstring"
 
 
 def test_the_public_names_resolve():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily
 
 from modelmon import hookimpl, hookspecs, plugin_manager
@@ -83,18 +83,60 @@ def test_duplicate_collector_names_are_refused(registry):
     assert "must be unique" in collectors.broken["twice"]
 
 
-def test_builtin_plugins_load_through_entry_points(fresh_plugins, registry):
-    assert "build_info" in plugin_manager.plugin_names()
+BUILT_INS = {name for name, _ in plugin_manager.DEFAULT_PLUGINS}
+
+
+def test_builtin_plugins_are_always_registered(fresh_plugins, registry):
+    assert BUILT_INS <= set(plugin_manager.plugin_names())
     register_plugin_collectors(registry)
     assert registry.get_sample_value("modelmon_collector_success", {"collector": "build_info"}) == 1
 
 
-def test_allow_list(fresh_plugins, monkeypatch, registry):
-    monkeypatch.setenv("MODELMON_PLUGINS", "")
+def _with_third_party(monkeypatch, *names):
+    """Entry points of third-party plugins (this test module stands in for each)."""
+    import importlib.metadata as md
+
+    extra = [md.EntryPoint(name, __name__, "modelmon") for name in names]
+    real = md.entry_points
+    monkeypatch.setattr(plugin_manager.importlib.metadata, "entry_points",
+                        lambda group: [*real(group=group), *extra])
+
+
+@pytest.mark.parametrize("allow", ["", "build_info,system", "log_sinks", "site_a"])
+def test_the_allow_list_filters_third_party_plugins_only(fresh_plugins, monkeypatch, registry,
+                                                          allow):
+    _with_third_party(monkeypatch, "site_a", "site_b")
+    monkeypatch.setenv("MODELMON_PLUGINS", allow)
     plugin_manager.reset()
-    assert plugin_manager.plugin_names() == []
+    names = set(plugin_manager.plugin_names())
+    assert BUILT_INS <= names, "an allow-list must never remove a built-in plugin"
+    assert ("site_a" in names) == (allow == "site_a")
+    assert "site_b" not in names
     register_plugin_collectors(registry)
-    assert registry.get_sample_value("modelmon_collector_success", {"collector": "build_info"}) is None
+    assert registry.get_sample_value("modelmon_collector_success", {"collector": "build_info"}) == 1
+
+
+@pytest.mark.parametrize("allow", ["build_info,system", "log_sinks", ""])
+def test_no_allow_list_loses_the_file_sink_or_redaction(fresh_plugins, monkeypatch, tmp_path,
+                                                        allow):
+    """The two reported failures: MODELMON_PLUGINS=build_info,system made the file
+    sink unknown; MODELMON_PLUGINS=log_sinks shipped PII unredacted."""
+    import json
+
+    from modelmon.exporters.logs import LogShipper
+
+    monkeypatch.setenv("MODELMON_PLUGINS", allow)
+    plugin_manager.reset()
+    out = tmp_path / "events.jsonl"
+    shipper = LogShipper(sink="file", path=str(out), spool_dir=tmp_path / "spool",
+                         registry=CollectorRegistry())
+    try:
+        shipper.emit({"message": "refund to jane.doe@example.com card 4111 1111 1111 1111"})
+        assert shipper.flush(10)
+    finally:
+        shipper.close()
+    message = json.loads(out.read_text().splitlines()[0])["message"]
+    assert "jane.doe@example.com" not in message and "4111 1111 1111 1111" not in message, message
 
 
 def test_import_failure_is_reported_not_raised(fresh_plugins, monkeypatch, registry):

@@ -3,9 +3,8 @@ alerts that watch it; this must equal what the generated artifacts contain."""
 
 from __future__ import annotations
 
-from modelmon.dashboards.references import catalog_fields
-
 from modelmon.catalog import CATALOG
+from modelmon.dashboards.references import catalog_fields
 
 
 def test_catalog_panel_and_alerts_match_the_generated_dashboards_and_rules():

@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from modelmon.dashboards import DASHBOARDS
-from modelmon.dashboards import render_all as render_dashboards
-from modelmon.dashboards.references import panels
 
 from modelmon import cli
 from modelmon.alerting import RulesConfig, render_all, rule_groups
+from modelmon.dashboards import DASHBOARDS
+from modelmon.dashboards import render_all as render_dashboards
+from modelmon.dashboards.references import panels
 
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD_DIR = REPO / "dashboards" / "json"

@@ -12,12 +12,11 @@ import json
 import re
 from pathlib import Path
 
-from modelmon.dashboards import render_all as render_dashboards
-from modelmon.dashboards.references import kpi_references, prometheus_targets
-
 from modelmon.alerting import RulesConfig, alert_names, rule_groups
 from modelmon.alerting.promql import BUILTIN_SERIES, kpi_of, metric_names
 from modelmon.catalog import CATALOG
+from modelmon.dashboards import render_all as render_dashboards
+from modelmon.dashboards.references import kpi_references, prometheus_targets
 
 RUNBOOKS = Path(__file__).resolve().parents[3] / "docs" / "runbooks.md"
 CONFIG = RulesConfig()

@@ -1,0 +1,127 @@
+"""The hooks a modelmon plugin can implement.
+
+A plugin is a module or object with functions marked ``@hookimpl`` and named
+like the specs below. Install it with an entry point in the ``modelmon``
+group::
+
+    [project.entry-points.modelmon]
+    my_gpu = "my_package.modelmon_plugin"
+
+Every hook receives a ``register`` callback instead of returning lists (the
+``llm`` pattern): a plugin calls it once per thing it provides. Hooks run when
+modelmon starts; what a plugin registers is then called on the hot path or on
+a scrape, isolated so that a failing plugin never breaks a scrape, a log call
+or the edge agent.
+
+``docs/plugins.md`` documents each hook and each argument; a test fails when
+one is missing there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT = "modelmon"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Collector(Protocol):
+    """prometheus_client's collector protocol: ``collect()`` yields metric families."""
+
+    def collect(self) -> Any: ...
+
+
+LogEvent = dict[str, Any]
+LogProcessor = Callable[[LogEvent], "LogEvent | None"]
+SinkFactory = Callable[[Mapping[str, Any]], Any]
+
+RegisterCollector = Callable[[str, Collector], None]
+RegisterLogProcessor = Callable[..., None]
+RegisterSink = Callable[[str, SinkFactory], None]
+# argparse's sub-parser collection (``ArgumentParser.add_subparsers()``).
+SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+@hookspec
+def modelmon_register_collectors(register: RegisterCollector, config: Mapping[str, Any]) -> None:
+    """Register Prometheus collectors for device- or cloud-specific metrics.
+
+    Call ``register(name, collector)`` once per collector. ``collector`` has a
+    ``collect()`` method yielding ``prometheus_client`` metric families, like
+    any custom collector. Each collector is called on every scrape (and every
+    edge agent interval) inside its own error boundary: an exception is logged
+    and shows as ``modelmon_collector_success{collector="<name>"} 0``, while the
+    rest of the scrape goes on. ``modelmon_collector_duration_seconds`` reports
+    how long it took.
+
+    :param register: ``register(name: str, collector: Collector) -> None``;
+        ``name`` becomes the ``collector`` label and must be unique.
+    :param config: this plugin's section of the modelmon config file (the
+        mapping under ``plugins.<entry point name>``), plus ``prefix``, the
+        metric name prefix in use (``modelmon_`` by default).
+    :return: nothing; results are given through ``register``.
+    """
+
+
+@hookspec
+def modelmon_register_log_processors(
+    register: RegisterLogProcessor, config: Mapping[str, Any]
+) -> None:
+    """Register processors that see every log event before it is spooled.
+
+    Call ``register(name, processor, order=100)``. ``processor(event)`` gets
+    the event as a dict (Elastic Common Schema fields) and returns the event
+    to keep (changed or not) or ``None`` to drop it. Processors run in
+    ascending ``order`` on the calling thread, so they must be fast and must
+    not do I/O; redaction of PII is the typical use. A processor that raises
+    is skipped for that event and the failure is counted.
+
+    :param register: ``register(name: str, processor: LogProcessor, order: int = 100) -> None``.
+    :param config: the ``logs:`` section of the modelmon config file (or the
+        ``processor_config`` given to ``LogShipper``); e.g. the built-in ``redact``
+        plugin reads ``config["redact"]``. An implementation may omit it.
+    :return: nothing; results are given through ``register``.
+    """
+
+
+@hookspec
+def modelmon_register_sinks(register: RegisterSink) -> None:
+    """Register destinations that spooled log events can be shipped to.
+
+    Call ``register(name, factory)``; ``LogShipper(sink=name, ...)`` then
+    calls ``factory(options)`` with the remaining options and uses what it
+    returns as the sink. Sinks run on the shipper's background worker, never
+    on the caller's thread. A sink is an object with ``name``,
+    ``send(items) -> SendResult`` (classify every item: delivered, retry,
+    dead-letter) and ``close()`` (``modelmon.exporters.logs.sinks.Sink``). One
+    ``send`` runs at a time unless the sink sets ``max_in_flight`` (the
+    Elasticsearch sink: 2); then that many overlap, from as many threads.
+
+    :param register: ``register(name: str, factory: SinkFactory) -> None``;
+        ``name`` is what users put in ``sink:``.
+    :return: nothing; results are given through ``register``.
+    """
+
+
+@hookspec
+def modelmon_register_commands(subparsers: SubParsers) -> None:
+    """Add subcommands to the ``modelmon`` command line.
+
+    Call ``subparsers.add_parser(name, help=...)`` and set
+    ``set_defaults(func=handler)``; ``handler(args) -> int`` returns the exit
+    status. A group command (``modelmon edge run``) sets ``_parser`` to its own
+    parser so that it prints its help when called without a subcommand. Import
+    heavy modules inside the handler, not at module level: ``modelmon --help``
+    loads every command. The products (``serve``, ``profile``, ``logs``,
+    ``edge``, ``dashboards``, ``demo``) add theirs through this hook, as
+    built-in plugins, so core never imports them.
+
+    :param subparsers: the ``modelmon`` parser's sub-parser collection.
+    :return: nothing; commands are added to ``subparsers``.
+    """

@@ -1,0 +1,200 @@
+"""``modelmon serve``: the exporter service for model servers that cannot import modelmon.
+
+Routes: ``GET /metrics`` (Prometheus exposition), ``POST /ingest`` (events, see
+``modelmon.exporters.service.ingest``), ``GET /healthz`` (always open, for probes).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, request
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from modelmon.collectors import register_plugin_collectors
+from modelmon.config import ServeConfig
+from modelmon.exporters.service.ingest import EventParser, parse_inference, validate_batch
+from modelmon.exporters.service.monitor import ModelMonitor
+from modelmon.exporters.service.scrape import render
+from modelmon.exporters.service.web_config import WebConfig, load_web_config
+from modelmon.metrics import MetricSet, metric_set
+
+log = logging.getLogger(__name__)
+
+
+class MonitorDirectory:
+    """One ModelMonitor per (model, version) seen on /ingest, with capped model names."""
+
+    def __init__(
+        self, registry: CollectorRegistry, config: ServeConfig, logs: Any = None
+    ) -> None:
+        self._registry = registry
+        self._config = config
+        self.logs = logs
+        self.metrics: MetricSet = metric_set(
+            registry, config.prefix, config.buckets, config.max_label_values
+        )
+        self._monitors: dict[tuple[str, str], ModelMonitor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str, version: str, framework: str = "unknown") -> ModelMonitor:
+        limiter = self.metrics.limiter
+        # Both labels come from the wire: cap them so a client cannot create
+        # unbounded series.
+        model = limiter.limit("model", "model", model)
+        version = limiter.limit("version", "version", version)
+        key = (model, version)
+        mon = self._monitors.get(key)
+        if mon is None:
+            with self._lock:
+                mon = self._monitors.get(key)
+                if mon is None:
+                    quality = self._config.quality.get(model)
+                    mon = ModelMonitor(
+                        model, version, framework, registry=self._registry,
+                        prefix=self._config.prefix, buckets=self._config.buckets,
+                        max_label_values=self._config.max_label_values,
+                        profile=quality.profile if quality else None,
+                        quality_options=quality.for_version(model, version) if quality else None,
+                        logs=self.logs,
+                    )
+                    self._monitors[key] = mon
+        return mon
+
+
+def _inference_parser(directory: MonitorDirectory) -> EventParser:
+    def parse(event: Mapping[str, Any]) -> Any:
+        ev = parse_inference(event)
+
+        def apply() -> None:
+            mon = directory.get(ev.model, ev.version, ev.framework)
+            mon.observe_inference(
+                ev.latency_seconds, ev.outcome, batch_size=ev.batch_size, exception=ev.exception,
+                request_bytes=ev.request_bytes, response_bytes=ev.response_bytes,
+            )
+            if directory.logs is not None:
+                extra = {"error": {"type": ev.exception}} if ev.exception else {}
+                mon.log.prediction(ev.latency_seconds, outcome=ev.outcome,
+                                   batch_size=ev.batch_size, **extra)
+
+        return apply
+
+    return parse
+
+
+def _quality_parsers(directory: MonitorDirectory) -> dict[str, EventParser]:
+    """prediction / feedback events, when the quality exporter is available."""
+    try:
+        from modelmon.exporters.quality import ingest_parsers  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    return dict(ingest_parsers(directory.get))
+
+
+def _log_shipper(config: ServeConfig, registry: CollectorRegistry) -> Any:
+    """The LogShipper of the config's ``logs:`` section, or None without one."""
+    section = config.raw.get("logs")
+    if section is None:
+        return None
+    from modelmon.exporters.logs import LogShipper
+    from modelmon.exporters.logs.config import shipper_options
+
+    shipper = LogShipper(**shipper_options(section, config.base_dir), registry=registry,
+                         prefix=config.prefix)
+    # Ship what is pending before the worker exits (gunicorn exits via sys.exit).
+    atexit.register(shipper.close)
+    return shipper
+
+
+def _json_error(status: int, errors: list[str]) -> Response:
+    return Response(
+        json.dumps({"status": "error", "errors": errors}) + "\n",
+        status=status, mimetype="application/json",
+    )
+
+
+def create_app(
+    config: ServeConfig | None = None,
+    registry: CollectorRegistry | None = None,
+    web_config: WebConfig | None = None,
+) -> Flask:
+    """The Flask app of ``modelmon serve``; run it on a production WSGI server."""
+    config = config or ServeConfig()
+    if registry is None:
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    web = web_config if web_config is not None else load_web_config(config.web_config_file)
+    directory = MonitorDirectory(registry, config, _log_shipper(config, registry))
+    register_plugin_collectors(registry, config.plugins, config.prefix)
+    parsers: dict[str, EventParser] = {"inference": _inference_parser(directory)}
+    parsers.update(_quality_parsers(directory))
+    ingest_events = directory.metrics.get("ingest_events_total")
+
+    app = Flask("modelmon.serve")
+    app.config["MAX_CONTENT_LENGTH"] = config.ingest.max_body_bytes
+    app.extensions["modelmon"] = {"directory": directory, "registry": registry, "parsers": parsers}
+
+    @app.before_request
+    def _authenticate() -> Response | None:
+        if request.path == "/healthz" or not web.auth_enabled:
+            return None
+        if web.check_authorization(request.headers.get("Authorization")):
+            return None
+        return Response(
+            "Unauthorized\n", status=401, headers={"WWW-Authenticate": 'Basic realm="modelmon"'}
+        )
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, content_type = render(registry, request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
+
+    @app.post("/ingest")
+    def ingest() -> Response:
+        length = request.content_length
+        if length is not None and length > config.ingest.max_body_bytes:
+            return _json_error(413, [
+                f"body: {length} bytes exceed ingest.max_body_bytes={config.ingest.max_body_bytes}; "
+                "send smaller batches or raise the limit"
+            ])
+        if not request.is_json:
+            return _json_error(415, ["Content-Type: expected application/json"])
+        body = request.get_json(silent=True)
+        if body is None:
+            return _json_error(400, ["body: not valid JSON"])
+        parsed, errors = validate_batch(body, parsers, config.ingest.max_events)
+        if errors:
+            kinds = [e.get("type", "inference") if isinstance(e, dict) else "unknown"
+                     for e in (body if isinstance(body, list) else [body])]
+            for kind in kinds:
+                ingest_events.labels(
+                    directory.metrics.limiter.limit("ingest_events_total", "event_type", str(kind)),
+                    "invalid",
+                ).inc()
+            return _json_error(400, errors)
+        for kind, apply in parsed:
+            apply()
+            ingest_events.labels(kind, "accepted").inc()
+        return Response(
+            json.dumps({"status": "ok", "accepted": len(parsed)}) + "\n",
+            mimetype="application/json",
+        )
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> Response:
+        return _json_error(413, [
+            f"body: exceeds ingest.max_body_bytes={config.ingest.max_body_bytes}; send smaller "
+            "batches or raise the limit"
+        ])
+
+    return app

@@ -1,0 +1,50 @@
+"""``modelmon serve``: the exporter service (/metrics, /ingest, /healthz) on gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelmon.config import ConfigError, load_serve_config, parse_listen
+from modelmon.hookspecs import hookimpl
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="run the exporter service: /metrics, POST /ingest, /healthz",
+        description="Serve Prometheus KPIs of models whose servers send events to POST /ingest.",
+    )
+    p.add_argument("--config", help="YAML config file (see docs/serve.md); defaults apply without")
+    p.add_argument("--listen", help="HOST:PORT, overrides the config's listen (default 127.0.0.1:9110)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelmon.exporters.service.app import create_app
+    from modelmon.exporters.service.web_config import load_web_config
+    from modelmon.exporters.service.wsgi import gunicorn_options, run_gunicorn
+
+    config = load_serve_config(args.config)
+    host, port = parse_listen(args.listen) if args.listen else (config.host, config.port)
+    # Validate the web config before forking so a typo fails here, with its field name.
+    web = load_web_config(config.web_config_file)
+    if config.raw.get("logs") is not None:
+        from modelmon.exporters.logs.config import check_sink, shipper_options
+
+        try:
+            shipper_options(config.raw["logs"], config.base_dir)
+            check_sink(config.raw["logs"], config.base_dir)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {args.config}: {exc}") from None
+    scheme = "https" if web.tls else "http"
+    print(f"modelmon serve: {scheme}://{host}:{port}/metrics, POST /ingest, /healthz", flush=True)
+    run_gunicorn(
+        lambda: create_app(config, web_config=web),
+        gunicorn_options(host, port, threads=config.threads, tls=web.tls),
+    )
+    return 0
+
+
+@hookimpl
+def modelmon_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    register(subparsers)
