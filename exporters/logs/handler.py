@@ -1,19 +1,21 @@
-"""A stdlib ``logging.Handler`` that ships every record through a LogShipper."""
+"""A stdlib ``logging.Handler`` that ships every record through a LogShipper.
+
+One path for every record: on the calling thread it becomes its final ECS
+document, runs the shipper's processors (the PII redactor by default) and is
+spooled as JSON. So, with redaction on, what rests in the spool is already
+redacted; the shipper's worker only sends it.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
 
-from modelmon.exporters.logs.correlation import current as _current_correlation
 from modelmon.exporters.logs.ecs import from_log_record
-from modelmon.exporters.logs.ecs_record import RecordSerializer
-from modelmon.spool import SpoolFull
 
 if TYPE_CHECKING:
     from modelmon.exporters.logs.shipper import LogShipper
 
-_is_plain = RecordSerializer.is_plain
 # Records logged by the shipper's own threads (the sink's HTTP client, the
 # spool) are not shipped: each bulk request would log, and ship, more events.
 _OWN_THREADS = frozenset({"modelmon-log-shipper", "modelmon-log-sender", "modelmon-log-adopter",
@@ -27,11 +29,9 @@ class ShipperHandler(logging.Handler):
     def __init__(self, shipper: LogShipper, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.shipper = shipper
-        # Plain records (most of them) are spooled compact when the shipper's
-        # processors allow it; see ecs_record. Bound once: this runs per call.
-        serializer = shipper.record_serializer()
-        self._compact = None if serializer is None else serializer.compact
-        self._append = shipper.spool.append
+        # Bound once: this runs per logging call.
+        self._base = shipper.base_fields
+        self._emit_complete = shipper.emit_complete
 
     def handle(self, record: logging.LogRecord) -> Any:
         """``Handler.handle`` without the handler's lock: ``emit`` is thread-safe
@@ -50,24 +50,11 @@ class ShipperHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.threadName in _OWN_THREADS:
             return
-        compact = self._compact
         try:
-            # Rendered as ECS JSON (and redacted) by the shipper's worker.
-            data = compact(record, _current_correlation()) if (
-                compact is not None and _is_plain(record)) else None
-        except Exception:  # a message orjson cannot write (a lone surrogate, say)
-            data = None
-        if data is None:
-            try:
-                # The base fields go in while the dict is built: one merge less.
-                # emit_complete counts what it cannot spool as dropped{error}.
-                self.shipper.emit_complete(from_log_record(record, self.shipper.base_fields))
-            except Exception:
-                self.handleError(record)
+            # The base fields go in while the dict is built: one merge less.
+            event = from_log_record(record, self._base)
+        except Exception:
+            self.handleError(record)
             return
-        try:
-            self._append(data)
-        except SpoolFull:
-            pass  # counted by the spool as dropped{block_timeout}
-        except Exception as exc:
-            self.shipper._count_error(exc)
+        # Never raises; what cannot be spooled is counted as dropped{error}.
+        self._emit_complete(event)

@@ -85,9 +85,6 @@ class Redactor:
         hash_fields: Sequence[str] = (),
         hash_salt: str = "",
     ) -> None:
-        # The text rules, as given: what a compact log record's render profile keeps.
-        self.text_options = {"emails": emails, "phones": phones, "card_numbers": card_numbers,
-                             "ip_addresses": ip_addresses}
         self._rules: list[tuple[re.Pattern[str], str, Callable[[str], bool] | None]] = []
         if card_numbers:  # before phones: a card number also looks like a phone number
             self._rules.append((CARD, "[REDACTED:card]", _is_card))
@@ -157,11 +154,6 @@ class Redactor:
                 if new is not value:
                     event[key] = new  # an existing key: the iteration stays valid
         return event
-
-    @property
-    def has_field_rules(self) -> bool:
-        """Whether ``drop_fields`` or ``hash_fields`` are set (they may touch any field)."""
-        return bool(self._drop or self._hash)
 
     def redact_message(self, text: str) -> str:
         """The event's ``message`` redacted (``text`` itself when there is nothing to hide)."""

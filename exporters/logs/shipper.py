@@ -3,6 +3,8 @@
 The calling thread only completes the event (timestamp, service, host,
 correlation id), runs the processors, serialises it and appends it to the
 spool; ``emit`` returns once the event is durable per the spool's fsync mode.
+Every event, log records included, is spooled as its final document, so with
+the redactor on (the default) nothing unredacted reaches the disk.
 A background worker ships batches, classifies every item, retries with
 full-jitter exponential backoff honouring ``Retry-After``, and dead-letters
 what the destination refuses for good. A slow or dead destination never
@@ -26,15 +28,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from modelmon.exporters.logs import correlation, ecs
-from modelmon.exporters.logs.ecs_record import (
-    COMPACT_MARK,
-    RecordSerializer,
-    compact_fields,
-    load_profile,
-    save_profile,
-)
 from modelmon.exporters.logs.metrics import ShipperCollector
-from modelmon.exporters.logs.redaction import Redactor
 from modelmon.exporters.logs.sinks import Item, ItemBatch, SendResult, Sink
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.metrics import metric_set
@@ -126,18 +120,6 @@ class LogShipper:
         self.spool = _open_slot(root, **spool_options)
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
-        # Plain log records are spooled compact under a render profile (saved in
-        # our slot) when the processors allow it; see ecs_record.
-        redact = self._compact_redaction()
-        self._profile_id: str | None = None
-        if redact is not False:
-            try:
-                self._profile_id = save_profile(self.spool.path, self._base, redact or None)
-            except OSError as exc:  # a full disk: records take the general path
-                log.warning("cannot save the log render profile in %s (%s); log records "
-                            "are serialised on the calling thread", self.spool.path, exc)
-        self._renderer = self.record_serializer()
-        self._renderers: dict[tuple[Path, str], RecordSerializer] = {}  # other profiles
         self.service_name = service_name
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
@@ -198,38 +180,6 @@ class LogShipper:
             return None  # counted by the spool as dropped{block_timeout}
         except Exception as exc:
             return self._count_error(exc)
-
-    def emit_serialized(self, data: bytes) -> int | None:
-        """Spool a document already processed and serialised, or a compact log
-        record (``record_serializer().compact``: rendered by the worker)."""
-        try:
-            return self.spool.append(data)
-        except SpoolFull:
-            return None
-        except Exception as exc:
-            return self._count_error(exc)
-
-    def record_serializer(self) -> RecordSerializer | None:
-        """A serializer for plain log records whose rendering gives the bytes the
-        processors and ``emit_complete`` would, when the processors allow it
-        (none, or the built-in redactor without field rules); else None. Other
-        processors run on the caller's thread (they may read its context), so
-        with them records take the general path."""
-        if self._profile_id is None:
-            return None
-        procs = [p for _, p in self._processors]
-        redact = procs[0].redact_message if procs else None  # type: ignore[attr-defined]
-        return RecordSerializer(self._base, redact, self._profile_id)
-
-    def _compact_redaction(self) -> dict[str, bool] | None | bool:
-        """None: no processors; the redactor's text options; False: records take
-        the general path."""
-        procs = [p for _, p in self._processors]
-        if not procs:
-            return None
-        if len(procs) == 1 and type(procs[0]) is Redactor and not procs[0].has_field_rules:
-            return dict(procs[0].text_options)
-        return False
 
     def _serialize(self, ev: dict[str, Any]) -> bytes | None:
         """Correlation id, processors, JSON: the document as spooled (None: filtered)."""
@@ -332,8 +282,6 @@ class LogShipper:
                         self._batch_size, max_bytes=self._batch_bytes,
                         after_seq=in_flight[-1][0].rows[-1][0] if in_flight else 0,
                     )
-                    if rows:
-                        rows = self._rendered(spool, rows)
                 except Exception:  # the worker must outlive a bad read
                     log.exception("log spool read failed; retrying")
                     rows = []
@@ -406,12 +354,9 @@ class LogShipper:
                 rows = spool.peek_payloads(self._batch_size, max_bytes=self._batch_bytes)
                 if not rows:
                     break
-                rows = self._rendered(spool, rows)
             except Exception:  # as in the worker: retry, never give the slot up
                 log.exception("orphaned log spool %s: read failed; retrying", spool.path)
                 self._stop.wait(1.0)
-                continue
-            if not rows:
                 continue
             result = self._sender.submit(ItemBatch(prefix, rows)).result()
             self._settle(spool, result)
@@ -422,39 +367,6 @@ class LogShipper:
             else:
                 attempt = 0
         return done
-
-    def _rendered(self, spool: Spool, rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-        """The batch with compact log records (``ecs_record``) turned into their
-        ECS documents; one that cannot be is dead-lettered."""
-        if not any(payload[:1] == COMPACT_MARK for _, payload in rows):  # all documents
-            return rows
-        out = []
-        for seq, payload in rows:
-            if payload[:1] != COMPACT_MARK:
-                out.append((seq, payload))
-                continue
-            try:
-                out.append((seq, self._render(spool, payload)))
-            except Exception as exc:
-                if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
-                    raise  # cannot read the profile now (EMFILE, EIO): the batch is retried
-                spool.dead_letter([seq], f"cannot render the compact log record: {exc}")
-        return out
-
-    def _render(self, spool: Spool, payload: bytes) -> bytes:
-        """The document of a compact record, rendered with the profile it was
-        spooled under (saved in ``spool``'s directory by the process that logged it)."""
-        fields = compact_fields(payload)
-        pid = fields[-1]
-        renderer = self._renderer
-        if renderer is None or pid != self._profile_id:
-            renderer = self._renderers.get((spool.path, pid))
-            if renderer is None:
-                base, redact = load_profile(spool.path, pid)
-                redactor = None if redact is None else Redactor(**redact).redact_message
-                renderer = RecordSerializer(base, redactor, pid)
-                self._renderers[(spool.path, pid)] = renderer
-        return renderer.render_fields(fields)
 
     def _settle(self, spool: Spool, result: SendResult) -> None:
         self._bulk_duration.observe(result.duration)
