@@ -15,6 +15,9 @@ from modelmon import plugin_manager
 from modelmon.demo.processes import find_binary, free_port, wait_http_ok
 
 REPO = Path(__file__).resolve().parent.parent
+# --import-mode=importlib puts no test folder on sys.path: the shared test
+# support package (tests/support) is imported as ``support``.
+sys.path.insert(0, str(REPO / "tests"))
 
 
 @pytest.fixture(autouse=True)
