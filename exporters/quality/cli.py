@@ -45,11 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_show)
 
 
+# The optional dependencies of reading training data, an extra in pyproject.toml.
+PARQUET_EXTRA = "pip install 'modelmon[parquet]'"
+
+
 def _read_table(path: Path) -> Any:
     try:
         import pandas as pd
     except ImportError:
-        raise ConfigError("--data: reading CSV/Parquet needs pandas; pip install pandas") from None
+        raise ConfigError(
+            f"--data: reading {path} needs pandas (and pyarrow for Parquet), which modelmon "
+            f"does not install by default; {PARQUET_EXTRA}"
+        ) from None
     suffix = path.suffix.lower()
     if not path.exists():
         raise ConfigError(f"--data: {path} does not exist")
@@ -59,7 +66,8 @@ def _read_table(path: Path) -> Any:
                 return pd.read_parquet(path)
             except ImportError:
                 raise ConfigError(
-                    f"--data: reading {path} needs pyarrow; pip install pyarrow, or export CSV"
+                    f"--data: reading {path} needs pyarrow; {PARQUET_EXTRA}, or export the "
+                    "data as CSV"
                 ) from None
         if suffix in (".csv", ".tsv", ".txt"):
             return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
