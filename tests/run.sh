@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . compose/bootstrap.sh
 # Real servers the tests start: Prometheus, promtool, Alertmanager, amtool;
-# openssl makes the TLS test certificates; docker-compose validates the demo stack.
+# openssl makes the TLS test certificates; docker-compose validates the demo stack;
+# curl runs the README quickstart's commands as written.
 ensure_debian_packages prometheus=prometheus promtool=prometheus \
-  amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose
+  amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose curl=curl
 ensure_venv test,bench
 exec .venv/bin/python -m pytest "$@"
