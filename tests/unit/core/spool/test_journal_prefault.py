@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelmon import spool_journal as journal
+from modelmon.spool import journal
 
 PAGES = 512
 

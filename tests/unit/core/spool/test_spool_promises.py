@@ -175,7 +175,7 @@ def _fill(path: Path, n: int) -> list[int]:
 def _frames_end(data: bytes | bytearray) -> int:
     """Where the frames end in a journal (a mapped journal's file is preallocated
     and zero-filled after them)."""
-    from modelmon import spool_journal
+    from modelmon.spool import journal as spool_journal
 
     return sum(spool_journal.HEADER_SIZE + len(f.payload)
                for f in spool_journal.scan(bytes(data)) if isinstance(f, spool_journal.Frame))

@@ -1,13 +1,13 @@
 """Opening a spool: replay the journals an earlier process left, count what
-cannot be read. Used by ``modelmon.spool.Spool`` before its writer starts."""
+cannot be read. Used by ``Spool`` before its writer starts."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from modelmon import spool_journal as journal
-from modelmon.spool_store import Store
+from . import journal
+from .store import Store
 
 log = logging.getLogger(__name__)
 
