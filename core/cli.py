@@ -1,9 +1,9 @@
 """The ``modelmon`` command.
 
-Core's own subcommands (``kpis``, ``plugins``, ``rules``) live in
+Core's own subcommands (``plugins``, ``rules``) live in
 ``modelmon.commands``, one module each with ``register(subparsers)``; they are
 discovered, so adding one never touches this file. The products add theirs
-(``serve``, ``profile``, ``logs``, ``edge``, ``dashboards``, ``demo``) through
+(``serve``, ``profile``, ``logs``, ``edge``, ``dashboards``, ``kpis``, ``demo``) through
 the ``modelmon_register_commands`` hook, as built-in plugins: core never
 imports them. Command handlers import heavy modules lazily, so
 ``modelmon --help`` stays fast.

@@ -8,7 +8,7 @@ PromQL query uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 DEFAULT_PREFIX = "modelmon_"
@@ -28,6 +28,9 @@ BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 
 PAYLOAD_BYTES_BUCKETS: tuple[float, ...] = tuple(float(256 * 4**i) for i in range(10))
 
 Group = Literal["service", "http", "ingest", "plugins", "quality", "feedback", "logs", "edge"]
+# The Prometheus dashboards of ``modelmon.dashboards`` a KPI can live on; the
+# dashboard's uid is ``modelmon-<name>``.
+DashboardName = Literal["model-service", "model-quality", "edge-fleet", "log-pipeline"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +38,11 @@ class KPI:
     """One exported metric and what it means for a model.
 
     ``help`` is the one-line Prometheus HELP text; ``meaning`` tells an ML
-    engineer what to read into it. ``panel`` and ``alerts`` link the KPI to the
-    dashboard panel and alert rules generated from it.
+    engineer what to read into it. ``dashboard`` and ``row`` say where the KPI
+    lives: a panel of that row shows it, generated from this entry when no
+    hand-written panel of the dashboard does. Which panels and alerts end up
+    reading it is not stored here: ``modelmon kpis`` computes it from the
+    generated dashboards and rules.
     """
 
     name: str
@@ -46,11 +52,11 @@ class KPI:
     help: str
     meaning: str
     group: Group
+    dashboard: DashboardName
+    row: str
     buckets: tuple[float, ...] | None = None
     # How a gauge is aggregated across gunicorn workers in multiprocess mode.
     multiprocess_mode: str = "all"
-    panel: str | None = None
-    alerts: tuple[str, ...] = field(default=())
 
     def full_name(self, prefix: str = DEFAULT_PREFIX) -> str:
         return prefix + self.name

@@ -1,8 +1,13 @@
-"""Grafana dashboards as code (grafanalib), generated from the KPI catalog.
+"""Grafana dashboards as code (grafanalib), generated from the KPI catalog and
+the thresholds config.
 
-One module per dashboard, each with ``UID``, ``TITLE``, ``GROUPS`` (the
-catalog groups whose every KPI it shows) and ``build(prefix)``.
-``modelmon dashboards build`` writes them to ``dashboards/json/``.
+One module per dashboard, each with ``NAME`` (what a KPI's ``dashboard=``
+names; the uid is ``modelmon-<NAME>``), ``TITLE``, ``rows(config)`` (its
+hand-written panels, row by row) and ``build(config)``, which adds a panel
+for every KPI that names the dashboard and that no hand-written panel shows.
+``modelmon dashboards build`` writes them to ``dashboards/json/``;
+``modelmon kpis`` (``modelmon.dashboards.kpi_docs``) cross-references them
+with the catalog and the rules in ``docs/KPIS.md``.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.thresholds import ThresholdsConfig
 
 # Module name -> file name of the generated JSON.
 DASHBOARDS: dict[str, str] = {
@@ -26,10 +31,11 @@ def modules() -> list[ModuleType]:
     return [importlib.import_module(f"{__name__}.{name}") for name in DASHBOARDS]
 
 
-def render_all(prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
+def render_all(config: ThresholdsConfig | None = None) -> dict[str, str]:
     """File name -> dashboard JSON, for every dashboard."""
     from modelmon.dashboards.common import to_json
 
+    config = config or ThresholdsConfig()
     return {
-        DASHBOARDS[m.__name__.rsplit(".", 1)[1]]: to_json(m.build(prefix)) for m in modules()
+        DASHBOARDS[m.__name__.rsplit(".", 1)[1]]: to_json(m.build(config)) for m in modules()
     }

@@ -7,15 +7,19 @@ TimeSeries panels that always carry a unit and a description, and an
 explicit ``schemaVersion``. Panels are laid out on Grafana's 24-column grid
 in the order they are listed.
 
-``catalog_panels()`` is what makes a dashboard follow the catalog: every KPI
-of the dashboard's groups that no hand-written panel shows gets a generated
-panel, so a new KPI is on a dashboard the moment it is in the catalog.
+A dashboard module writes its panels as ``Row`` s. ``fill_from_catalog()`` is
+what makes it follow the catalog: every KPI that names the dashboard and that
+no hand-written panel of it shows gets a generated panel in the row the KPI
+names, so a new KPI is on its dashboard the moment it is in the catalog.
+Threshold lines come from the thresholds config (``modelmon.thresholds``),
+the same numbers the alerts compare against.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from grafanalib.core import Dashboard, GridPos, RowPanel, Target, Templating, TimeSeries
@@ -77,11 +81,16 @@ def timeseries(
     width: int = PANEL_WIDTH,
     stacked: bool = False,
     thresholds: Sequence[tuple[float, str]] = (),
+    base_color: str = "green",
 ) -> TimeSeries:
-    """A TimeSeries panel; ``targets`` are (PromQL, legend format) pairs."""
+    """A TimeSeries panel; ``targets`` are (PromQL, legend format) pairs.
+
+    ``thresholds`` are (value, colour) steps drawn as lines, ascending; below
+    the first the colour is ``base_color`` (``"red"`` where low is bad).
+    """
     if not description or not unit:
         raise ValueError(f"panel {title!r}: every panel needs a unit and a description")
-    steps = [{"color": "green", "value": None}] + [
+    steps = [{"color": base_color, "value": None}] + [
         {"color": color, "value": value} for value, color in thresholds
     ]
     return TimeSeries(
@@ -104,8 +113,22 @@ def timeseries(
     )
 
 
-def row(title: str) -> RowPanel:
+def _row_panel(title: str) -> RowPanel:
     return RowPanel(title=title, gridPos=GridPos(h=1, w=24, x=0, y=0))
+
+
+@dataclass
+class Row:
+    """A titled row of a dashboard and the panels under it."""
+
+    title: str
+    panels: list[Any] = field(default_factory=list)
+
+
+def in_catalog(*names: str, catalog: Sequence[KPI] = CATALOG) -> bool:
+    """Whether every KPI of ``names`` is in the catalog (a group may land later)."""
+    present = {k.name for k in catalog}
+    return all(n in present for n in names)
 
 
 def _legend(kpi: KPI) -> str:
@@ -117,9 +140,9 @@ def generated_panel(kpi: KPI, prefix: str) -> TimeSeries:
     """The default view of a KPI no hand-written panel covers."""
     labels = ", ".join(kpi.labels)
     by = f" by ({labels})" if labels else ""
-    # The catalog's panel is "<dashboard uid>: <panel title>".
-    title = (kpi.panel.split(": ", 1)[-1] if kpi.panel
-             else kpi.name.removesuffix("_total").replace("_", " ").capitalize())
+    # The unit is on the axis: "Feedback label delay", not "... delay seconds".
+    words = kpi.name.removesuffix("_total").removesuffix("_seconds").removesuffix("_celsius")
+    title = words.replace("_", " ").capitalize()
     description = f"{kpi.help} {kpi.meaning} (`{kpi.full_name(prefix)}`)"
     if kpi.type == "counter":
         expr = f"sum{by} ({rate(kpi.name, prefix)})"
@@ -141,29 +164,44 @@ def generated_panel(kpi: KPI, prefix: str) -> TimeSeries:
     return timeseries(title, description, unit, [(f"max{by} ({selector(kpi.name, prefix)})", _legend(kpi))])
 
 
-def referenced_kpis(panels: Iterable[Any], prefix: str) -> set[str]:
+def referenced_kpis(
+    panels: Iterable[Any], prefix: str, catalog: Sequence[KPI] = CATALOG
+) -> set[str]:
     """Names of the catalog KPIs that the PromQL of ``panels`` selects."""
     found = set()
     for panel in panels:
         for target in getattr(panel, "targets", []):
             for metric in metric_names(getattr(target, "expr", "")):
-                kpi = kpi_of(metric, prefix)
+                kpi = kpi_of(metric, prefix, tuple(catalog))
                 if kpi is not None:
                     found.add(kpi.name)
     return found
 
 
-def catalog_panels(
-    groups: Sequence[str], prefix: str, shown: Iterable[Any], catalog: Sequence[KPI] = CATALOG
-) -> list[Any]:
-    """A row of generated panels for the KPIs of ``groups`` that ``shown`` lacks."""
-    covered = referenced_kpis(shown, prefix)
-    missing = [k for k in catalog if k.group in groups and k.name not in covered]
-    if not missing:
-        return []
-    return [row("More KPIs (generated from the catalog)")] + [
-        generated_panel(k, prefix) for k in missing
-    ]
+def fill_from_catalog(
+    dashboard_name: str, rows: Sequence[Row], prefix: str, catalog: Sequence[KPI] = CATALOG
+) -> list[Row]:
+    """``rows`` plus a generated panel, in the row it names, for every KPI that
+    names ``dashboard_name`` and that no panel of ``rows`` shows."""
+    covered = referenced_kpis((p for r in rows for p in r.panels), prefix, catalog)
+    filled = [Row(r.title, list(r.panels)) for r in rows]
+    by_title = {r.title: r for r in filled}
+    for kpi in catalog:
+        if kpi.dashboard != dashboard_name or kpi.name in covered:
+            continue
+        if kpi.row not in by_title:
+            raise ValueError(
+                f"KPI {kpi.name!r} names row {kpi.row!r} of dashboard {dashboard_name!r}, "
+                f"which has the rows {', '.join(repr(t) for t in by_title)}; fix its row= in "
+                "modelmon.catalog or add the row to the dashboard module"
+            )
+        by_title[kpi.row].panels.append(generated_panel(kpi, prefix))
+    return filled
+
+
+def flatten(rows: Sequence[Row]) -> list[Any]:
+    """Grafana's flat panel list: each row header followed by its panels; empty rows go."""
+    return [p for r in rows if r.panels for p in (_row_panel(r.title), *r.panels)]
 
 
 def layout(panels: Sequence[Any]) -> list[Any]:
@@ -213,11 +251,17 @@ def query_variable(name: str, label: str, query: str) -> dict[str, Any]:
     }
 
 
-def custom_variable(name: str, label: str, values: Sequence[str]) -> dict[str, Any]:
-    options = [{"selected": i == 0, "text": v, "value": v} for i, v in enumerate(values)]
+def custom_variable(
+    name: str, label: str, values: Sequence[str], current: str | None = None
+) -> dict[str, Any]:
+    """A single-value variable offering ``values``; ``current`` (default the first) is selected."""
+    current = values[0] if current is None else current
+    if current not in values:
+        raise ValueError(f"variable {name!r}: {current!r} is not one of {list(values)}")
+    options = [{"selected": v == current, "text": v, "value": v} for v in values]
     return {
         "name": name, "label": label, "type": "custom", "query": ",".join(values),
-        "current": {"selected": True, "text": values[0], "value": values[0]},
+        "current": {"selected": True, "text": current, "value": current},
         "options": options, "includeAll": False, "multi": False, "hide": 0, "skipUrlSync": False,
     }
 
@@ -241,7 +285,7 @@ def dashboard(
     title: str,
     description: str,
     tags: Sequence[str],
-    panels: Sequence[Any],
+    rows: Sequence[Row],
     variables: Sequence[dict[str, Any]],
 ) -> Dashboard:
     return Dashboard(
@@ -249,7 +293,7 @@ def dashboard(
         title=title,
         description=description,
         tags=["modelmon", *tags],
-        panels=layout(panels),
+        panels=layout(flatten(rows)),
         templating=Templating(list=list(variables)),
         schemaVersion=SCHEMA_VERSION,
         time=GrafanaTime("now-6h", "now"),

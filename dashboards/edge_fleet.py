@@ -1,59 +1,62 @@
-"""Edge fleet: devices and links, backlog, last sync, drops, resources, model versions."""
+"""Edge fleet: devices and links, backlog, last sync, drops, resources, model versions.
+
+The time since last sync and the spool's use of its limits draw the edge
+thresholds of the config (``edge.offline_after``, ``edge.backlog_limit_ratio``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from grafanalib.core import Dashboard
 
-from modelmon.catalog import CATALOG
 from modelmon.dashboards.common import (
-    catalog_panels,
+    Row,
     dashboard,
     datasource_variable,
+    fill_from_catalog,
+    in_catalog,
     quantile,
     query_variable,
     rate,
-    row,
     selector,
     timeseries,
 )
-from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.thresholds import ThresholdsConfig
+from modelmon.units import parse_duration
 
-UID = "modelmon-edge-fleet"
+NAME = "edge-fleet"
+UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Edge fleet"
-GROUPS = ("edge",)
 
 
-def _have(*names: str) -> bool:
-    present = {k.name for k in CATALOG}
-    return all(n in present for n in names)
-
-
-def panels(prefix: str) -> list[Any]:
-    p = prefix
-    out: list[Any] = [row("Devices and links")]
-    if _have("edge_link_up"):
-        out.append(timeseries(
+def rows(config: ThresholdsConfig) -> list[Row]:
+    p, e = config.prefix, config.edge
+    links, backlog, spool, resources = (
+        Row("Devices and links"), Row("Backlog and delivery"), Row("Spool and its limits"),
+        Row("Device resources"),
+    )
+    if in_catalog("edge_link_up"):
+        links.panels.append(timeseries(
             "Link up",
             "1 while a device's last remote_write request reached the receiver, 0 while its "
             "link is down and samples accumulate in its spool.",
             "bool",
             [(f"max by (device) ({selector('edge_link_up', p)})", "{{device}}")],
         ))
-    if _have("edge_last_send_success_timestamp_seconds"):
-        out.append(timeseries(
+    if in_catalog("edge_last_send_success_timestamp_seconds"):
+        links.panels.append(timeseries(
             "Time since last sync",
             "Seconds since each device last delivered samples (looking back a day, since "
-            "remote-written series go stale). The EdgeDeviceOffline alert fires on it.",
+            "remote-written series go stale). The EdgeDeviceOffline alert fires above the "
+            f"red line ({e.offline_after}).",
             "s",
             [(
                 f"time() - max by (device) (max_over_time("
                 f"{selector('edge_last_send_success_timestamp_seconds', p)}[1d]))",
                 "{{device}}",
             )],
+            thresholds=[(parse_duration(e.offline_after, "edge.offline_after"), "red")],
         ))
-    out.append(timeseries(
+    links.panels.append(timeseries(
         "Model version per device",
         "Which model versions each device serves (from model_info): a rollout shows as lines "
         "that start and stop per device.",
@@ -63,17 +66,16 @@ def panels(prefix: str) -> list[Any]:
             "{{device}} {{model}} {{version}}",
         )],
     ))
-    if _have("edge_backlog_samples"):
-        out.append(row("Backlog and delivery"))
-        out.append(timeseries(
+    if in_catalog("edge_backlog_samples"):
+        backlog.panels.append(timeseries(
             "Backlog samples",
             "Samples waiting in each device's spool: grows while the link is down, shrinks "
             "while the backlog drains.",
             "short",
             [(f"max by (device) ({selector('edge_backlog_samples', p)})", "{{device}}")],
         ))
-    if _have("edge_backlog_oldest_sample_age_seconds"):
-        out.append(timeseries(
+    if in_catalog("edge_backlog_oldest_sample_age_seconds"):
+        backlog.panels.append(timeseries(
             "Oldest pending sample age",
             "How far behind the receiver is for each device. At the spool's max_age the "
             "oldest samples are dropped.",
@@ -81,8 +83,8 @@ def panels(prefix: str) -> list[Any]:
             [(f"max by (device) ({selector('edge_backlog_oldest_sample_age_seconds', p)})",
               "{{device}}")],
         ))
-    if _have("edge_samples_collected_total", "edge_samples_sent_total"):
-        out.append(timeseries(
+    if in_catalog("edge_samples_collected_total", "edge_samples_sent_total"):
+        backlog.panels.append(timeseries(
             "Samples collected vs sent",
             "Samples per second going into the spool and accepted by the receiver; sent "
             "exceeds collected while a backlog drains.",
@@ -93,8 +95,8 @@ def panels(prefix: str) -> list[Any]:
                 (f"sum by (device) ({rate('edge_samples_sent_total', p)})", "{{device}} sent"),
             ],
         ))
-    if _have("edge_samples_dropped_total"):
-        out.append(timeseries(
+    if in_catalog("edge_samples_dropped_total"):
+        backlog.panels.append(timeseries(
             "Samples dropped by reason",
             "Samples per second removed without delivery. max_age / max_bytes: the outage "
             "outlived the spool; too_old / out_of_order: the receiver refused old samples.",
@@ -102,24 +104,40 @@ def panels(prefix: str) -> list[Any]:
             [(f"sum by (device, reason) ({rate('edge_samples_dropped_total', p)})",
               "{{device}} {{reason}}")],
         ))
-    if _have("edge_send_duration_seconds"):
-        out.append(timeseries(
+    if in_catalog("edge_send_duration_seconds"):
+        backlog.panels.append(timeseries(
             "remote_write latency p95",
             "95th percentile round trip of a remote_write request per device: the uplink "
             "plus the receiver.",
             "s",
             [(quantile(0.95, "edge_send_duration_seconds", p, "device"), "{{device}}")],
         ))
-    if _have("system_cpu_utilization_ratio"):
-        out.append(row("Device resources"))
-        out.append(timeseries(
+    limits = ("edge_backlog_bytes", "edge_spool_max_bytes",
+              "edge_backlog_oldest_sample_age_seconds", "edge_spool_max_age_seconds")
+    if in_catalog(*limits):
+        bytes_, max_bytes, age, max_age = (selector(n, p) for n in limits)
+        spool.panels.append(timeseries(
+            "Spool use of its limits",
+            "Backlog bytes over the spool's max_bytes, and the oldest pending sample's age over "
+            "its max_age, per device. At 100% the oldest samples are dropped; the "
+            f"EdgeBacklogNearLimit alert fires above the red line ({e.backlog_limit_ratio:g}) "
+            f"for {e.backlog_limit_for}.",
+            "percentunit",
+            [
+                (f"max by (device) ({bytes_} / {max_bytes})", "{{device}} bytes"),
+                (f"max by (device) ({age} / {max_age})", "{{device}} age"),
+            ],
+            thresholds=[(e.backlog_limit_ratio, "red")],
+        ))
+    if in_catalog("system_cpu_utilization_ratio"):
+        resources.panels.append(timeseries(
             "CPU utilization",
             "CPU busy share over all cores. A device pinned near 100% slows inference on it.",
             "percentunit",
             [(f"max by (device) ({selector('system_cpu_utilization_ratio', p)})", "{{device}}")],
         ))
-    if _have("system_memory_bytes"):
-        out.append(timeseries(
+    if in_catalog("system_memory_bytes"):
+        resources.panels.append(timeseries(
             "Memory available",
             "Share of physical memory still available. Low values risk the OOM killer "
             "stopping the model server.",
@@ -130,8 +148,8 @@ def panels(prefix: str) -> list[Any]:
                 "{{device}}",
             )],
         ))
-    if _have("system_filesystem_bytes"):
-        out.append(timeseries(
+    if in_catalog("system_filesystem_bytes"):
+        resources.panels.append(timeseries(
             "Filesystem used",
             "Share of each filesystem in use. A full disk stops the spool, logs and model "
             "updates.",
@@ -143,12 +161,13 @@ def panels(prefix: str) -> list[Any]:
                 "{{device}} {{mountpoint}}",
             )],
         ))
-    return out + catalog_panels(GROUPS, p, out)
+    return [links, backlog, spool, resources]
 
 
-def build(prefix: str = DEFAULT_PREFIX) -> Dashboard:
+def build(config: ThresholdsConfig) -> Dashboard:
+    prefix = config.prefix
     device_source = (
-        f"{prefix}edge_link_up" if _have("edge_link_up") else f"{prefix}model_info"
+        f"{prefix}edge_link_up" if in_catalog("edge_link_up") else f"{prefix}model_info"
     )
     return dashboard(
         uid=UID,
@@ -156,7 +175,7 @@ def build(prefix: str = DEFAULT_PREFIX) -> Dashboard:
         description="Edge devices: link state, spool backlog and backfill, last sync, dropped "
         "samples, device resources and the model version each device runs.",
         tags=["edge", "fleet"],
-        panels=panels(prefix),
+        rows=fill_from_catalog(NAME, rows(config), prefix),
         variables=[
             datasource_variable(),
             query_variable("device", "Device", f"label_values({device_source}, device)"),

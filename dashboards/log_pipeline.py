@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from grafanalib.core import Dashboard
 
 from modelmon.catalog import CATALOG
 from modelmon.dashboards.common import (
-    catalog_panels,
+    Row,
     dashboard,
     datasource_variable,
+    fill_from_catalog,
     model_variables,
     rate,
-    row,
     timeseries,
 )
-from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.thresholds import ThresholdsConfig
 
-UID = "modelmon-log-pipeline"
+NAME = "log-pipeline"
+UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Log pipeline"
-GROUPS = ("logs",)
 
 
 def _kpi_labels(name: str) -> tuple[str, ...] | None:
@@ -28,13 +26,12 @@ def _kpi_labels(name: str) -> tuple[str, ...] | None:
     return None if kpi is None else kpi.labels
 
 
-def panels(prefix: str) -> list[Any]:
-    p = prefix
-    out: list[Any] = []
+def rows(config: ThresholdsConfig) -> list[Row]:
+    p = config.prefix
+    delivery, spool = Row("Delivery"), Row("Spool")
     events = _kpi_labels("log_events_total")
     if events is not None and {"sink", "outcome"} <= set(events):
-        out.append(row("Delivery"))
-        out.append(timeseries(
+        delivery.panels.append(timeseries(
             "Log events by outcome",
             "Log events per second by sink and outcome: delivered, retried, dropped (lost) "
             "and dead-lettered (refused by the destination, kept for replay).",
@@ -42,7 +39,7 @@ def panels(prefix: str) -> list[Any]:
             [(f"sum by (sink, outcome) ({rate('log_events_total', p)})", "{{sink}} {{outcome}}")],
             stacked=True,
         ))
-        out.append(timeseries(
+        delivery.panels.append(timeseries(
             "Events lost or dead-lettered",
             "Dropped and dead-lettered events per second; anything above zero fires the "
             "LogShipperDroppingEvents / LogShipperDeadLettering alerts.",
@@ -54,17 +51,17 @@ def panels(prefix: str) -> list[Any]:
                  "{{sink}} dead-lettered"),
             ],
         ))
-    return out + catalog_panels(GROUPS, p, out)
+    return [delivery, spool]
 
 
-def build(prefix: str = DEFAULT_PREFIX) -> Dashboard:
+def build(config: ThresholdsConfig) -> Dashboard:
+    prefix = config.prefix
     return dashboard(
         uid=UID,
         title=TITLE,
         description="The log shipper: events delivered, retried, dropped and dead-lettered "
         "per sink, and the durable spool behind it.",
         tags=["logs", "shipper"],
-        panels=panels(prefix)
-        or [row("No log-shipper KPIs in this modelmon version's catalog")],
+        rows=fill_from_catalog(NAME, rows(config), prefix),
         variables=[datasource_variable(), *model_variables(prefix)],
     )

@@ -18,13 +18,13 @@ from grafanalib.elasticsearch import (
     TermsGroupBy,
 )
 
-from modelmon.dashboards.common import dashboard, row
+from modelmon.dashboards.common import Row, dashboard
 from modelmon.dashboards.common import timeseries as _prom_timeseries
-from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.thresholds import ThresholdsConfig
 
-UID = "modelmon-logs-elasticsearch"
+NAME = "logs-elasticsearch"
+UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Logs (Elasticsearch)"
-GROUPS: tuple[str, ...] = ()
 ELASTICSEARCH = {"type": "elasticsearch", "uid": "${datasource}"}
 
 TIME_FIELD = "@timestamp"
@@ -53,7 +53,7 @@ def _es_variable(name: str, label: str, field: str) -> dict[str, Any]:
     }
 
 
-def panels() -> list[Any]:
+def rows() -> list[Row]:
     errors_over_time = _prom_timeseries(
         "Error events by model",
         "Log events at level error per time bucket, split by model: a spike that follows a "
@@ -102,18 +102,18 @@ def panels() -> list[Any]:
         }],
         sortBy=[],
     )
-    return [row("Errors"), errors_over_time, recent]
+    return [Row("Errors", [errors_over_time, recent])]
 
 
-def build(prefix: str = DEFAULT_PREFIX) -> Dashboard:
-    del prefix  # Elasticsearch documents have no metric prefix.
+def build(config: ThresholdsConfig) -> Dashboard:
+    del config  # Elasticsearch documents have no metric prefix, and no alert reads them.
     return dashboard(
         uid=UID,
         title=TITLE,
         description="Error events shipped by modelmon to Elasticsearch: errors over time by "
         "model and a table of recent error events.",
         tags=["logs", "elasticsearch"],
-        panels=panels(),
+        rows=rows(),
         variables=[
             {
                 "name": "datasource", "label": "Elasticsearch", "type": "datasource",

@@ -1,29 +1,33 @@
-"""Model quality: input data quality, drift per feature, predictions, accuracy from feedback."""
+"""Model quality: input data quality, drift per feature, predictions, accuracy from feedback.
+
+The drift, data-quality and accuracy panels draw the thresholds of the
+alerts that watch them (``quality`` in the thresholds config), and the drift
+method variable starts at the method the drift alerts use.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from grafanalib.core import Dashboard
 
-from modelmon.catalog import CATALOG
 from modelmon.dashboards.common import (
-    catalog_panels,
+    Row,
     custom_variable,
     dashboard,
     datasource_variable,
+    fill_from_catalog,
+    in_catalog,
     model_variables,
     quantile,
     rate,
-    row,
     selector,
     timeseries,
 )
-from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.thresholds import ThresholdsConfig
 
-UID = "modelmon-model-quality"
+NAME = "model-quality"
+UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Model quality"
-GROUPS = ("quality", "feedback")
+DRIFT_METHODS = ("psi", "js", "ks")
 _MV = "{{model}} {{version}}"
 # Data-quality counters shown as problems per input row, by kind.
 _VIOLATIONS = (
@@ -32,41 +36,39 @@ _VIOLATIONS = (
     ("feature_type_errors_total", "wrong type"),
     ("feature_unseen_category_total", "unseen category"),
 )
-_DRIFT_THRESHOLDS = ((0.1, "orange"), (0.25, "red"))
 
 
-def _have(*names: str) -> bool:
-    present = {k.name for k in CATALOG}
-    return all(n in present for n in names)
-
-
-def panels(prefix: str) -> list[Any]:
-    p = prefix
-    out: list[Any] = []
-    if _have("input_rows_total"):
-        out.append(row("Input data quality"))
-        out.append(timeseries(
+def rows(config: ThresholdsConfig) -> list[Row]:
+    p, q = config.prefix, config.quality
+    quality, drift, predictions, truth = (
+        Row("Input data quality"), Row("Drift against the reference profile"),
+        Row("Predictions"), Row("Ground truth"),
+    )
+    if in_catalog("input_rows_total"):
+        quality.panels.append(timeseries(
             "Input rows checked",
             "Rows per second passed through check_inputs, per model and version: the "
             "denominator of every data-quality ratio.",
             "cps",
             [(f"sum by (model, version) ({rate('input_rows_total', p)})", _MV)],
         ))
-        kinds = [(n, label) for n, label in _VIOLATIONS if _have(n)]
+        kinds = [(n, label) for n, label in _VIOLATIONS if in_catalog(n)]
         if kinds:
-            out.append(timeseries(
+            quality.panels.append(timeseries(
                 "Data-quality problems per input row",
                 "Missing, out-of-range, mistyped and unseen-category values per input row, by "
-                "kind. The ModelDataQualityViolations alert fires on their sum.",
+                "kind. The ModelDataQualityViolations alert fires when their sum stays above "
+                f"the red line ({q.violation_ratio:g}) for {q.violation_for}.",
                 "percentunit",
                 [(
                     f"sum by (model, version) ({rate(n, p)})\n/\n"
                     f"sum by (model, version) ({rate('input_rows_total', p)})",
                     f"{_MV} {label}",
                 ) for n, label in kinds],
+                thresholds=[(q.violation_ratio, "red")],
             ))
         for name, label in kinds:
-            out.append(timeseries(
+            quality.panels.append(timeseries(
                 f"Top features: {label} values",
                 f"The 10 features with the most {label} values per second. One feature "
                 "dominating usually means one upstream field broke.",
@@ -74,12 +76,12 @@ def panels(prefix: str) -> list[Any]:
                 [(f"topk(10, sum by (model, version, feature) ({rate(name, p)}))",
                   _MV + " {{feature}}")],
             ))
-    if _have("feature_drift"):
-        out.append(row("Drift against the reference profile"))
-        out.append(timeseries(
+    if in_catalog("feature_drift"):
+        drift.panels.append(timeseries(
             "Feature drift ($drift_method)",
-            "Per-feature drift of the live window against the reference profile. PSI: below "
-            "0.1 stable, 0.1-0.25 moderate, above 0.25 major (the drift alert's default).",
+            "Per-feature drift of the live window against the reference profile (PSI: below "
+            "0.1 stable, 0.1-0.25 moderate, above 0.25 major). The red line is the "
+            f"ModelFeatureDrift threshold ({q.drift_threshold:g} on {q.drift_method.upper()}).",
             "none",
             [(
                 f"topk(15, max by (model, version, feature) "
@@ -87,22 +89,31 @@ def panels(prefix: str) -> list[Any]:
                 _MV + " {{feature}}",
             )],
             width=24,
-            thresholds=_DRIFT_THRESHOLDS,
+            thresholds=[(q.drift_threshold, "red")],
         ))
-        for name, title in (("prediction_drift", "Prediction drift"), ("score_drift", "Score drift")):
-            if _have(name):
-                out.append(timeseries(
-                    f"{title} ($drift_method)",
-                    f"{title} of the live window against the reference profile; it can move "
-                    "without feature drift when the features miss the real shift.",
-                    "none",
-                    [(f"max by (model, version) ({selector(name, p, method='$drift_method')})",
-                      _MV)],
-                    thresholds=_DRIFT_THRESHOLDS,
-                ))
-    if _have("predictions_total"):
-        out.append(row("Predictions"))
-        out.append(timeseries(
+        if in_catalog("prediction_drift"):
+            drift.panels.append(timeseries(
+                "Prediction drift ($drift_method)",
+                "Prediction drift of the live window against the reference profile; it can "
+                "move without feature drift when the features miss the real shift. The red "
+                f"line is the ModelPredictionDrift threshold ({q.prediction_drift_threshold:g} "
+                f"on {q.drift_method.upper()}).",
+                "none",
+                [(f"max by (model, version) "
+                  f"({selector('prediction_drift', p, method='$drift_method')})", _MV)],
+                thresholds=[(q.prediction_drift_threshold, "red")],
+            ))
+        if in_catalog("score_drift"):
+            drift.panels.append(timeseries(
+                "Score drift ($drift_method)",
+                "Drift of the model's confidence scores against the reference profile; it can "
+                "move before the predicted classes do. No alert watches it.",
+                "none",
+                [(f"max by (model, version) "
+                  f"({selector('score_drift', p, method='$drift_method')})", _MV)],
+            ))
+    if in_catalog("predictions_total"):
+        predictions.panels.append(timeseries(
             "Predicted class share",
             "Share of each predicted class among all predictions: a class that swells or "
             "vanishes is prediction drift you can see directly.",
@@ -115,8 +126,8 @@ def panels(prefix: str) -> list[Any]:
             )],
             stacked=True,
         ))
-        if _have("prediction_score"):
-            out.append(timeseries(
+        if in_catalog("prediction_score"):
+            predictions.panels.append(timeseries(
                 "Prediction confidence p10 / p50 / p90",
                 "Quantiles of the model's confidence scores. A slide towards low scores is an "
                 "early warning of drift, before any ground truth arrives.",
@@ -124,17 +135,19 @@ def panels(prefix: str) -> list[Any]:
                 [(quantile(q, "prediction_score", p), f"p{int(q * 100)} {_MV}")
                  for q in (0.1, 0.5, 0.9)],
             ))
-    if _have("feedback_total"):
-        out.append(row("Ground truth"))
-        if _have("feedback_accuracy"):
-            out.append(timeseries(
+    if in_catalog("feedback_total"):
+        if in_catalog("feedback_accuracy"):
+            truth.panels.append(timeseries(
                 "Accuracy from feedback",
                 "Accuracy over the last feedback window of joined ground-truth labels; the "
-                "ModelAccuracyDrop alert watches it.",
+                "ModelAccuracyDrop alert fires below the red zone's edge "
+                f"({q.min_accuracy:g}) or {q.max_accuracy_drop:g} under the 1d average.",
                 "percentunit",
                 [(f"avg by (model, version) ({selector('feedback_accuracy', p)})", _MV)],
+                thresholds=[(q.min_accuracy, "green")],
+                base_color="red",
             ))
-        out.append(timeseries(
+        truth.panels.append(timeseries(
             "Feedback correct share",
             "Share of joined ground-truth labels the model got right, over the dashboard's "
             "rate interval (computed from the counters, independent of the window gauge).",
@@ -145,20 +158,22 @@ def panels(prefix: str) -> list[Any]:
                 _MV,
             )],
         ))
-    return out + catalog_panels(GROUPS, p, out)
+    return [quality, drift, predictions, truth]
 
 
-def build(prefix: str = DEFAULT_PREFIX) -> Dashboard:
+def build(config: ThresholdsConfig) -> Dashboard:
+    prefix = config.prefix
     return dashboard(
         uid=UID,
         title=TITLE,
         description="Input data quality, drift per feature against the reference profile, "
         "prediction and score distributions, and accuracy from late ground truth.",
         tags=["model", "quality", "drift"],
-        panels=panels(prefix),
+        rows=fill_from_catalog(NAME, rows(config), prefix),
         variables=[
             datasource_variable(),
             *model_variables(prefix),
-            custom_variable("drift_method", "Drift method", ("psi", "js", "ks")),
+            custom_variable("drift_method", "Drift method", DRIFT_METHODS,
+                            current=config.quality.drift_method),
         ],
     )

@@ -1,9 +1,10 @@
-"""Which dashboard panels and which alerts show each catalog KPI.
+"""Which dashboard panels and which alerts read each catalog KPI.
 
 Derived from the generated artifacts themselves (the PromQL of every panel
 target and rule, recording rules followed to the metrics they read), so it
-cannot disagree with them. It feeds the lint test and can fill the catalog's
-``panel`` / ``alerts`` fields.
+cannot disagree with them; the catalog stores none of it. It feeds
+``docs/KPIS.md`` (``modelmon kpis``) and the tests that hold the catalog, the
+dashboards and the rules together.
 """
 
 from __future__ import annotations
@@ -13,32 +14,49 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmon.alerting import RulesConfig, rule_groups
+from modelmon.alerting import rule_groups
 from modelmon.alerting.promql import kpi_of, metric_names
 from modelmon.catalog import CATALOG
 from modelmon.dashboards import render_all
+from modelmon.thresholds import ThresholdsConfig
+
+UID_PREFIX = "modelmon-"
+
+
+@dataclass(frozen=True)
+class PanelRef:
+    """One panel of a generated dashboard."""
+
+    dashboard: str  # the dashboard's NAME, what a KPI's ``dashboard=`` says
+    dashboard_title: str
+    row: str
+    title: str
 
 
 @dataclass
 class KPIReferences:
-    panels: list[str] = field(default_factory=list)  # "Dashboard title / Panel title"
+    panels: list[PanelRef] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
-    # The catalog's form of the first panel: "<dashboard uid>: <panel title>".
-    panel_ref: str | None = None
 
 
-def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every panel of a dashboard JSON, rows' nested panels included, rows excluded."""
+def json_panels(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(row title, panel) of every panel of a dashboard JSON, collapsed rows included.
+
+    A panel above the first row has the row title ``""``.
+    """
+    current = ""
     for panel in dashboard.get("panels", []):
         if panel.get("type") == "row":
-            yield from panel.get("panels", [])
+            current = panel.get("title", "")
+            for nested in panel.get("panels", []):
+                yield current, nested
         else:
-            yield panel
+            yield current, panel
 
 
 def prometheus_targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(panel title, PromQL) of every Prometheus target of a dashboard JSON."""
-    for panel in panels(dashboard):
+    for _, panel in json_panels(dashboard):
         for target in panel.get("targets", []):
             ds = target.get("datasource") or panel.get("datasource") or {}
             if ds.get("type") == "prometheus" and target.get("expr"):
@@ -65,39 +83,42 @@ def rule_metrics(groups: list[dict[str, Any]]) -> dict[str, set[str]]:
     return {name: resolve(names, frozenset({name})) for name, names in direct.items()}
 
 
-def kpi_references(config: RulesConfig | None = None) -> dict[str, KPIReferences]:
-    """KPI name -> the panels and alerts that reference it, for every catalog KPI."""
-    config = config or RulesConfig()
-    refs = {k.name: KPIReferences() for k in CATALOG}
-    for text in render_all(config.prefix).values():
+def dashboard_rows(config: ThresholdsConfig | None = None) -> dict[str, list[str]]:
+    """Dashboard NAME -> its row titles, in order, as generated."""
+    out: dict[str, list[str]] = {}
+    for text in render_all(config or ThresholdsConfig()).values():
         dash = json.loads(text)
-        for panel_title, expr in prometheus_targets(dash):
-            for metric in metric_names(expr):
-                kpi = kpi_of(metric, config.prefix)
-                label = f"{dash['title']} / {panel_title}"
-                if kpi is not None and label not in refs[kpi.name].panels:
-                    refs[kpi.name].panels.append(label)
-                    if refs[kpi.name].panel_ref is None:
-                        refs[kpi.name].panel_ref = f"{dash['uid']}: {panel_title}"
-    groups = rule_groups(config)
-    for name, metrics in rule_metrics(groups).items():
-        if ":" in name:  # a recording rule, not an alert
+        titles = out.setdefault(dash["uid"].removeprefix(UID_PREFIX), [])
+        for panel in dash.get("panels", []):
+            if panel.get("type") == "row":
+                titles.append(panel["title"])
+    return out
+
+
+def kpi_references(config: ThresholdsConfig | None = None) -> dict[str, KPIReferences]:
+    """KPI name -> the panels and alerts that read it, for every catalog KPI."""
+    config = config or ThresholdsConfig()
+    refs = {k.name: KPIReferences() for k in CATALOG}
+    for text in render_all(config).values():
+        dash = json.loads(text)
+        name = dash["uid"].removeprefix(UID_PREFIX)
+        for row_title, panel in json_panels(dash):
+            for target in panel.get("targets", []):
+                ds = target.get("datasource") or panel.get("datasource") or {}
+                if ds.get("type") != "prometheus":
+                    continue
+                for metric in metric_names(target.get("expr", "")):
+                    kpi = kpi_of(metric, config.prefix)
+                    ref = PanelRef(name, dash["title"], row_title, panel["title"])
+                    if kpi is not None and ref not in refs[kpi.name].panels:
+                        refs[kpi.name].panels.append(ref)
+    for rule, metrics in rule_metrics(rule_groups(config)).items():
+        if ":" in rule:  # a recording rule, not an alert
             continue
         for metric in metrics:
             kpi = kpi_of(metric, config.prefix)
-            if kpi is not None and name not in refs[kpi.name].alerts:
-                refs[kpi.name].alerts.append(name)
+            if kpi is not None and rule not in refs[kpi.name].alerts:
+                refs[kpi.name].alerts.append(rule)
+    for r in refs.values():
+        r.alerts.sort()
     return refs
-
-
-def catalog_fields(config: RulesConfig | None = None) -> dict[str, tuple[str | None, tuple[str, ...]]]:
-    """KPI name -> what its catalog entry's ``panel`` and ``alerts`` must say.
-
-    The catalog declares where each KPI is shown and which alerts watch it;
-    a lint test compares that declaration with this derivation from the
-    generated dashboards and rules, so the two cannot drift apart.
-    """
-    return {
-        name: (refs.panel_ref, tuple(sorted(refs.alerts)))
-        for name, refs in kpi_references(config).items()
-    }

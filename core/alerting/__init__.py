@@ -3,19 +3,19 @@
 ``rule_groups(config)`` is the source; ``render_all(config)`` gives the files
 ``modelmon rules build`` writes (the rule file, a Kubernetes PrometheusRule
 and the default thresholds). Thresholds come from one mixin-style config
-(``RulesConfig``, loaded with ``load_rules_config``).
+(``ThresholdsConfig``, loaded with ``load_thresholds``).
 """
 
 from __future__ import annotations
 
-from modelmon.alerting.config import RulesConfig, load_rules_config, rules_config_from_mapping
 from modelmon.alerting.render import alert_names, render_all, rule_groups
+from modelmon.thresholds import ThresholdsConfig, load_thresholds, thresholds_from_mapping
 
 __all__ = [
-    "RulesConfig",
+    "ThresholdsConfig",
     "alert_names",
-    "load_rules_config",
+    "load_thresholds",
     "render_all",
     "rule_groups",
-    "rules_config_from_mapping",
+    "thresholds_from_mapping",
 ]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelmon.alerting.common import alert, has, record
-from modelmon.alerting.config import RulesConfig
 from modelmon.kpi import KPI
+from modelmon.thresholds import ThresholdsConfig
 from modelmon.units import parse_duration
 
 # Data-quality counters summed into one violations-per-row ratio, by kind.
@@ -34,7 +34,7 @@ def input_rows_rate(prefix: str) -> str:
     return f"model_version:{prefix}input_rows:rate"
 
 
-def service_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def service_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, t = config.prefix, config.traffic
     out = [alert(
         config, "ModelmonTargetDown", f"up{{{t.job_selector}}} == 0",
@@ -83,7 +83,7 @@ def service_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[s
     return out
 
 
-def quality_recording_rules(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def quality_recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, q = config.prefix, config.quality
     rules = []
     for kind, name in VIOLATION_KPIS.items():
@@ -103,7 +103,7 @@ def quality_recording_rules(config: RulesConfig, catalog: tuple[KPI, ...]) -> li
     return rules
 
 
-def quality_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def quality_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, q = config.prefix, config.quality
     out = []
     if has(catalog, "feature_drift", ("model", "version", "feature", "method")):
@@ -184,7 +184,7 @@ def quality_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[s
     return out
 
 
-def edge_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def edge_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, e = config.prefix, config.edge
     out = []
     if has(catalog, "edge_last_send_success_timestamp_seconds", ("device",)):
@@ -244,7 +244,7 @@ def edge_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
     return out
 
 
-def log_alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def log_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, lg = config.prefix, config.logs
     if not has(catalog, "log_events_total", ("sink", "outcome")):
         return []

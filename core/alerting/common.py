@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmon.alerting.config import RulesConfig
 from modelmon.kpi import KPI
+from modelmon.thresholds import ThresholdsConfig
 
 Severity = str  # "critical" pages, "warning" makes a ticket, "info" is for dashboards only
 SEVERITIES = ("critical", "warning", "info")
 
 
 def alert(
-    config: RulesConfig,
+    config: ThresholdsConfig,
     name: str,
     expr: str,
     *,

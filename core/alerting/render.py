@@ -7,9 +7,9 @@ from typing import Any
 import yaml
 
 from modelmon.alerting import alerts, slo
-from modelmon.alerting.config import RulesConfig, defaults_as_mapping
 from modelmon.catalog import CATALOG
 from modelmon.kpi import KPI
+from modelmon.thresholds import ThresholdsConfig, defaults_as_mapping
 
 RULES_FILE = "modelmon.rules.yml"
 PROMETHEUS_RULE_FILE = "modelmon.prometheusrule.yaml"
@@ -21,7 +21,7 @@ _HEADER = (
 )
 
 
-def rule_groups(config: RulesConfig, catalog: tuple[KPI, ...] = CATALOG) -> list[dict[str, Any]]:
+def rule_groups(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) -> list[dict[str, Any]]:
     """Every rule group, recording rules before the alerts that read them."""
     interval = config.evaluation_interval
     groups = [
@@ -57,12 +57,12 @@ def _dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
 
 
-def render_rules(config: RulesConfig, catalog: tuple[KPI, ...] = CATALOG) -> str:
+def render_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) -> str:
     return _HEADER + _dump({"groups": rule_groups(config, catalog)})
 
 
 def render_prometheus_rule(
-    config: RulesConfig, catalog: tuple[KPI, ...] = CATALOG, name: str = "modelmon-rules"
+    config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG, name: str = "modelmon-rules"
 ) -> str:
     """The same groups as a kube-prometheus ``PrometheusRule`` resource."""
     resource = {
@@ -85,14 +85,15 @@ def render_prometheus_rule(
 
 def render_defaults() -> str:
     return (
-        "# Default thresholds of the generated rules (modelmon.alerting.config).\n"
-        "# Copy the keys you want to change into your own file and run\n"
+        "# Default thresholds of the generated rules and dashboards (modelmon.thresholds).\n"
+        "# Copy the keys you want to change into your own file and run both\n"
         "#   modelmon rules build --config my-thresholds.yml --out my-rules/\n"
+        "#   modelmon dashboards build --config my-thresholds.yml --out my-dashboards/\n"
         + _dump(defaults_as_mapping())
     )
 
 
-def render_all(config: RulesConfig, catalog: tuple[KPI, ...] = CATALOG) -> dict[str, str]:
+def render_all(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) -> dict[str, str]:
     """File name -> content of everything ``modelmon rules build`` writes."""
     return {
         RULES_FILE: render_rules(config, catalog),

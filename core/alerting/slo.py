@@ -14,9 +14,9 @@ from typing import Any
 from prometheus_client.utils import floatToGoString
 
 from modelmon.alerting.common import alert, has, record
-from modelmon.alerting.config import RulesConfig
 from modelmon.config import ConfigError
 from modelmon.kpi import KPI
+from modelmon.thresholds import ThresholdsConfig
 
 # (long window, short window, burn-rate factor)
 PAGE_WINDOWS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
@@ -36,7 +36,7 @@ def requests_rate(prefix: str, window: str) -> str:
     return f"model:{prefix}inference_requests:rate{window}"
 
 
-def latency_bucket(config: RulesConfig, catalog: tuple[KPI, ...]) -> str:
+def latency_bucket(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> str:
     """The ``le`` label value of the latency objective, which must be a bucket bound."""
     kpi = next(k for k in catalog if k.name == "inference_duration_seconds")
     objective = config.slo.latency_objective_seconds
@@ -49,7 +49,7 @@ def latency_bucket(config: RulesConfig, catalog: tuple[KPI, ...]) -> str:
     return str(floatToGoString(objective))
 
 
-def recording_rules(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p = config.prefix
     if not has(catalog, "inference_requests_total", ("model", "outcome")):
         return []
@@ -83,7 +83,7 @@ def _burn_expr(series: Any, windows: tuple[tuple[str, str, float], ...], budget:
     return "\nor\n".join(clauses)
 
 
-def alerts(config: RulesConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, slo = config.prefix, config.slo
     out: list[dict[str, Any]] = []
     if has(catalog, "inference_requests_total", ("model", "outcome")):

@@ -26,7 +26,7 @@ _AGENT: tuple[KPI, ...] = (
         "spool and will be backfilled. A device whose link stays down past the spool's "
         "max_age starts losing its oldest samples.",
         "edge",
-        panel="modelmon-edge-fleet: Link up",
+        dashboard="edge-fleet", row="Devices and links",
     ),
     KPI(
         "edge_last_send_success_timestamp_seconds", "gauge", "seconds", _D,
@@ -34,8 +34,7 @@ _AGENT: tuple[KPI, ...] = (
         "time() minus this is how long the device has been out of reach; compare it with the "
         "spool's max_age to know when data starts being lost.",
         "edge",
-        alerts=("EdgeDeviceOffline",),
-        panel="modelmon-edge-fleet: Time since last sync",
+        dashboard="edge-fleet", row="Devices and links",
     ),
     KPI(
         "edge_backlog_samples", "gauge", "samples", _D,
@@ -43,16 +42,14 @@ _AGENT: tuple[KPI, ...] = (
         "Grows while the link is down and shrinks while a backlog drains; a backlog that "
         "never shrinks with the link up means the rate limit or the receiver is too slow.",
         "edge",
-        alerts=("EdgeBacklogGrowing",),
-        panel="modelmon-edge-fleet: Backlog samples",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_backlog_bytes", "gauge", "bytes", _D,
         "Bytes of samples waiting in the spool to be sent.",
         "Compare with the spool's max_bytes: at the limit, the full policy drops samples.",
         "edge",
-        alerts=("EdgeBacklogNearLimit",),
-        panel="modelmon-edge-fleet: Edge backlog bytes",
+        dashboard="edge-fleet", row="Spool and its limits",
     ),
     KPI(
         "edge_backlog_oldest_sample_age_seconds", "gauge", "seconds", _D,
@@ -60,8 +57,7 @@ _AGENT: tuple[KPI, ...] = (
         "How far behind the receiver is for this device. At the spool's max_age the oldest "
         "samples are dropped (reason max_age).",
         "edge",
-        alerts=("EdgeBacklogNearLimit",),
-        panel="modelmon-edge-fleet: Oldest pending sample age",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_samples_collected_total", "counter", "samples", _D,
@@ -69,14 +65,14 @@ _AGENT: tuple[KPI, ...] = (
         "The sample stream of the device (model KPIs and collectors); sent + dropped + backlog "
         "add up to it over the spool's lifetime.",
         "edge",
-        panel="modelmon-edge-fleet: Samples collected vs sent",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_samples_sent_total", "counter", "samples", _D,
         "Samples the receiver accepted through remote_write.",
         "Delivery throughput; its rate exceeds collection while a backlog drains.",
         "edge",
-        panel="modelmon-edge-fleet: Samples collected vs sent",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_samples_dropped_total", "counter", "samples", (*_D, "reason"),
@@ -86,8 +82,7 @@ _AGENT: tuple[KPI, ...] = (
         "too_old/out_of_order: the receiver refused old samples (give it an "
         "out_of_order_time_window, or use order: fifo); http_4xx: configuration or auth error.",
         "edge",
-        alerts=("EdgeSamplesDropped",),
-        panel="modelmon-edge-fleet: Samples dropped by reason",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_send_requests_total", "counter", "requests", (*_D, "outcome"),
@@ -95,7 +90,7 @@ _AGENT: tuple[KPI, ...] = (
         "'retry' counts 5xx, 429 and connection failures that will be tried again; "
         "'rejected' counts refusals of old samples; 'dropped' counts other 4xx.",
         "edge",
-        panel="modelmon-edge-fleet: Edge send requests per second",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_send_duration_seconds", "histogram", "seconds", _D,
@@ -103,7 +98,7 @@ _AGENT: tuple[KPI, ...] = (
         "Latency of the uplink plus the receiver; long sends on a slow link call for a "
         "larger max_samples_per_send.",
         "edge", buckets=SEND_DURATION_BUCKETS,
-        panel="modelmon-edge-fleet: remote_write latency p95",
+        dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_spool_disk_bytes", "gauge", "bytes", _D,
@@ -111,15 +106,14 @@ _AGENT: tuple[KPI, ...] = (
         "Storage the agent takes on the device; bounded by the spool's max_bytes plus "
         "overhead.",
         "edge",
-        panel="modelmon-edge-fleet: Edge spool disk bytes",
+        dashboard="edge-fleet", row="Spool and its limits",
     ),
     KPI(
         "edge_spool_max_bytes", "gauge", "bytes", _D,
         "The spool's configured max_bytes: pending samples beyond it are dropped.",
         "The limit edge_backlog_bytes is judged against; devices may have different limits.",
         "edge",
-        alerts=("EdgeBacklogNearLimit",),
-        panel="modelmon-edge-fleet: Edge spool max bytes",
+        dashboard="edge-fleet", row="Spool and its limits",
     ),
     KPI(
         "edge_spool_max_age_seconds", "gauge", "seconds", _D,
@@ -127,8 +121,7 @@ _AGENT: tuple[KPI, ...] = (
         "The limit edge_backlog_oldest_sample_age_seconds is judged against: an outage longer "
         "than this loses its oldest samples.",
         "edge",
-        alerts=("EdgeBacklogNearLimit",),
-        panel="modelmon-edge-fleet: Edge spool max age seconds",
+        dashboard="edge-fleet", row="Spool and its limits",
     ),
 )
 
@@ -138,49 +131,49 @@ _SYSTEM: tuple[KPI, ...] = (
         "CPU busy time over all cores since the previous collection, 0-1.",
         "A device pinned near 1 slows inference on it; correlate with inference latency.",
         "edge",
-        panel="modelmon-edge-fleet: CPU utilization",
+        dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_load_average", "gauge", "tasks", (*_D, "period"),
         "System load average over 1m, 5m and 15m.",
         "Runnable tasks: above the core count the device is oversubscribed.",
         "edge",
-        panel="modelmon-edge-fleet: System load average",
+        dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_cpu_count", "gauge", "cores", _D,
         "Logical CPUs of the device.",
         "To read load averages and utilization against the device's size.",
         "edge",
-        panel="modelmon-edge-fleet: System cpu count",
+        dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_memory_bytes", "gauge", "bytes", (*_D, "state"),
         "Physical memory by state (total, available, used).",
         "Low available memory on a device risks the OOM killer stopping the model server.",
         "edge",
-        panel="modelmon-edge-fleet: Memory available",
+        dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_filesystem_bytes", "gauge", "bytes", (*_D, "mountpoint", "state"),
         "Filesystem space by mount point and state (total, free, used).",
         "A full disk stops the spool, logs and model updates on the device.",
         "edge",
-        panel="modelmon-edge-fleet: Filesystem used",
+        dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_network_bytes_total", "counter", "bytes", (*_D, "interface", "direction"),
         "Bytes received and transmitted per network interface.",
         "Uplink usage, including the agent's own backfill traffic after an outage.",
         "edge",
-        panel="modelmon-edge-fleet: System network bytes per second",
+        dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_temperature_celsius", "gauge", "celsius", (*_D, "sensor"),
         "Hardware temperature per sensor, where the OS exposes it.",
         "A hot device throttles its CPU or accelerator, and inference slows down.",
         "edge",
-        panel="modelmon-edge-fleet: System temperature celsius",
+        dashboard="edge-fleet", row="Device resources",
     ),
 )
 

@@ -20,8 +20,7 @@ KPIS: tuple[KPI, ...] = (
         "+ pending at all times; any 'dropped' means events were lost (see the reason in "
         "log_events_dropped_total), 'dead_lettered' means the destination refused them "
         "(mapping errors): inspect with 'modelmon logs dead-letter list'.",
-        "logs", panel="modelmon-log-pipeline: Log events by outcome",
-        alerts=("LogShipperDeadLettering", "LogShipperDroppingEvents"),
+        "logs", dashboard="log-pipeline", row="Delivery",
     ),
     KPI(
         "log_events_dropped_total", "counter", "events", (*_S, "reason"),
@@ -29,27 +28,27 @@ KPIS: tuple[KPI, ...] = (
         "corrupt, processor, ...).",
         "Why events were lost: max_bytes/max_age mean the destination was down longer than "
         "the spool can hold; corrupt means a damaged spool file was skipped.",
-        "logs", panel="modelmon-log-pipeline: Dropped log events by reason per second",
+        "logs", dashboard="log-pipeline", row="Delivery",
     ),
     KPI(
         "log_spool_pending_events", "gauge", "events", _S,
         "Log events in the spool waiting for delivery.",
         "Backlog: growing while the destination is down, draining after. A steady climb "
         "means the destination accepts less than the model servers produce.",
-        "logs", multiprocess_mode="livesum", panel="modelmon-log-pipeline: Log spool backlog",
+        "logs", multiprocess_mode="livesum", dashboard="log-pipeline", row="Spool",
     ),
     KPI(
         "log_spool_bytes", "gauge", "bytes", _S,
         "Disk used by the log spool (journal and SQLite files).",
         "How close the spool is to its max_bytes bound; at the bound, the full policy drops.",
-        "logs", multiprocess_mode="livesum", panel="modelmon-log-pipeline: Log spool size",
+        "logs", multiprocess_mode="livesum", dashboard="log-pipeline", row="Spool",
     ),
     KPI(
         "log_spool_oldest_pending_age_seconds", "gauge", "seconds", _S,
         "Age of the oldest log event waiting in the spool.",
         "Delivery lag: how stale the logs in Elasticsearch are. Compare with max_age, past "
         "which events are dropped.",
-        "logs", multiprocess_mode="max", panel="modelmon-log-pipeline: Oldest pending log event",
+        "logs", multiprocess_mode="max", dashboard="log-pipeline", row="Spool",
     ),
     KPI(
         "log_dead_letters_stored", "gauge", "events", _S,
@@ -57,7 +56,7 @@ KPIS: tuple[KPI, ...] = (
         "Events the destination refused; fix the mapping, then 'modelmon logs dead-letter "
         "replay'.",
         "logs", multiprocess_mode="livesum",
-        panel="modelmon-log-pipeline: Log dead letters stored",
+        dashboard="log-pipeline", row="Spool",
     ),
     KPI(
         "log_bulk_request_duration_seconds", "histogram", "seconds", _S,
@@ -65,7 +64,7 @@ KPIS: tuple[KPI, ...] = (
         "batch).",
         "Destination latency seen by the shipper; slow bulks lower the shipping rate and grow "
         "the backlog.",
-        "logs", buckets=HTTP_DURATION_BUCKETS, panel="modelmon-log-pipeline: Bulk request latency",
+        "logs", buckets=HTTP_DURATION_BUCKETS, dashboard="log-pipeline", row="Delivery",
     ),
     KPI(
         "log_bulk_requests_total", "counter", "requests", (*_S, "result"),
@@ -74,13 +73,13 @@ KPIS: tuple[KPI, ...] = (
         "Health of the destination as the shipper sees it: throttled means Elasticsearch "
         "pushes back (429), connection_error that it is unreachable.",
         "logs",
-        panel="modelmon-log-pipeline: Log bulk requests per second",
+        dashboard="log-pipeline", row="Delivery",
     ),
     KPI(
         "log_processor_failures_total", "counter", "events", ("processor",),
         "Log processor calls that raised; the event went on without that processor.",
         "A redaction or enrichment plugin is broken: events may carry unredacted fields.",
         "logs",
-        panel="modelmon-log-pipeline: Log processor failures per second",
+        dashboard="log-pipeline", row="Delivery",
     ),
 )

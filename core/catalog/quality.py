@@ -47,8 +47,7 @@ KPIS: tuple[KPI, ...] = (
         "Rows passed to check_inputs (one per request row).",
         "The denominator of every data-quality ratio: divide the feature_* counters by it to "
         "get the share of rows with a problem.",
-        "quality", panel="modelmon-model-quality: Input rows checked",
-        alerts=("ModelDataQualityViolations",),
+        "quality", dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_missing_total", "counter", "values", _FEATURE,
@@ -56,29 +55,28 @@ KPIS: tuple[KPI, ...] = (
         "A missing rate well above the profile's training missing rate means an upstream "
         "pipeline or client stopped filling the feature; the model then sees imputed or "
         "default values it was not trained on.",
-        "quality", panel="modelmon-model-quality: Data-quality problems per input row", alerts=("ModelDataQualityViolations",),
+        "quality", dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_out_of_range_total", "counter", "values", _FEATURE,
         "Numeric feature values outside the [min, max] range seen in training (or +-inf).",
         "The model extrapolates on these values. A sudden rise usually means a unit change "
         "(cents vs euros, ms vs s) or a broken sensor.",
-        "quality", panel="modelmon-model-quality: Data-quality problems per input row", alerts=("ModelDataQualityViolations",),
+        "quality", dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_type_errors_total", "counter", "values", _FEATURE,
         "Feature values of the wrong type (a string in a numeric feature, a list, ...).",
         "Non-zero means a client sends a different schema than the model expects; these "
         "values are excluded from drift.",
-        "quality", panel="modelmon-model-quality: Data-quality problems per input row", alerts=("ModelDataQualityViolations",),
+        "quality", dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_unseen_category_total", "counter", "values", _FEATURE,
         "Categorical feature values never seen in the training data.",
         "New categories (a new country, product, device) the model has no learned signal "
         "for. Counted only for features whose full training vocabulary is in the profile.",
-        "quality", panel="modelmon-model-quality: Data-quality problems per input row",
-        alerts=("ModelDataQualityViolations",),
+        "quality", dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "schema_violations_total", "counter", "violations", (*_ML, "kind"),
@@ -86,7 +84,7 @@ KPIS: tuple[KPI, ...] = (
         "column_count or unreadable_input.",
         "The request does not match the profile's feature list: a client sends an old or a "
         "new schema. missing_column rows are not checked for that feature.",
-        "quality", panel="modelmon-model-quality: Schema violations per second", alerts=("ModelSchemaViolations",),
+        "quality", dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "quality_check_errors_total", "counter", "errors", (*_ML, "operation"),
@@ -95,7 +93,7 @@ KPIS: tuple[KPI, ...] = (
         "Should stay at 0; a non-zero value means a modelmon bug or an input it cannot "
         "read. The model server log has the traceback.",
         "quality",
-        panel="modelmon-model-quality: Quality check errors per second",
+        dashboard="model-quality", row="Input data quality",
     ),
     # --- drift ------------------------------------------------------------------
     KPI(
@@ -104,7 +102,7 @@ KPIS: tuple[KPI, ...] = (
         "reference profile, by method (psi, js, ks).",
         _PSI_MEANING + " Only features in the drift allowlist (or the top-K by importance) "
         "get a series, to bound cardinality. NaN until the window has rows.",
-        "quality", panel="modelmon-model-quality: Feature drift ($drift_method)", alerts=("ModelFeatureDrift",),
+        "quality", dashboard="model-quality", row="Drift against the reference profile",
     ),
     KPI(
         "prediction_drift", "gauge", "ratio", (*_ML, "method"),
@@ -113,7 +111,7 @@ KPIS: tuple[KPI, ...] = (
         "Prediction drift without feature drift often means the world changed in a way the "
         "features do not capture; with feature drift it confirms the model reacts to it. "
         "Same scale as feature_drift: PSI 0.1 moderate, 0.25 major.",
-        "quality", panel="modelmon-model-quality: Prediction drift ($drift_method)", alerts=("ModelPredictionDrift",),
+        "quality", dashboard="model-quality", row="Drift against the reference profile",
     ),
     KPI(
         "score_drift", "gauge", "ratio", (*_ML, "method"),
@@ -121,14 +119,14 @@ KPIS: tuple[KPI, ...] = (
         "profile's scores, by method (psi, js, ks).",
         "A model that grows less confident (scores sliding toward 0.5) is seeing inputs unlike "
         "its training data, before any ground truth arrives.",
-        "quality", panel="modelmon-model-quality: Score drift ($drift_method)",
+        "quality", dashboard="model-quality", row="Drift against the reference profile",
     ),
     KPI(
         "drift_window_rows", "gauge", "rows", _ML,
         "Rows in the current drift window.",
         "How much data the drift gauges rest on: drift over a few dozen rows is noise. "
         "Alert rules require a minimum here.",
-        "quality", panel="modelmon-model-quality: Drift window rows",
+        "quality", dashboard="model-quality", row="Drift against the reference profile",
     ),
     # --- predictions ------------------------------------------------------------
     KPI(
@@ -137,20 +135,20 @@ KPIS: tuple[KPI, ...] = (
         "counted as __other__.",
         "The model's output mix. A class share that moves while traffic is steady is "
         "prediction drift you can see directly.",
-        "quality", panel="modelmon-model-quality: Predicted class share",
+        "quality", dashboard="model-quality", row="Predictions",
     ),
     KPI(
         "prediction_score", "histogram", "ratio", _ML,
         "Confidence of each prediction: the score given, or the top class probability.",
         "Low-confidence predictions are the ones most likely wrong; a shift of mass toward "
         "low scores is an early warning of drift.",
-        "quality", buckets=SCORE_BUCKETS, panel="modelmon-model-quality: Prediction confidence p10 / p50 / p90",
+        "quality", buckets=SCORE_BUCKETS, dashboard="model-quality", row="Predictions",
     ),
     KPI(
         "prediction_value", "histogram", "value", _ML,
         "Regression outputs (configure buckets to your target's scale).",
         "The distribution of predicted values; compare quantiles with the training target.",
-        "quality", buckets=PREDICTION_VALUE_BUCKETS, panel="modelmon-model-quality: Predicted values",
+        "quality", buckets=PREDICTION_VALUE_BUCKETS, dashboard="model-quality", row="Predictions",
     ),
     # --- late ground truth --------------------------------------------------------
     KPI(
@@ -159,63 +157,62 @@ KPIS: tuple[KPI, ...] = (
         "(classification) or observed (regression).",
         "How much ground truth arrives; the correct share is the accuracy over any range "
         "you choose in PromQL.",
-        "feedback", panel="modelmon-model-quality: Feedback correct share",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_confusion_total", "counter", "labels", (*_ML, "true_class", "predicted_class"),
         "Confusion-matrix counts of joined feedback (up to 20 classes, the rest __other__).",
         "Which classes the model confuses; a growing off-diagonal cell points at the class "
         "whose inputs changed.",
-        "feedback", panel="modelmon-model-quality: Confusion matrix per second",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_accuracy", "gauge", "ratio", _ML,
         "Accuracy over the last feedback window of joined labels.",
         "The quality users get, measured once the truth is known. Compare with the "
         "validation accuracy recorded at training time.",
-        "feedback", panel="modelmon-model-quality: Accuracy from feedback", alerts=("ModelAccuracyDrop",),
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_precision", "gauge", "ratio", (*_ML, "class"),
         "Precision per class over the last feedback window.",
         "Of the rows predicted as this class, the share that truly were: low precision is "
         "false alarms.",
-        "feedback", panel="modelmon-model-quality: Precision",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_recall", "gauge", "ratio", (*_ML, "class"),
         "Recall per class over the last feedback window.",
         "Of the rows truly in this class, the share the model found: low recall is misses "
         "(fraud not caught, churners not flagged).",
-        "feedback", panel="modelmon-model-quality: Recall",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_absolute_error", "histogram", "value", _ML,
         "Absolute error |y_true - y_pred| of joined regression feedback.",
         "The distribution of errors: a fat tail means a minority of inputs gets very bad "
         "predictions even when the mean looks fine.",
-        "feedback", buckets=ABSOLUTE_ERROR_BUCKETS, panel="modelmon-model-quality: Absolute error",
+        "feedback", buckets=ABSOLUTE_ERROR_BUCKETS, dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_mae", "gauge", "value", _ML,
         "Mean absolute error over the last feedback window (regression).",
         "The regression counterpart of accuracy, in the target's unit.",
-        "feedback", panel="modelmon-model-quality: MAE",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_window_labels", "gauge", "labels", _ML,
         "Joined labels in the feedback window behind accuracy, precision, recall and MAE.",
         "Accuracy over 5 labels is noise; alert rules require a minimum here.",
         "feedback",
-        alerts=("ModelAccuracyDrop",),
-        panel="modelmon-model-quality: Feedback window labels",
+        dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_label_delay_seconds", "histogram", "seconds", _ML,
         "Time between a prediction and the arrival of its ground truth.",
         "How late you learn about quality problems: accuracy gauges describe predictions "
         "made this long ago.",
-        "feedback", buckets=LABEL_DELAY_BUCKETS, panel="modelmon-model-quality: Label delay",
+        "feedback", buckets=LABEL_DELAY_BUCKETS, dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_unmatched_total", "counter", "labels", _ML,
@@ -223,7 +220,7 @@ KPIS: tuple[KPI, ...] = (
         "already labelled, or evicted).",
         "A high share means request ids do not line up between prediction and feedback, "
         "or the store's TTL / max entries are too small for your label delay.",
-        "feedback", panel="modelmon-model-quality: Unmatched feedback per second",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_store_evictions_total", "counter", "entries", (*_ML, "reason"),
@@ -232,12 +229,12 @@ KPIS: tuple[KPI, ...] = (
         "Evicted predictions can never be joined. ttl/max_entries: raise the limits if labels "
         "arrive later than the store keeps predictions; queue_full/write_error: the store "
         "cannot keep up or its disk fails.",
-        "feedback", panel="modelmon-model-quality: Feedback store evictions per second",
+        "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_store_entries", "gauge", "entries", _ML,
         "Predictions waiting in the feedback store for their ground truth.",
         "Grows with traffic times label delay; bounded by the store's max entries.",
-        "feedback", panel="modelmon-model-quality: Feedback store entries", multiprocess_mode="max",
+        "feedback", dashboard="model-quality", row="Ground truth", multiprocess_mode="max",
     ),
 )

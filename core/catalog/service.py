@@ -22,8 +22,7 @@ KPIS: tuple[KPI, ...] = (
         "or its runtime fails; 'rejected' means inputs were refused before prediction "
         "(validation, overload). The availability SLO is computed from this counter.",
         "service",
-        alerts=("ModelErrorBudgetBurningFast", "ModelErrorBudgetBurningSlow", "ModelNoTraffic"),
-        panel="modelmon-model-service: Inference calls by outcome",
+        dashboard="model-service", row="Traffic and errors",
     ),
     KPI(
         "inference_duration_seconds", "histogram", "seconds", _ML,
@@ -31,15 +30,14 @@ KPIS: tuple[KPI, ...] = (
         "Latency users feel. Watch p95/p99 per version: a new version that is slower, or a "
         "latency climb with constant traffic, points at the model or its hardware.",
         "service", buckets=INFERENCE_DURATION_BUCKETS,
-        alerts=("ModelLatencyBudgetBurningFast", "ModelLatencyBudgetBurningSlow"),
-        panel="modelmon-model-service: Inference latency p50 / p95 / p99",
+        dashboard="model-service", row="Latency and saturation",
     ),
     KPI(
         "inference_in_flight", "gauge", "requests", _ML,
         "Inference calls currently executing.",
         "Saturation: when it sits at the worker/thread count, requests queue and latency grows.",
         "service", multiprocess_mode="livesum",
-        panel="modelmon-model-service: Calls in flight",
+        dashboard="model-service", row="Latency and saturation",
     ),
     KPI(
         "inference_batch_size", "histogram", "rows", _ML,
@@ -47,7 +45,7 @@ KPIS: tuple[KPI, ...] = (
         "How clients batch. A shift to larger batches explains latency growth without a "
         "regression; a shift to 1 explains throughput loss.",
         "service", buckets=BATCH_SIZE_BUCKETS,
-        panel="modelmon-model-service: Batch size p50 / p95",
+        dashboard="model-service", row="Latency and saturation",
     ),
     KPI(
         "inference_exceptions_total", "counter", "exceptions", (*_ML, "exception"),
@@ -55,7 +53,7 @@ KPIS: tuple[KPI, ...] = (
         "Which failure dominates: a new exception type after a deploy is usually a "
         "feature-schema or dependency mismatch.",
         "service",
-        panel="modelmon-model-service: Exceptions by type",
+        dashboard="model-service", row="Traffic and errors",
     ),
     KPI(
         "payload_bytes", "histogram", "bytes", (*_ML, "direction"),
@@ -63,28 +61,28 @@ KPIS: tuple[KPI, ...] = (
         "Input size drives latency and cost; a jump in request size often means a client "
         "changed what it sends.",
         "service", buckets=PAYLOAD_BYTES_BUCKETS,
-        panel="modelmon-model-service: Payload size p95",
+        dashboard="model-service", row="Latency and saturation",
     ),
     KPI(
         "model_info", "gauge", "info", (*_ML, "framework", "framework_version", "task"),
         "Model identity; always 1. Join on model and version to label other series.",
         "Which model versions are deployed where, and with which framework.",
         "service", multiprocess_mode="max",
-        panel="modelmon-model-service: Deployed model versions",
+        dashboard="model-service", row="Model lifecycle",
     ),
     KPI(
         "model_load_duration_seconds", "gauge", "seconds", _ML,
         "Duration of the last model load.",
         "Cold-start cost of a version; slow loads lengthen rollouts and autoscaling.",
         "service", multiprocess_mode="max",
-        panel="modelmon-model-service: Model load duration",
+        dashboard="model-service", row="Model lifecycle",
     ),
     KPI(
         "model_last_load_timestamp_seconds", "gauge", "seconds", _ML,
         "Unix time of the last model load.",
         "When a version was (re)loaded: correlate with changes in error rate or drift.",
         "service", multiprocess_mode="max",
-        panel="modelmon-model-service: Time since model load",
+        dashboard="model-service", row="Model lifecycle",
     ),
     # --- HTTP layer of an instrumented Flask app ---------------------------
     KPI(
@@ -93,7 +91,7 @@ KPIS: tuple[KPI, ...] = (
         "Per-endpoint traffic and HTTP errors of the model server, including requests that "
         "never reached the model (404, auth, validation).",
         "http",
-        panel="modelmon-model-service: HTTP requests by status",
+        dashboard="model-service", row="HTTP layer",
     ),
     KPI(
         "http_request_duration_seconds", "histogram", "seconds", (*_ML, "endpoint", "method"),
@@ -101,7 +99,7 @@ KPIS: tuple[KPI, ...] = (
         "End-to-end server latency; its gap to inference_duration_seconds is time spent in "
         "(de)serialization and pre/post-processing.",
         "http", buckets=HTTP_DURATION_BUCKETS,
-        panel="modelmon-model-service: HTTP latency p95 by endpoint",
+        dashboard="model-service", row="HTTP layer",
     ),
     # --- modelmon serve /ingest -------------------------------------------
     KPI(
@@ -111,7 +109,7 @@ KPIS: tuple[KPI, ...] = (
         "when one event is invalid the whole request gets a 400 naming the field, and all its "
         "events count as 'invalid'.",
         "ingest",
-        panel="modelmon-model-service: /ingest events by type and outcome",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
     KPI(
         "label_overflow_total", "counter", "values", ("metric", "label"),
@@ -119,8 +117,7 @@ KPIS: tuple[KPI, ...] = (
         "Non-zero means a label (model name, exception type, class) has more distinct values "
         "than allowed; raise the cap or fix the client that sends unbounded values.",
         "ingest",
-        alerts=("ModelmonLabelOverflow",),
-        panel="modelmon-model-service: Label values folded into __other__",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
     # --- plugins -----------------------------------------------------------
     KPI(
@@ -129,22 +126,21 @@ KPIS: tuple[KPI, ...] = (
         "A 0 means a device- or cloud-specific collector is broken; its metrics are missing "
         "but the rest of the scrape is intact. The log says why.",
         "plugins",
-        alerts=("ModelmonCollectorFailing",),
-        panel="modelmon-model-service: Plugin collector success",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
     KPI(
         "collector_duration_seconds", "gauge", "seconds", ("collector",),
         "Time a plugin collector took during the last scrape.",
         "A slow collector delays every scrape; keep it well under the scrape timeout.",
         "plugins",
-        panel="modelmon-model-service: Plugin collector duration",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
     KPI(
         "build_info", "gauge", "info", ("version", "python_version", "prometheus_client_version"),
         "modelmon build information; always 1.",
         "Which modelmon release a target runs, for fleet upgrades and bug reports.",
         "plugins",
-        panel="modelmon-model-service: modelmon versions",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
 )
 

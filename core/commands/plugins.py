@@ -6,9 +6,10 @@ import argparse
 import json
 
 from modelmon import plugin_manager
+from modelmon.hookspecs import SubParsers
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("plugins", help="list loaded plugins and the hooks they implement")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

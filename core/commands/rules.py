@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "a Kubernetes PrometheusRule, from the KPI catalog and a thresholds config.",
     )
     build.add_argument("--config", type=Path, default=None,
-                       help="YAML thresholds overriding the defaults (see "
+                       help="YAML thresholds overriding the defaults, the same file as "
+                       "'modelmon dashboards build --config' (see "
                        "alert_rules/config.defaults.yml)")
     build.add_argument("--out", type=Path, default=DEFAULT_OUT,
                        help=f"output directory (default {DEFAULT_OUT})")
@@ -33,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelmon.alerting import load_rules_config, render_all
+    from modelmon.alerting import load_thresholds, render_all
 
-    config = load_rules_config(args.config)
+    config = load_thresholds(args.config)
     if args.prefix:
         config = dataclasses.replace(config, prefix=args.prefix)
     command = "modelmon rules build" + "".join(

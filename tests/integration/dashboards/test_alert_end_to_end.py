@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from modelmon.alerting import render_all, rules_config_from_mapping
+from modelmon.alerting import render_all, thresholds_from_mapping
 from modelmon.demo.processes import (
     free_port,
     prometheus_config,
@@ -112,7 +112,7 @@ def test_error_burst_pages_and_inhibits_the_models_warnings(
     tmp_path: Path, live_model: LiveModel, alertmanager: str, webhook: Webhook
 ) -> None:
     rules = tmp_path / "modelmon.rules.yml"
-    rules.write_text(render_all(rules_config_from_mapping(FAST_RULES))["modelmon.rules.yml"])
+    rules.write_text(render_all(thresholds_from_mapping(FAST_RULES))["modelmon.rules.yml"])
     config = prometheus_config([live_model.target], scrape_interval="1s", job="modelmon-e2e")
     config["rule_files"] = [str(rules)]
     config["alerting"] = {

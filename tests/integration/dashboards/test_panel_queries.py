@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelmon.alerting import render_all, rules_config_from_mapping
+from modelmon.alerting import render_all, thresholds_from_mapping
 from modelmon.dashboards import render_all as render_dashboards
-from modelmon.dashboards.references import panels, prometheus_targets
+from modelmon.dashboards.references import json_panels, prometheus_targets
 from modelmon.demo.processes import prometheus_config, running_prometheus
 
 from .conftest import Workload
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 # (dashboard uid, panel title or "*") -> why the workload cannot give it data.
 ALLOWLIST: dict[tuple[str, str], str] = {
-    ("modelmon-edge-fleet", "System temperature celsius"): (
+    ("modelmon-edge-fleet", "System temperature"): (
         "temperature exists only where the OS exposes sensors (psutil.sensors_temperatures); "
         "the test machines are VMs without any"
     ),
@@ -72,7 +72,7 @@ def _allowed(uid: str, title: str) -> str | None:
 
 def test_every_panel_query_parses_and_returns_data(tmp_path: Path, workload: Workload) -> None:
     rules = tmp_path / "modelmon.rules.yml"
-    rules.write_text(render_all(rules_config_from_mapping({"evaluation_interval": "1s"}))[
+    rules.write_text(render_all(thresholds_from_mapping({"evaluation_interval": "1s"}))[
         "modelmon.rules.yml"])
     config = prometheus_config(workload.targets, scrape_interval="1s", job="modelmon")
     config["rule_files"] = [str(rules)]
@@ -102,7 +102,7 @@ def test_allowlist_names_existing_panels() -> None:
     titles = {
         (dash["uid"], panel["title"])
         for dash in (json.loads(t) for t in render_dashboards().values())
-        for panel in panels(dash)
+        for _, panel in json_panels(dash)
     }
     for uid, title in ALLOWLIST:
         assert (uid, title) in titles, (uid, title)
@@ -112,7 +112,7 @@ def test_non_prometheus_panels_are_the_elasticsearch_ones() -> None:
     """Elasticsearch panels cannot run here (no Elasticsearch): they are the only ones skipped."""
     for text in render_dashboards().values():
         dash = json.loads(text)
-        for panel in panels(dash):
+        for _, panel in json_panels(dash):
             if panel["datasource"]["type"] != "prometheus":
                 assert panel["datasource"]["type"] == "elasticsearch", panel["title"]
                 assert dash["uid"] == "modelmon-logs-elasticsearch"

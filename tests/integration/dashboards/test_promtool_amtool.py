@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from modelmon.alerting import RulesConfig, render_all
+from modelmon.alerting import ThresholdsConfig, render_all
 
 from .conftest import REPO, binary
 
@@ -39,9 +39,9 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_promtool_unit_tests_fail_when_a_threshold_moves(tmp_path: Path) -> None:
     """The unit tests pin the thresholds: rules built with others fail them."""
-    from modelmon.alerting import rules_config_from_mapping
+    from modelmon.alerting import thresholds_from_mapping
 
-    moved = rules_config_from_mapping({"quality": {"drift_threshold": 0.5}})
+    moved = thresholds_from_mapping({"quality": {"drift_threshold": 0.5}})
     (tmp_path / "modelmon.rules.yml").write_text(render_all(moved)["modelmon.rules.yml"])
     test = tmp_path / "tests" / "quality.test.yml"
     test.parent.mkdir()
@@ -63,7 +63,7 @@ def test_every_alert_has_a_positive_and_a_negative_promtool_case() -> None:
         for test in yaml.safe_load(path.read_text())["tests"]:
             for case in test.get("alert_rule_test", []):
                 (positive if case.get("exp_alerts") else negative).add(case["alertname"])
-    names = set(alert_names(rule_groups(RulesConfig())))
+    names = set(alert_names(rule_groups(ThresholdsConfig())))
     assert names - positive == set(), "alerts without a firing test case"
     assert names - negative == set(), "alerts without a quiet test case"
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from modelmon import cli
-from modelmon.alerting import RulesConfig, render_all, rule_groups
+from modelmon.alerting import render_all, rule_groups
 from modelmon.dashboards import DASHBOARDS
 from modelmon.dashboards import render_all as render_dashboards
-from modelmon.dashboards.references import panels
+from modelmon.dashboards.references import json_panels
+from modelmon.thresholds import ThresholdsConfig
 
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD_DIR = REPO / "dashboards" / "json"
@@ -28,7 +29,7 @@ def test_committed_dashboards_are_fresh() -> None:
 
 
 def test_committed_rules_are_fresh() -> None:
-    for name, text in render_all(RulesConfig()).items():
+    for name, text in render_all(ThresholdsConfig()).items():
         assert (RULES_DIR / name).read_text() == text, (
             f"alert_rules/{name} is stale: run 'modelmon rules build'"
         )
@@ -72,7 +73,7 @@ def test_every_dashboard_has_a_stable_uid_variables_and_a_recent_schema() -> Non
 
 def test_every_panel_is_a_timeseries_or_table_with_unit_and_description() -> None:
     for name, dash in _dashboards().items():
-        all_panels = list(panels(dash))
+        all_panels = [panel for _, panel in json_panels(dash)]
         assert all_panels, name
         for panel in all_panels:
             where = f"{name}: {panel['title']}"
@@ -94,9 +95,9 @@ def test_every_panel_is_a_timeseries_or_table_with_unit_and_description() -> Non
 
 
 def test_prefix_is_applied_everywhere() -> None:
-    for text in render_dashboards("acme_").values():
+    for text in render_dashboards(ThresholdsConfig(prefix="acme_")).values():
         assert "modelmon_" not in text
-    rules = render_all(RulesConfig(prefix="acme_"))["modelmon.rules.yml"]
+    rules = render_all(ThresholdsConfig(prefix="acme_"))["modelmon.rules.yml"]
     assert "acme_inference_requests_total" in rules
     assert not re.search(r"\bmodelmon_\w+", rules.split("runbook", 1)[0])
 
@@ -104,7 +105,7 @@ def test_prefix_is_applied_everywhere() -> None:
 def test_rule_groups_render_as_prometheus_rule_resource() -> None:
     import yaml
 
-    resource = yaml.safe_load(render_all(RulesConfig())["modelmon.prometheusrule.yaml"])
+    resource = yaml.safe_load(render_all(ThresholdsConfig())["modelmon.prometheusrule.yaml"])
     assert resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["kind"] == "PrometheusRule"
-    assert resource["spec"]["groups"] == rule_groups(RulesConfig())
+    assert resource["spec"]["groups"] == rule_groups(ThresholdsConfig())

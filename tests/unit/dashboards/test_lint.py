@@ -12,14 +12,14 @@ import json
 import re
 from pathlib import Path
 
-from modelmon.alerting import RulesConfig, alert_names, rule_groups
+from modelmon.alerting import ThresholdsConfig, alert_names, rule_groups
 from modelmon.alerting.promql import BUILTIN_SERIES, kpi_of, metric_names
 from modelmon.catalog import CATALOG
 from modelmon.dashboards import render_all as render_dashboards
 from modelmon.dashboards.references import kpi_references, prometheus_targets
 
 RUNBOOKS = Path(__file__).resolve().parents[3] / "docs" / "runbooks.md"
-CONFIG = RulesConfig()
+CONFIG = ThresholdsConfig()
 
 
 def _recorded() -> set[str]:
@@ -94,5 +94,8 @@ def test_references_name_the_alerts_that_watch_a_kpi() -> None:
     refs = kpi_references(CONFIG)
     assert "ModelErrorBudgetBurningFast" in refs["inference_requests_total"].alerts
     assert "ModelNoTraffic" in refs["inference_requests_total"].alerts
-    assert any(p.endswith("/ Error ratio") for p in refs["inference_requests_total"].panels)
+    assert any(
+        (p.dashboard, p.row, p.title) == ("model-service", "Traffic and errors", "Error ratio")
+        for p in refs["inference_requests_total"].panels
+    )
     assert refs["inference_in_flight"].alerts == []

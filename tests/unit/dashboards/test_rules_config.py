@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from modelmon import cli
-from modelmon.alerting import load_rules_config, render_all, rule_groups, rules_config_from_mapping
-from modelmon.alerting.config import prom_duration
+from modelmon.alerting import load_thresholds, render_all, rule_groups, thresholds_from_mapping
 from modelmon.alerting.promql import metric_names
 from modelmon.config import ConfigError
+from modelmon.thresholds import prom_duration
 
 
 def _alert(config, name: str) -> dict:
@@ -21,7 +21,7 @@ def _alert(config, name: str) -> dict:
 
 
 def test_overrides_change_the_generated_thresholds() -> None:
-    config = rules_config_from_mapping({
+    config = thresholds_from_mapping({
         "slo": {"availability_target": 0.99, "latency_objective_seconds": 0.25, "page_for": "30s"},
         "quality": {"drift_threshold": 0.2, "drift_method": "js"},
         "evaluation_interval": "15s",
@@ -35,7 +35,7 @@ def test_overrides_change_the_generated_thresholds() -> None:
 
 
 def test_zero_for_omits_the_field() -> None:
-    config = rules_config_from_mapping({"slo": {"page_for": "0s"}})
+    config = thresholds_from_mapping({"slo": {"page_for": "0s"}})
     assert "for" not in _alert(config, "ModelErrorBudgetBurningFast")
 
 
@@ -55,7 +55,7 @@ def test_zero_for_omits_the_field() -> None:
 )
 def test_mistakes_name_the_field(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as excinfo:
-        rule_groups(rules_config_from_mapping(data))
+        rule_groups(thresholds_from_mapping(data))
     assert message in str(excinfo.value)
 
 
@@ -68,8 +68,8 @@ def test_cli_reports_a_bad_config_file(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_defaults_file_round_trips() -> None:
-    text = render_all(load_rules_config(None))["config.defaults.yml"]
-    assert rules_config_from_mapping(yaml.safe_load(text)) == load_rules_config(None)
+    text = render_all(load_thresholds(None))["config.defaults.yml"]
+    assert thresholds_from_mapping(yaml.safe_load(text)) == load_thresholds(None)
 
 
 def test_prom_duration() -> None:

@@ -1,8 +1,11 @@
-"""Thresholds of the generated rules: one mixin-style config object.
+"""Thresholds: the one mixin-style config behind the rules and the dashboards.
 
 Every number an alert compares against lives here, with a default that suits
-a typical model server. ``modelmon rules build --config FILE`` overrides any
-subset; unknown keys and bad values fail with a message naming the field::
+a typical model server; the dashboards draw the same numbers as threshold
+lines and colours on the panels that show what the alerts watch, so a panel
+turns red where the alert fires. ``modelmon rules build --config FILE`` and
+``modelmon dashboards build --config FILE`` read the same file and override
+any subset; unknown keys and bad values fail with a message naming the field::
 
     slo:
       availability_target: 0.995
@@ -27,7 +30,7 @@ DEFAULT_RUNBOOK_BASE_URL = "https://github.com/modelmon/modelmon/blob/main/docs/
 
 
 @dataclass(frozen=True)
-class SLOConfig:
+class SLOThresholds:
     # Share of inference calls that must not end in outcome="error".
     availability_target: float = 0.999
     # Share of inference calls that must finish within latency_objective_seconds.
@@ -40,7 +43,7 @@ class SLOConfig:
 
 
 @dataclass(frozen=True)
-class TrafficConfig:
+class TrafficThresholds:
     # Label matchers for Prometheus' own `up` series of modelmon targets.
     job_selector: str = 'job=~".*modelmon.*"'
     target_down_for: str = "5m"
@@ -53,7 +56,7 @@ class TrafficConfig:
 
 
 @dataclass(frozen=True)
-class QualityConfig:
+class QualityThresholds:
     # PSI: < 0.1 no shift, 0.1-0.25 moderate, > 0.25 significant.
     drift_method: str = "psi"
     drift_threshold: float = 0.25
@@ -72,7 +75,7 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
-class EdgeConfig:
+class EdgeThresholds:
     offline_after: str = "15m"
     backlog_growing_window: str = "30m"
     backlog_growing_for: str = "30m"
@@ -83,29 +86,29 @@ class EdgeConfig:
 
 
 @dataclass(frozen=True)
-class LogsConfig:
+class LogsThresholds:
     loss_window: str = "10m"
     loss_for: str = "0s"
 
 
 @dataclass(frozen=True)
-class RulesConfig:
+class ThresholdsConfig:
     prefix: str = DEFAULT_PREFIX
     evaluation_interval: str = "1m"
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
-    slo: SLOConfig = field(default_factory=SLOConfig)
-    traffic: TrafficConfig = field(default_factory=TrafficConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    edge: EdgeConfig = field(default_factory=EdgeConfig)
-    logs: LogsConfig = field(default_factory=LogsConfig)
+    slo: SLOThresholds = field(default_factory=SLOThresholds)
+    traffic: TrafficThresholds = field(default_factory=TrafficThresholds)
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    edge: EdgeThresholds = field(default_factory=EdgeThresholds)
+    logs: LogsThresholds = field(default_factory=LogsThresholds)
 
     def runbook_url(self, alert: str) -> str:
         return f"{self.runbook_base_url}#{alert.lower()}"
 
 
 _SECTIONS: dict[str, type] = {
-    "slo": SLOConfig, "traffic": TrafficConfig, "quality": QualityConfig,
-    "edge": EdgeConfig, "logs": LogsConfig,
+    "slo": SLOThresholds, "traffic": TrafficThresholds, "quality": QualityThresholds,
+    "edge": EdgeThresholds, "logs": LogsThresholds,
 }
 _RATIOS = {
     "slo.availability_target", "slo.latency_target", "quality.violation_ratio",
@@ -142,7 +145,7 @@ def _section(cls: type, data: object, path: str) -> Any:
     unknown = set(data) - set(known)
     if unknown:
         raise ConfigError(
-            f"{path or 'rules config'}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"{path or 'thresholds config'}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
             f"known keys are {', '.join(sorted(known))}"
         )
     kwargs: dict[str, Any] = {}
@@ -168,11 +171,11 @@ def _section(cls: type, data: object, path: str) -> Any:
     return cls(**kwargs)
 
 
-def rules_config_from_mapping(data: Mapping[str, Any]) -> RulesConfig:
+def thresholds_from_mapping(data: Mapping[str, Any]) -> ThresholdsConfig:
     if not isinstance(data, Mapping):
-        raise ConfigError("rules config: the top level must be a mapping such as {slo: {...}}")
+        raise ConfigError("thresholds config: the top level must be a mapping such as {slo: {...}}")
     top = {k: v for k, v in data.items() if k not in _SECTIONS}
-    config: RulesConfig = _section(RulesConfig, top, "")
+    config: ThresholdsConfig = _section(ThresholdsConfig, top, "")
     sections = {key: _section(_SECTIONS[key], data[key] or {}, key) for key in _SECTIONS if key in data}
     config = dataclasses.replace(config, **sections)
     if config.quality.drift_method not in ("psi", "js", "ks"):
@@ -182,16 +185,16 @@ def rules_config_from_mapping(data: Mapping[str, Any]) -> RulesConfig:
     return config
 
 
-def load_rules_config(path: str | Path | None) -> RulesConfig:
+def load_thresholds(path: str | Path | None) -> ThresholdsConfig:
     """The defaults, overridden by the YAML file at ``path`` when given."""
     if path is None:
-        return RulesConfig()
+        return ThresholdsConfig()
     try:
-        return rules_config_from_mapping(load_yaml(path))
+        return thresholds_from_mapping(load_yaml(path))
     except ConfigError as exc:
-        raise ConfigError(f"rules config {path}: {exc}") from None
+        raise ConfigError(f"thresholds config {path}: {exc}") from None
 
 
 def defaults_as_mapping() -> dict[str, Any]:
     """The default config as plain data: written to alert_rules/config.defaults.yml."""
-    return dataclasses.asdict(RulesConfig())
+    return dataclasses.asdict(ThresholdsConfig())
