@@ -22,6 +22,7 @@ Example::
       max_payload_chars: 1024
       correlation_header: X-Request-ID
       redact: {ip_addresses: true, drop_fields: [user.password], hash_fields: [user.id]}
+                                     # on by default; only {enabled: false} switches it off
       elasticsearch:                 # options of the sink named in `sink:`
         url: https://es.example:9200 # or hosts: [...], or cloud_id: ...
         api_key: ...                 # or username/password; api_key_file/password_file
@@ -49,6 +50,29 @@ def correlation_header(section: Mapping[str, Any] | None) -> str:
     from modelmon.exporters.logs.correlation import DEFAULT_HEADER
 
     return str((section or {}).get("correlation_header") or DEFAULT_HEADER)
+
+
+def redact_settings(section: Mapping[str, Any]) -> tuple[bool, Mapping[str, Any]]:
+    """(enabled, the redactor's options) from a ``logs:`` section.
+
+    Redaction is on unless the section says ``redact: {enabled: false}``
+    exactly; anything else that is not a mapping, or an ``enabled`` that is
+    not a boolean, is an error rather than a guess, so PII is never shipped
+    unredacted by accident (``redact: false`` or ``enabled: "no"`` refuse to
+    start).
+    """
+    redact = section.get("redact")
+    if redact is None:
+        return True, {}
+    if not isinstance(redact, Mapping):
+        raise ConfigError(
+            f"logs.redact: expected a mapping such as {{ip_addresses: true}}, got {redact!r}; "
+            "to ship PII unredacted write redact: {enabled: false}"
+        )
+    enabled = redact.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"logs.redact.enabled: expected true or false, got {enabled!r}")
+    return enabled, redact
 
 
 def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
@@ -115,9 +139,7 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
                 raise ConfigError(
                     f"logs.max_payload_chars: expected a positive integer, got {value!r}")
             opts["max_payload_chars"] = value
-        redact = section.get("redact") or {}
-        if not isinstance(redact, Mapping):
-            raise ConfigError("logs.redact: expected a mapping (emails, phones, drop_fields, ...)")
+        _, redact = redact_settings(section)
         from modelmon.exporters.logs.redaction import Redactor
 
         Redactor.from_config(redact)  # its errors name logs.redact.<key>
