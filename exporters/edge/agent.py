@@ -4,7 +4,8 @@ Three threads, none of which touches a model server's request path:
 
 * the collector takes the sample stream every ``interval`` and appends it to
   the spool (durable when ``append`` returns), and refreshes ``status.json``;
-* the sender drains the spool to the receiver (``sender.Sender``);
+* the sender drains the spool to the receiver (the core delivery worker,
+  ``sender.remote_write_worker``);
 * the local /metrics listener serves the same series, device-labelled, for
   when a Prometheus can reach the device.
 
@@ -36,7 +37,7 @@ from modelmon.spool import Spool, SpoolFull, SpoolLocked
 
 from .config import EdgeConfig
 from .remote_write import RemoteWriteClient
-from .sender import Sender
+from .sender import remote_write_worker
 from .stream import DeviceView, SampleStream
 from .telemetry import EdgeMetrics
 
@@ -83,7 +84,7 @@ class EdgeAgent:
         self.client = RemoteWriteClient(rw.url, timeout=rw.timeout, auth=rw.auth, tls=rw.tls,
                                         headers=dict(rw.headers))
         self._stop = threading.Event()
-        self.sender = Sender(self.spool, self.client, rw, self.metrics, self._stop)
+        self.sender = remote_write_worker(self.spool, self.client, rw, self.metrics, self._stop)
         self._threads: list[threading.Thread] = []
         self._http: Any = None
         self.started = time.time()

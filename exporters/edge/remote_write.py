@@ -2,8 +2,9 @@
 each answer.
 
 The client sends one request and classifies the answer; retrying, backoff and
-spool bookkeeping belong to the agent. The classification follows the
-remote_write spec and what Prometheus, Mimir and Thanos actually return:
+spool bookkeeping belong to the delivery worker (see ``sender``). The
+classification follows the remote_write spec and what Prometheus, Mimir and
+Thanos actually return:
 
 * 2xx: accepted.
 * 5xx, 429 and connection errors: ``retry`` (the receiver or link is down).
@@ -47,7 +48,10 @@ _REJECTIONS: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
-class SendResult:
+class RemoteWriteResult:
+    """The receiver's answer to one request, classified (the delivery worker's
+    ``SendResult`` is made from it by ``sender.RemoteWriteDestination``)."""
+
     outcome: Outcome
     reason: str  # "" on success; else a short counter label such as "too_old", "http_503"
     status: int | None
@@ -154,7 +158,7 @@ class RemoteWriteClient:
                 self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         return self._conn
 
-    def send(self, write_request: bytes) -> SendResult:
+    def send(self, write_request: bytes) -> RemoteWriteResult:
         """POST one uncompressed, serialized WriteRequest; never raises for HTTP or I/O errors."""
         body = compress(write_request)
         start = time.perf_counter()
@@ -162,7 +166,7 @@ class RemoteWriteClient:
             headers = dict(self._headers)
             basic = self._auth.apply(headers)
         except OSError as exc:  # credentials file unreadable
-            return SendResult("retry", "credentials", None, time.perf_counter() - start, str(exc))
+            return RemoteWriteResult("retry", "credentials", None, time.perf_counter() - start, str(exc))
         if basic is not None:
             token = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
@@ -170,18 +174,18 @@ class RemoteWriteClient:
             status, message, retry_after = self._post(body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a broken keep-alive connection is reopened next time
-            return SendResult("retry", "connection", None, time.perf_counter() - start,
+            return RemoteWriteResult("retry", "connection", None, time.perf_counter() - start,
                               f"{type(exc).__name__}: {exc}")
         duration = time.perf_counter() - start
         if 200 <= status < 300:
-            return SendResult("success", "", status, duration)
+            return RemoteWriteResult("success", "", status, duration)
         rejection = classify_rejection(message) if status >= 400 else None
         if rejection is not None:
-            return SendResult("rejected", rejection, status, duration, message)
+            return RemoteWriteResult("rejected", rejection, status, duration, message)
         if status == 429 or status >= 500:
-            return SendResult("retry", f"http_{status}", status, duration, message,
+            return RemoteWriteResult("retry", f"http_{status}", status, duration, message,
                               _retry_after(retry_after))
-        return SendResult("dropped", f"http_{status}", status, duration, message)
+        return RemoteWriteResult("dropped", f"http_{status}", status, duration, message)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, str | None]:
         for attempt in (1, 2):

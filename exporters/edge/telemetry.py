@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from modelmon.metrics import metric_set
 
-from .remote_write import SendResult
+from .remote_write import RemoteWriteResult
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class EdgeMetrics:
         with self._lock:
             self.dropped_totals[reason] = self.dropped_totals.get(reason, 0) + samples
 
-    def observe_send(self, result: SendResult, samples: int, now: float) -> None:
+    def observe_send(self, result: RemoteWriteResult, samples: int, now: float) -> None:
         self._requests.labels(self.device, result.outcome).inc()
         self.send_duration.observe(result.duration)
         if result.outcome == "success":
