@@ -26,7 +26,7 @@ from grafanalib.core import Dashboard, GridPos, RowPanel, Target, Templating, Ti
 from grafanalib.core import Time as GrafanaTime
 
 from modelmon.alerting.promql import kpi_of, metric_names
-from modelmon.catalog import CATALOG
+from modelmon.catalog import CATALOG, by_name
 from modelmon.kpi import KPI
 
 # Grafana 10.4 / 11 write schemaVersion 39; older Grafana refuses nothing
@@ -44,17 +44,16 @@ _VALUE_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit", "bool"
 _RATE_UNITS = {"requests": "reqps", "bytes": "Bps", "seconds": "s"}
 
 
-def selector(
-    kpi_name: str, prefix: str, suffix: str = "", catalog: Sequence[KPI] = CATALOG, **matchers: str
-) -> str:
+def selector(kpi_name: str, prefix: str, suffix: str = "", **matchers: str) -> str:
     """``prefix+name+suffix{...}`` filtered by the dashboard variables that apply.
 
     ``device`` filters every series: the edge agent labels everything it
     forwards with it, and ``.*`` (All) also matches series without it.
     """
-    kpi = next((k for k in catalog if k.name == kpi_name), None)
-    if kpi is None:
-        raise KeyError(f"dashboard references {kpi_name!r}, which is not in the KPI catalog")
+    try:
+        kpi = by_name(kpi_name)
+    except KeyError:
+        raise KeyError(f"dashboard references {kpi_name!r}, which is not in the KPI catalog") from None
     parts = [f'{label}=~"${label}"' for label in ("model", "version") if label in kpi.labels]
     parts.append('device=~"$device"')
     parts += [f'{k}="{v}"' for k, v in matchers.items()]

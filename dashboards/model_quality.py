@@ -139,9 +139,9 @@ def rows(config: ThresholdsConfig) -> list[Row]:
         if in_catalog("feedback_accuracy"):
             truth.panels.append(timeseries(
                 "Accuracy from feedback",
-                "Accuracy over the last feedback window of joined ground-truth labels; the "
-                "ModelAccuracyDrop alert fires below the red zone's edge "
-                f"({q.min_accuracy:g}) or {q.max_accuracy_drop:g} under the 1d average.",
+                "Accuracy over the last feedback window of joined ground-truth labels. The "
+                f"ModelAccuracyDrop alert fires when it is in the red (below {q.min_accuracy:g}) "
+                f"or {q.max_accuracy_drop:g} under its 1d average.",
                 "percentunit",
                 [(f"avg by (model, version) ({selector('feedback_accuracy', p)})", _MV)],
                 thresholds=[(q.min_accuracy, "green")],
