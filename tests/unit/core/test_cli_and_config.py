@@ -44,6 +44,13 @@ def test_kpis_formats(capsys):
     assert main(["kpis", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == [k.full_name() for k in CATALOG]
+    # Where a KPI is shown and what watches it is computed from the generated
+    # dashboards and rules, not stored in the catalog.
+    requests = rows[[k.name for k in CATALOG].index("inference_requests_total")]
+    assert (requests["dashboard"], requests["row"]) == ("model-service", "Traffic and errors")
+    assert "ModelErrorBudgetBurningFast" in requests["alerts"]
+    assert {"dashboard": "model-service", "dashboard_title": "modelmon / Model service",
+            "row": "Traffic and errors", "title": "Error ratio"} in requests["panels"]
     assert main(["kpis", "--format", "table", "--prefix", "acme_"]) == 0
     assert "acme_inference_requests_total" in capsys.readouterr().out
     assert main(["kpis", "--format", "markdown"]) == 0
