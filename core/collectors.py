@@ -117,5 +117,5 @@ def register_plugin_collectors(
         collectors = per_prefix.get(prefix)
         if collectors is None:
             collectors = per_prefix[prefix] = PluginCollectors(plugin_config, prefix)
-            registry.register(collectors)  # type: ignore[arg-type]
+            registry.register(collectors)
         return collectors

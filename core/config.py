@@ -27,10 +27,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 import yaml
 
@@ -49,6 +49,31 @@ class IngestConfig:
     max_events: int = 10_000
 
 
+class QualityOptions(TypedDict, total=False):
+    """Options of a model's QualityTracker: ``ModelMonitor(quality_options=...)`` and
+    ``options:`` of a model under ``quality.models``. Each is documented on
+    ``modelmon.exporters.quality.QualityTracker``, which checks the values."""
+
+    window: int | str | float
+    window_chunks: int
+    drift_features: Sequence[str] | None
+    drift_top_k: int
+    task: Literal["classification", "regression"] | None
+    max_classes: int
+    feedback_db: str | Path | None
+    feedback_ttl: str | float
+    feedback_max_entries: int
+    feedback_window: int
+    max_confusion_classes: int
+    feedback_queue: int
+    refresh_seconds: float
+    # Tests drive time windows with it; a config file cannot hold a function.
+    clock: Callable[[], float]
+
+
+_FILE_QUALITY_OPTIONS = QualityOptions.__optional_keys__ - {"clock"}
+
+
 @dataclass(frozen=True)
 class ModelQualityConfig:
     """Per-model quality settings of modelmon serve: a profile and QualityTracker options."""
@@ -59,15 +84,16 @@ class ModelQualityConfig:
     # A relative feedback_db is relative to the config file, like every path in it.
     base_dir: Path | None = None
 
-    def for_version(self, model: str, version: str) -> dict[str, Any]:
-        options = {
+    def for_version(self, model: str, version: str) -> QualityOptions:
+        options: dict[str, Any] = {
             k: v.format(model=model, version=version) if isinstance(v, str) else v
             for k, v in self.options.items()
         }
         db = options.get("feedback_db")
         if isinstance(db, str) and self.base_dir is not None and not Path(db).is_absolute():
             options["feedback_db"] = str(self.base_dir / db)
-        return options
+        # Keys were checked when the file was read; QualityTracker checks the values.
+        return cast(QualityOptions, options)
 
 
 @dataclass(frozen=True)
@@ -136,6 +162,12 @@ def _quality_from_mapping(data: Any, base_dir: Path | None) -> dict[str, ModelQu
         options = entry.get("options") or {}
         if not isinstance(options, Mapping):
             raise ConfigError(f"{where}.options: expected a mapping of QualityTracker options")
+        unknown = sorted(str(k) for k in set(options) - _FILE_QUALITY_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"{where}.options: unknown option(s) {', '.join(unknown)}; known options are "
+                f"{', '.join(sorted(_FILE_QUALITY_OPTIONS))}"
+            )
         parsed[str(name)] = ModelQualityConfig(profile, dict(options), base_dir)
     return parsed
 

@@ -20,10 +20,11 @@ one is missing there.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeAlias
 
 import pluggy
+from prometheus_client import Metric
 
 PROJECT = "modelmon"
 
@@ -34,7 +35,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 class Collector(Protocol):
     """prometheus_client's collector protocol: ``collect()`` yields metric families."""
 
-    def collect(self) -> Any: ...
+    def collect(self) -> Iterable[Metric]: ...
 
 
 LogEvent = dict[str, Any]
@@ -45,7 +46,7 @@ RegisterCollector = Callable[[str, Collector], None]
 RegisterLogProcessor = Callable[..., None]
 RegisterSink = Callable[[str, SinkFactory], None]
 # argparse's sub-parser collection (``ArgumentParser.add_subparsers()``).
-SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 @hookspec

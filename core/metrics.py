@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -21,6 +21,10 @@ from modelmon.kpi import DEFAULT_PREFIX, KPI
 from modelmon.labels import LabelLimiter
 
 DEFAULT_MAX_LABEL_VALUES = 200
+
+# What a catalog entry becomes, by its type.
+CatalogMetric = Counter | Gauge | Histogram
+_M = TypeVar("_M", Counter, Gauge, Histogram)
 
 _sets: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, MetricSet]] = (
     weakref.WeakKeyDictionary()
@@ -44,12 +48,33 @@ class MetricSet:
         for name in self._buckets:
             if by_name(name).type != "histogram":
                 raise ValueError(f"buckets.{name}: {name} is not a histogram; remove it")
-        self._metrics: dict[str, Any] = {}
+        self._metrics: dict[str, CatalogMetric] = {}
         self._lock = threading.Lock()
         self.limiter = LabelLimiter(max_label_values, self._count_overflow)
         self._explicit_cap: int | None = None
 
-    def get(self, name: str) -> Any:
+    def counter(self, name: str) -> Counter:
+        """The prometheus_client Counter of catalog entry ``name`` (a counter KPI)."""
+        return self._typed(name, Counter)
+
+    def gauge(self, name: str) -> Gauge:
+        """The prometheus_client Gauge of catalog entry ``name`` (a gauge KPI)."""
+        return self._typed(name, Gauge)
+
+    def histogram(self, name: str) -> Histogram:
+        """The prometheus_client Histogram of catalog entry ``name`` (a histogram KPI)."""
+        return self._typed(name, Histogram)
+
+    def _typed(self, name: str, kind: type[_M]) -> _M:
+        metric = self.get(name)
+        if not isinstance(metric, kind):
+            raise TypeError(
+                f"KPI {name} is a {by_name(name).type} in the catalog, not a "
+                f"{kind.__name__.lower()}; ask for it with MetricSet.{by_name(name).type}()"
+            )
+        return metric
+
+    def get(self, name: str) -> CatalogMetric:
         """The prometheus_client metric for catalog entry ``name``."""
         metric = self._metrics.get(name)
         if metric is None:
@@ -87,22 +112,23 @@ class MetricSet:
                     "monitors sharing a registry must configure the same buckets"
                 )
 
-    def _create(self, kpi: KPI) -> Any:
+    def _create(self, kpi: KPI) -> CatalogMetric:
         full = kpi.full_name(self.prefix)
-        common: dict[str, Any] = {"registry": self.registry}
         if kpi.type == "counter":
             # prometheus_client appends _total itself.
-            return Counter(full.removesuffix("_total"), kpi.help, kpi.labels, **common)
+            return Counter(full.removesuffix("_total"), kpi.help, kpi.labels, registry=self.registry)
         if kpi.type == "gauge":
             return Gauge(
-                full, kpi.help, kpi.labels, multiprocess_mode=kpi.multiprocess_mode, **common
+                full, kpi.help, kpi.labels, multiprocess_mode=kpi.multiprocess_mode,
+                registry=self.registry,
             )
         buckets = self._buckets.get(kpi.name, kpi.buckets)
         assert buckets is not None, f"histogram {kpi.name} has no buckets in the catalog"
-        return Histogram(full, kpi.help, kpi.labels, buckets=buckets, **common)
+        return Histogram(full, kpi.help, kpi.labels, buckets=buckets,
+                         registry=self.registry)
 
     def _count_overflow(self, metric: str, label: str) -> None:
-        self.get("label_overflow_total").labels(metric, label).inc()
+        self.counter("label_overflow_total").labels(metric, label).inc()
 
 
 def metric_set(

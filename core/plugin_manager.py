@@ -12,6 +12,8 @@ then reports ``modelmon_collector_success 0``); it never stops modelmon.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.metadata
 import logging
 import os
@@ -60,7 +62,7 @@ def _new_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name, module in DEFAULT_PLUGINS:
-        _register(pm, name, module, lambda module=module: importlib.import_module(module))
+        _register(pm, name, module, functools.partial(importlib.import_module, module))
     allowed = allowed_plugins()
     for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
         if allowed is not None and ep.name not in allowed:

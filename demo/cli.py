@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelmon.hookspecs import hookimpl
+from modelmon.hookspecs import SubParsers, hookimpl
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "demo",
         help="run a live demo: scikit-learn model server, traffic, exporter, Prometheus",
@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 @hookimpl
-def modelmon_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def modelmon_register_commands(subparsers: SubParsers) -> None:
     register(subparsers)

@@ -85,9 +85,11 @@ class PrometheusProcess:
     def query_range(
         self, promql: str, start: float, end: float, step: float
     ) -> list[dict[str, Any]]:
+        params: dict[str, str | float] = {"query": promql, "start": start, "end": end,
+                                          "step": step}
         r = requests.get(
             f"{self.url}/api/v1/query_range",
-            params={"query": promql, "start": start, "end": end, "step": step},
+            params=params,
             timeout=30,
         )
         body = r.json()

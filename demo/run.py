@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import requests
 import yaml
@@ -211,7 +212,9 @@ def run_demo(
             time.sleep(0.5)
             for proc in procs:
                 if proc.poll() is not None:
-                    print(f"modelmon demo: {proc.args[2:4]} exited with {proc.returncode}; see {workdir}",
+                    # _spawn started it with a list of strings.
+                    command = cast("list[str]", proc.args)[2:4]
+                    print(f"modelmon demo: {command} exited with {proc.returncode}; see {workdir}",
                           file=sys.stderr)
                     return 1
         traffic.stop.set()

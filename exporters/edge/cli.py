@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelmon.hookspecs import hookimpl
+from modelmon.hookspecs import SubParsers, hookimpl
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "edge", help="edge agent: device and model KPIs, durable spool, remote_write backfill",
         description="Run the edge agent or show its state. See docs/edge.md.",
@@ -76,5 +76,5 @@ def _status(args: argparse.Namespace) -> int:
 
 
 @hookimpl
-def modelmon_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def modelmon_register_commands(subparsers: SubParsers) -> None:
     register(subparsers)

@@ -225,9 +225,11 @@ class _Fields:
             raise ConfigError(str(exc)) from None
 
     def optional_duration(self, key: str, default: float | None) -> float | None:
-        if key in self.data and self.data[key] is None:
+        if key not in self.data:
+            return default
+        if self.data[key] is None:
             return None
-        return self.duration(key, default) if key in self.data else default
+        return self.duration(key, 0.0)  # the key is present: no default applies
 
     def size(self, key: str, default: int) -> int:
         if key not in self.data:

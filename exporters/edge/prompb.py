@@ -135,8 +135,8 @@ def encode_write_request(series: Iterable[tuple[LabelSet, Sequence[tuple[float, 
     req = _message_classes()["WriteRequest"]()
     for labels, samples in series:
         ts = req.timeseries.add()
-        for name, value in labels:
-            ts.labels.add(name=name, value=value)
+        for name, label_value in labels:
+            ts.labels.add(name=name, value=label_value)
         for value, timestamp in samples:
             ts.samples.add(value=value, timestamp=timestamp)
     return bytes(req.SerializeToString())

@@ -71,7 +71,8 @@ class RawBatch:
             return [ABSENT] * self.rows if column is None else column.tolist()
         if self._array is not None:
             assert self._positions is not None
-            return self._array[:, self._positions[name]].tolist()
+            values: list[Any] = self._array[:, self._positions[name]].tolist()
+            return values
         assert self._dicts is not None
         return [row.get(name, ABSENT) for row in self._dicts]
 

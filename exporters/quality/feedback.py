@@ -114,25 +114,25 @@ class FeedbackJoiner:
         self._labels = labels
         self._metrics = metrics
         m = metrics
-        feedback = m.get("feedback_total")
+        feedback = m.counter("feedback_total")
         self._correct = feedback.labels(*labels, "correct")
         self._incorrect = feedback.labels(*labels, "incorrect")
         self._observed = feedback.labels(*labels, "observed")
-        self._unmatched = m.get("feedback_unmatched_total").labels(*labels)
-        self._delay = m.get("feedback_label_delay_seconds").labels(*labels)
-        self._abs_error = m.get("feedback_absolute_error").labels(*labels)
-        evictions = m.get("feedback_store_evictions_total")
+        self._unmatched = m.counter("feedback_unmatched_total").labels(*labels)
+        self._delay = m.histogram("feedback_label_delay_seconds").labels(*labels)
+        self._abs_error = m.histogram("feedback_absolute_error").labels(*labels)
+        evictions = m.counter("feedback_store_evictions_total")
         self._evicted = {
             reason: evictions.labels(*labels, reason)
             for reason in ("ttl", "max_entries", "queue_full", "write_error")
         }
-        self._entries = m.get("feedback_store_entries").labels(*labels)
-        self._accuracy = m.get("feedback_accuracy").labels(*labels)
-        self._mae = m.get("feedback_mae").labels(*labels)
-        self._window_labels = m.get("feedback_window_labels").labels(*labels)
-        self._confusion = m.get("feedback_confusion_total")
-        self._precision = m.get("feedback_precision")
-        self._recall = m.get("feedback_recall")
+        self._entries = m.gauge("feedback_store_entries").labels(*labels)
+        self._accuracy = m.gauge("feedback_accuracy").labels(*labels)
+        self._mae = m.gauge("feedback_mae").labels(*labels)
+        self._window_labels = m.gauge("feedback_window_labels").labels(*labels)
+        self._confusion = m.counter("feedback_confusion_total")
+        self._precision = m.gauge("feedback_precision")
+        self._recall = m.gauge("feedback_recall")
         self._max_classes = max_classes
         self._known_classes: set[str] = set()
         self._classes = _ClassWindow(window)
@@ -146,7 +146,7 @@ class FeedbackJoiner:
 
     def remember(self, request_ids: list[Any], predictions: list[Any]) -> None:
         now = self._clock()
-        rows = []
+        rows: list[tuple[str, str | None, float | None, float]] = []
         for rid, pred in zip(request_ids, predictions, strict=False):
             if rid is None:
                 continue

@@ -110,7 +110,7 @@ class FeedbackStore:
             (count,) = db.execute(
                 "SELECT COUNT(*) FROM predictions WHERE model=? AND version=?", (model, version)
             ).fetchone()
-            excess = count - self.max_entries
+            excess = int(count) - self.max_entries
             if excess > 0:
                 db.execute(
                     "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions "

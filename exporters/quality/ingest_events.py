@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 MAX_STRING = 200
 MAX_FEATURES = 1000
@@ -38,7 +38,19 @@ PREDICTION_FIELDS = frozenset({
 })
 FEEDBACK_FIELDS = frozenset({"type", "model", "version", "request_id", "label", "timestamp"})
 
-MonitorFor = Callable[[str, str], Any]
+
+
+class QualityRecorder(Protocol):
+    """What an event is applied to: the ModelMonitor of its model and version."""
+
+    def check_inputs(self, X: object) -> None: ...
+    def record_predictions(
+        self, y_pred: object, scores: object = None, request_ids: object = None
+    ) -> None: ...
+    def record_feedback(self, request_id: str, y_true: object) -> None: ...
+
+
+MonitorFor = Callable[[str, str], QualityRecorder]
 Applier = Callable[[], None]
 
 

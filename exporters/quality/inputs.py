@@ -106,8 +106,8 @@ class InputChecker:
                 for metric in ("feature_missing_total", "feature_out_of_range_total",
                                "feature_type_errors_total", "feature_unseen_category_total")
             )
-        self._rows = metrics.get("input_rows_total").labels(*labels)
-        schema = metrics.get("schema_violations_total")
+        self._rows = metrics.counter("input_rows_total").labels(*labels)
+        schema = metrics.counter("schema_violations_total")
         self._schema = {kind: schema.labels(*labels, kind) for kind in SCHEMA_KINDS}
 
         self.layout = BinLayout(drift_features) if drift_features else None
@@ -284,6 +284,7 @@ class InputChecker:
         categories = f.categories
         vocabulary = f.vocabulary
         other = f.other
+        key: str | None
         for v in values:
             if type(v) is str:
                 key = v

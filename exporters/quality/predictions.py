@@ -80,11 +80,11 @@ class PredictionRecorder:
         self.task: Task | None = task
         self._metrics = metrics
         self._labels = (model, version)
-        self._predictions = metrics.get("predictions_total")
+        self._predictions = metrics.counter("predictions_total")
         self._class_children: dict[str, Any] = {}
         self._max_classes = max_classes
-        self._score = metrics.get("prediction_score").labels(model, version)
-        self._value = metrics.get("prediction_value").labels(model, version)
+        self._score = metrics.histogram("prediction_score").labels(model, version)
+        self._value = metrics.histogram("prediction_value").labels(model, version)
         self._lock = threading.Lock()
         self.version = 0
         self.prediction_drift = (
@@ -154,7 +154,7 @@ class PredictionRecorder:
             label = key
             if len(self._class_children) >= self._max_classes:
                 label = OTHER
-                self._metrics.get("label_overflow_total").labels("predictions_total", "class").inc()
+                self._metrics.counter("label_overflow_total").labels("predictions_total", "class").inc()
             label = self._metrics.limiter.limit("predictions_total", "class", label)
             child = self._predictions.labels(*self._labels, label)
             if label != OTHER or len(self._class_children) < 10 * self._max_classes:

@@ -308,7 +308,12 @@ class Profile:
         return cls.from_dict(data, f"profile {path}")
 
 
-def as_profile(profile: Profile | str | Path | Mapping[str, Any] | None) -> Profile | None:
+# What ``ModelMonitor(profile=...)`` accepts: a Profile, a path to its JSON, or
+# that JSON loaded (checked by Profile.from_dict).
+ProfileSource = Profile | str | Path | Mapping[str, object]
+
+
+def as_profile(profile: ProfileSource | None) -> Profile | None:
     """What ``ModelMonitor(profile=...)`` accepts: a Profile, a path, or its dict."""
     if profile is None or isinstance(profile, Profile):
         return profile
@@ -373,10 +378,11 @@ def _one_dimensional(values: Any, where: str) -> list[Any]:
     array = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if array.ndim != 1:
         raise ProfileError(f"{where}: expected one value per row (1-D), got shape {array.shape}")
-    return array.tolist()
+    rows: list[Any] = array.tolist()
+    return rows
 
 
-def _infer_kind(values: Sequence[Any], floats_are_numeric: bool = False) -> Kind:
+def _infer_kind(values: Sequence[Any] | np.ndarray, floats_are_numeric: bool = False) -> Kind:
     """Numeric when every present value is a number (bools are categories)."""
     if isinstance(values, np.ndarray):  # from _column_values: a float array
         return "numeric"
@@ -401,7 +407,7 @@ def _infer_kind(values: Sequence[Any], floats_are_numeric: bool = False) -> Kind
 
 def _profile_column(
     name: str,
-    values: Sequence[Any],
+    values: Sequence[Any] | np.ndarray,
     kind: Kind,
     bins: int,
     top_k: int,

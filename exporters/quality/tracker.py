@@ -20,10 +20,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from prometheus_client import Gauge
 from prometheus_client import values as _prom_values
 
 from modelmon.exporters.quality.drift import METHODS, DriftScores
@@ -41,8 +42,9 @@ from modelmon.exporters.quality.predictions import (
     Task,
     as_list,
 )
-from modelmon.exporters.quality.profile import Profile, as_profile
+from modelmon.exporters.quality.profile import ProfileSource, as_profile
 from modelmon.exporters.quality.window import DEFAULT_CHUNKS, SlidingCounts
+from modelmon.metrics import MetricSet
 from modelmon.units import parse_duration
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,17 @@ _NAN = float("nan")
 
 def _multiprocess_mode() -> bool:
     return _prom_values.ValueClass is not _prom_values.MutexValue
+
+
+class MonitoredModel(Protocol):
+    """What the tracker reads from its ModelMonitor: the model's labels and metrics."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def metrics(self) -> MetricSet: ...
 
 
 class QualityTracker:
@@ -80,8 +93,8 @@ class QualityTracker:
 
     def __init__(
         self,
-        monitor: Any,
-        profile: Profile | str | Path | Mapping[str, Any] | None = None,
+        monitor: MonitoredModel,
+        profile: ProfileSource | None = None,
         *,
         window: int | str | float = DEFAULT_WINDOW_ROWS,
         window_chunks: int = DEFAULT_CHUNKS,
@@ -101,8 +114,8 @@ class QualityTracker:
         if task not in (None, "classification", "regression"):
             raise ValueError(f"task: expected 'classification' or 'regression', got {task!r}")
         self.monitor = monitor
-        self.model: str = monitor.model
-        self.version: str = monitor.version
+        self.model = monitor.model
+        self.version = monitor.version
         self.metrics = monitor.metrics
         self.profile = as_profile(profile)
         self._make_window, slot_seconds = _window_factory(window, window_chunks, clock)
@@ -112,14 +125,14 @@ class QualityTracker:
         )
         m = self.metrics
         labels = (self.model, self.version)
-        self._errors = m.get("quality_check_errors_total")
+        self._errors = m.counter("quality_check_errors_total")
         # Exported at 0 from the start, so rate() and alerts see the first error.
-        self._error_children: dict[str, Any] = {
+        self._error_children = {
             op: self._errors.labels(*labels, op)
             for op in ("check_inputs", "record_predictions", "record_feedback", "drift")
         }
-        self._rows_fallback = m.get("input_rows_total").labels(*labels)
-        self._window_rows = m.get("drift_window_rows").labels(*labels)
+        self._rows_fallback = m.counter("input_rows_total").labels(*labels)
+        self._window_rows = m.gauge("drift_window_rows").labels(*labels)
 
         self.inputs: InputChecker | None = None
         if self.profile is not None:
@@ -154,12 +167,15 @@ class QualityTracker:
         self._multiprocess = _multiprocess_mode()
         self._refresh_seconds = refresh_seconds
         self._last_refresh = 0.0
-        self._gauges: list[tuple[Any, Callable[[], float]]] = []
+        self._gauges: list[tuple[Gauge, Callable[[], float]]] = []
         self._bind_gauges()
 
     # -- the API ModelMonitor delegates to -------------------------------------
 
-    def check_inputs(self, X: Any) -> None:
+    # Model inputs and outputs are typed ``object``: rows, batches, numpy
+    # arrays and DataFrames are all accepted, and inspected at run time.
+
+    def check_inputs(self, X: object) -> None:
         """Count data-quality problems of one row or a batch and update drift."""
         try:
             if self.inputs is None:
@@ -175,7 +191,7 @@ class QualityTracker:
             self._refresh_if_due()
 
     def record_predictions(
-        self, y_pred: Any, scores: Any = None, request_ids: Any = None
+        self, y_pred: object, scores: object = None, request_ids: object = None
     ) -> None:
         """Count classes or values and scores; remember predictions for feedback."""
         try:
@@ -193,7 +209,7 @@ class QualityTracker:
         if self._multiprocess:
             self._refresh_if_due()
 
-    def record_feedback(self, request_id: Any, y_true: Any) -> None:
+    def record_feedback(self, request_id: object, y_true: object) -> None:
         """Queue a ground-truth label; it is joined with its prediction in the background."""
         try:
             self.feedback.submit(request_id, y_true)
@@ -233,7 +249,7 @@ class QualityTracker:
     def _bind_gauges(self) -> None:
         m = self.metrics
         labels = (self.model, self.version)
-        feature_drift = m.get("feature_drift")
+        feature_drift = m.gauge("feature_drift")
         limit = m.limiter.limit
         if self.inputs is not None and self.inputs.layout is not None:
             for j, f in enumerate(self.inputs.layout.features):
@@ -247,12 +263,12 @@ class QualityTracker:
             if target is None:
                 continue
             methods = METHODS if target.reference.kind == "numeric" else ("psi", "js")
-            gauge = m.get(metric)
+            gauge = m.gauge(metric)
             for method in methods:
                 self._bind(gauge.labels(*labels, method), self._reader(key, method, 0))
         self._bind(self._window_rows, lambda: float(self.window_rows()))
 
-    def _bind(self, child: Any, read: Callable[[], float]) -> None:
+    def _bind(self, child: Gauge, read: Callable[[], float]) -> None:
         if self._multiprocess:
             self._gauges.append((child, read))
         else:
@@ -337,10 +353,10 @@ def _window_factory(
     )
 
 
-def _row_count(X: Any) -> int:
-    if isinstance(X, Mapping):
+def _row_count(X: object) -> int:
+    if isinstance(X, Mapping) or not isinstance(X, Sized):
         return 1
     try:
         return len(X)
-    except TypeError:
+    except TypeError:  # e.g. a 0-d numpy array
         return 1

@@ -6,20 +6,22 @@ binned the same way in training and in production. They never raise.
 
 from __future__ import annotations
 
+import enum
 import math
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 
 
-class _TypeError:
-    __slots__ = ()
+class _TypeError(enum.Enum):
+    # An enum member, so that ``x is TYPE_ERROR`` narrows x for the type checker.
+    TYPE_ERROR = "TYPE_ERROR"
 
     def __repr__(self) -> str:
         return "TYPE_ERROR"
 
 
-TYPE_ERROR: Final = _TypeError()
+TYPE_ERROR: Final = _TypeError.TYPE_ERROR
 
 _MISSING_TYPE_NAMES = frozenset({"NAType", "NaTType"})  # pandas.NA, pandas.NaT
 
@@ -30,11 +32,12 @@ def is_missing(value: Any) -> bool:
         return True
     cls = type(value)
     if cls is float or isinstance(value, float | np.floating):
-        return value != value
+        nan: bool = value != value  # numpy's comparison is typed Any
+        return nan
     return cls.__name__ in _MISSING_TYPE_NAMES
 
 
-def numeric_value(value: Any) -> float | None | _TypeError:
+def numeric_value(value: Any) -> float | None | Literal[_TypeError.TYPE_ERROR]:
     """A float, None when missing, TYPE_ERROR when the value is not a number.
 
     Strings are type errors even when they look numeric: the model receives
@@ -62,7 +65,7 @@ def numeric_value(value: Any) -> float | None | _TypeError:
 def to_float_or_none(value: Any) -> float | None:
     """Like numeric_value, with type errors treated as missing."""
     out = numeric_value(value)
-    return None if out is TYPE_ERROR else out  # type: ignore[return-value]
+    return None if out is TYPE_ERROR else out
 
 
 def category_key(value: Any) -> str | None:
@@ -73,7 +76,8 @@ def category_key(value: Any) -> str | None:
     """
     cls = type(value)
     if cls is str:
-        return value
+        text: str = value  # the type test above, kept cheap: this runs per value
+        return text
     if cls is bool or isinstance(value, np.bool_):
         return "True" if value else "False"
     if cls is int or isinstance(value, np.integer):

@@ -10,8 +10,8 @@ import atexit
 import json
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -24,6 +24,9 @@ from modelmon.exporters.service.scrape import render
 from modelmon.exporters.service.web_config import WebConfig, load_web_config
 from modelmon.metrics import MetricSet, metric_set
 
+if TYPE_CHECKING:
+    from modelmon.exporters.logs import LogShipper
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +34,7 @@ class MonitorDirectory:
     """One ModelMonitor per (model, version) seen on /ingest, with capped model names."""
 
     def __init__(
-        self, registry: CollectorRegistry, config: ServeConfig, logs: Any = None
+        self, registry: CollectorRegistry, config: ServeConfig, logs: LogShipper | None = None
     ) -> None:
         self._registry = registry
         self._config = config
@@ -68,7 +71,7 @@ class MonitorDirectory:
 
 
 def _inference_parser(directory: MonitorDirectory) -> EventParser:
-    def parse(event: Mapping[str, Any]) -> Any:
+    def parse(event: Mapping[str, Any]) -> Callable[[], None]:
         ev = parse_inference(event)
 
         def apply() -> None:
@@ -78,7 +81,7 @@ def _inference_parser(directory: MonitorDirectory) -> EventParser:
                 request_bytes=ev.request_bytes, response_bytes=ev.response_bytes,
             )
             if directory.logs is not None:
-                extra = {"error": {"type": ev.exception}} if ev.exception else {}
+                extra: dict[str, Any] = {"error": {"type": ev.exception}} if ev.exception else {}
                 mon.log.prediction(ev.latency_seconds, outcome=ev.outcome,
                                    batch_size=ev.batch_size, **extra)
 
@@ -90,13 +93,13 @@ def _inference_parser(directory: MonitorDirectory) -> EventParser:
 def _quality_parsers(directory: MonitorDirectory) -> dict[str, EventParser]:
     """prediction / feedback events, when the quality exporter is available."""
     try:
-        from modelmon.exporters.quality import ingest_parsers  # type: ignore[attr-defined]
+        from modelmon.exporters.quality import ingest_parsers
     except ImportError:
         return {}
     return dict(ingest_parsers(directory.get))
 
 
-def _log_shipper(config: ServeConfig, registry: CollectorRegistry) -> Any:
+def _log_shipper(config: ServeConfig, registry: CollectorRegistry) -> LogShipper | None:
     """The LogShipper of the config's ``logs:`` section, or None without one."""
     section = config.raw.get("logs")
     if section is None:
@@ -134,7 +137,7 @@ def create_app(
     register_plugin_collectors(registry, config.plugins, config.prefix)
     parsers: dict[str, EventParser] = {"inference": _inference_parser(directory)}
     parsers.update(_quality_parsers(directory))
-    ingest_events = directory.metrics.get("ingest_events_total")
+    ingest_events = directory.metrics.counter("ingest_events_total")
 
     app = Flask("modelmon.serve")
     app.config["MAX_CONTENT_LENGTH"] = config.ingest.max_body_bytes

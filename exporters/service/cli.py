@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from modelmon.config import ConfigError, load_serve_config, parse_listen
-from modelmon.hookspecs import hookimpl
+from modelmon.hookspecs import SubParsers, hookimpl
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "serve",
         help="run the exporter service: /metrics, POST /ingest, /healthz",
@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 @hookimpl
-def modelmon_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def modelmon_register_commands(subparsers: SubParsers) -> None:
     register(subparsers)

@@ -11,14 +11,19 @@ and /metrics aggregates all workers.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, Response, request
+from prometheus_client import Counter, Histogram
 from werkzeug.wsgi import get_content_length
 
 from modelmon.collectors import PluginCollectors, register_plugin_collectors
 from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.exporters.service.scrape import multiprocess_dir, render, scrape_registry_factory
+
+if TYPE_CHECKING:
+    from flask import Request
+    from werkzeug.local import LocalProxy
 
 UNMATCHED = "__unmatched__"
 # The method comes from the client: anything outside the standard set is
@@ -52,12 +57,12 @@ def instrument_app(
         correlation_header = "X-Request-ID" if mon.logs is not None else None
     header = correlation_header if isinstance(correlation_header, str) else None
     m = mon.metrics
-    requests_total = m.get("http_requests_total")
-    duration = m.get("http_request_duration_seconds")
+    requests_total = m.counter("http_requests_total")
+    duration = m.histogram("http_request_duration_seconds")
     model, version = mon.model, mon.version
     request_bytes, response_bytes = mon._request_bytes, mon._response_bytes
-    counters: dict[tuple[str, str, int], Any] = {}
-    histograms: dict[tuple[str, str], Any] = {}
+    counters: dict[tuple[str, str, int], Counter] = {}
+    histograms: dict[tuple[str, str], Histogram] = {}
     skip = frozenset(exclude_paths)
 
     collectors: tuple[object, ...] = ()
@@ -93,7 +98,8 @@ def instrument_app(
                 correlation.end_request(token)
 
     def after(response: Response) -> Response:
-        req = request._get_current_object()  # one proxy lookup, not five
+        # One proxy lookup, not five (flask types its proxy as the Request itself).
+        req = cast("LocalProxy[Request]", request)._get_current_object()
         environ = req.environ
         start = environ.pop(_START_KEY, None)
         if start is None:

@@ -10,14 +10,23 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar, overload
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
+from modelmon.config import QualityOptions
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.metrics import MetricSet, metric_set
+
+if TYPE_CHECKING:
+    # Imported when first used: a model server without quality checks or log
+    # shipping never loads numpy or the spool.
+    from modelmon.exporters.logs import LogShipper, ModelLog
+    from modelmon.exporters.quality import QualityTracker
+    from modelmon.exporters.quality.profile import ProfileSource
 
 Outcome = Literal["success", "error", "rejected"]
 OUTCOMES: tuple[str, ...] = ("success", "error", "rejected")
@@ -55,9 +64,9 @@ class ModelMonitor:
         buckets: Mapping[str, Sequence[float]] | None = None,
         rejected_exceptions: tuple[type[BaseException], ...] = (),
         max_label_values: int | None = None,
-        profile: Any = None,
-        logs: Any = None,
-        quality_options: Mapping[str, Any] | None = None,
+        profile: ProfileSource | None = None,
+        logs: LogShipper | None = None,
+        quality_options: QualityOptions | None = None,
     ) -> None:
         for field, value in (("model", model), ("version", version), ("framework", framework)):
             if not isinstance(value, str) or not value:
@@ -68,26 +77,30 @@ class ModelMonitor:
         self.version = version
         self.framework = framework
         self.metrics: MetricSet = metric_set(registry, prefix, buckets, max_label_values)
-        self._rejected_exceptions = (InferenceRejected, *rejected_exceptions)
+        self._rejected_exceptions: tuple[type[BaseException], ...] = (
+            InferenceRejected, *rejected_exceptions
+        )
         m = self.metrics
-        requests = m.get("inference_requests_total")
+        requests = m.counter("inference_requests_total")
         self._success = requests.labels(model, version, "success")
         self._error = requests.labels(model, version, "error")
         self._rejected = requests.labels(model, version, "rejected")
-        self._duration = m.get("inference_duration_seconds").labels(model, version)
-        self._in_flight = m.get("inference_in_flight").labels(model, version)
-        self._batch = m.get("inference_batch_size").labels(model, version)
-        payload = m.get("payload_bytes")
+        self._duration = m.histogram("inference_duration_seconds").labels(model, version)
+        self._in_flight = m.gauge("inference_in_flight").labels(model, version)
+        self._batch = m.histogram("inference_batch_size").labels(model, version)
+        payload = m.histogram("payload_bytes")
         self._request_bytes = payload.labels(model, version, "request")
         self._response_bytes = payload.labels(model, version, "response")
-        self._exceptions_metric = m.get("inference_exceptions_total")
-        self._exception_children: dict[type[BaseException], Any] = {}
-        m.get("model_info").labels(model, version, framework, framework_version, task).set(1)
+        self._exceptions_metric = m.counter("inference_exceptions_total")
+        self._exception_children: dict[type[BaseException], Counter] = {}
+        m.gauge("model_info").labels(model, version, framework, framework_version, task).set(1)
         self._profile = profile
-        self._quality_options = dict(quality_options or {})
-        self._quality: Any = None
+        self._quality_options: QualityOptions = (
+            quality_options.copy() if quality_options else QualityOptions()
+        )
+        self._quality: QualityTracker | None = None
         self.logs = logs
-        self._log: Any = None
+        self._log: ModelLog | None = None
         if profile is not None or quality_options:
             # Build it now so a bad profile or option fails here, at start-up,
             # not on the first request.
@@ -97,7 +110,7 @@ class ModelMonitor:
     # -- entry points users call (see modelmon.exporters.quality / .logs).
 
     @property
-    def quality(self) -> Any:
+    def quality(self) -> QualityTracker:
         """The QualityTracker of this monitor (input checks, drift, predictions, feedback)."""
         if self._quality is None:
             from modelmon.exporters.quality import QualityTracker
@@ -105,22 +118,25 @@ class ModelMonitor:
             self._quality = QualityTracker(self, self._profile, **self._quality_options)
         return self._quality
 
-    def check_inputs(self, X: Any) -> Any:
+    # Model inputs and outputs are typed ``object``: rows, batches, numpy
+    # arrays and DataFrames are all accepted, and inspected at run time.
+
+    def check_inputs(self, X: object) -> None:
         """Count data-quality problems of one row or a batch and update drift; never raises."""
-        return self.quality.check_inputs(X)
+        self.quality.check_inputs(X)
 
     def record_predictions(
-        self, y_pred: Any, scores: Any = None, request_ids: Any = None
+        self, y_pred: object, scores: object = None, request_ids: object = None
     ) -> None:
         """Count predicted classes / outputs and scores; remember them for late feedback."""
         self.quality.record_predictions(y_pred, scores=scores, request_ids=request_ids)
 
-    def record_feedback(self, request_id: str, y_true: Any) -> None:
+    def record_feedback(self, request_id: str, y_true: object) -> None:
         """Join late ground truth with the prediction recorded under ``request_id``."""
         self.quality.record_feedback(request_id, y_true)
 
     @property
-    def log(self) -> Any:
+    def log(self) -> ModelLog:
         """Structured events at the AI pipeline's critical points: ``mon.log.prediction(...)``."""
         if self._log is None:
             from modelmon.exporters.logs import ModelLog
@@ -143,7 +159,7 @@ class ModelMonitor:
         *,
         batch_size: int | None = None,
         request_bytes: int | None = None,
-    ) -> Any:
+    ) -> Track | Callable[..., Any]:
         """Count, time and classify inference calls.
 
         Use as a decorator (``@mon.track()`` or ``@mon.track``), on sync or
@@ -205,7 +221,7 @@ class ModelMonitor:
             self._exception_children[exc_type] = child
         child.inc()
 
-    def _outcome_child(self, outcome: str) -> Any:
+    def _outcome_child(self, outcome: str) -> Counter:
         if outcome == "error":
             return self._error
         if outcome == "rejected":
@@ -239,10 +255,10 @@ class ModelMonitor:
     def record_model_load(self, duration_seconds: float, timestamp: float | None = None) -> None:
         """Record that this version was (re)loaded, taking ``duration_seconds``."""
         m = self.metrics
-        m.get("model_load_duration_seconds").labels(self.model, self.version).set(
+        m.gauge("model_load_duration_seconds").labels(self.model, self.version).set(
             duration_seconds
         )
-        m.get("model_last_load_timestamp_seconds").labels(self.model, self.version).set(
+        m.gauge("model_last_load_timestamp_seconds").labels(self.model, self.version).set(
             time.time() if timestamp is None else timestamp
         )
 
@@ -263,7 +279,7 @@ _MAX_SIZED_TYPES = 1024
 _UNKNOWN = object()
 
 
-def _batch_size_of(args: tuple[Any, ...]) -> int | None:
+def _batch_size_of(args: tuple[object, ...]) -> int | None:
     # The first sized argument among the first two: for a method the first is
     # ``self``.
     for arg in args[:2]:
@@ -277,7 +293,7 @@ def _batch_size_of(args: tuple[Any, ...]) -> int | None:
             return None
         if sized:
             try:
-                return len(arg)
+                return len(cast(Sized, arg))  # its type has __len__ (above)
             except TypeError:  # e.g. a 0-d numpy array
                 return None
     return None
@@ -309,7 +325,12 @@ class Track:
         self._start = _perf_counter()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         elapsed = _perf_counter() - self._start
         mon = self._mon
         if exc is None and self.outcome is None and self.response_bytes is None:
@@ -353,7 +374,9 @@ class Track:
                 finish(_perf_counter() - start, None, None, batch, request_bytes, None)
                 return result
 
-            return async_wrapper  # type: ignore[return-value]
+            # functools.wraps keeps fn's name and signature; mypy cannot see
+            # that the wrapper has fn's type F.
+            return cast(F, async_wrapper)
 
         duration, success = mon._duration, mon._success
         batch_sizes, request_sizes = mon._batch, mon._request_bytes
@@ -379,4 +402,4 @@ class Track:
                 request_sizes.observe(request_bytes)
             return result
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)

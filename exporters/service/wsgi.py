@@ -10,7 +10,7 @@ from gunicorn.app.base import BaseApplication
 from modelmon.exporters.service.web_config import TLSConfig
 
 
-class _EmbeddedGunicorn(BaseApplication):  # type: ignore[misc]
+class _EmbeddedGunicorn(BaseApplication):
     def __init__(self, app_factory: Callable[[], Any], options: dict[str, Any]) -> None:
         self._factory = app_factory
         self._options = options

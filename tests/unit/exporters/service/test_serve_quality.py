@@ -3,6 +3,8 @@ with features get data-quality counts and drift, like an in-process monitor."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,10 @@ def test_models_without_a_profile_still_count_predictions(registry, profile_path
     ({"models": {"credit": {"profile_path": "x"}}}, "quality.models.credit: expected"),
     ({"model": {}}, "quality: expected a mapping with 'models'"),
     ({"models": {"credit": {"options": [1]}}}, "quality.models.credit.options"),
+    # A misspelt option fails when the file is read, not at the model's first event.
+    ({"models": {"credit": {"options": {"windows": 100}}}},
+     "quality.models.credit.options: unknown option(s) windows; known options are drift_features"),
 ])
 def test_quality_config_errors_name_the_field(tmp_path, quality, fragment):
-    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         serve_config_from_mapping({"quality": quality}, base_dir=tmp_path)
