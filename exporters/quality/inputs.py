@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from prometheus_client import Counter
 
 from modelmon.exporters.quality.columns import ABSENT, RawBatch, read_batch
 from modelmon.exporters.quality.drift import (
@@ -70,7 +71,9 @@ class _Feature:
         "drift", "missing", "out_of_range", "type_errors", "unseen",
     )
 
-    def __init__(self, f: FeatureProfile, offset: int | None, children: tuple[Any, ...]) -> None:
+    def __init__(
+        self, f: FeatureProfile, offset: int | None, children: tuple[Counter, ...]
+    ) -> None:
         self.name = f.name
         self.numeric = f.kind == "numeric"
         self.lo = -math.inf if f.min is None else f.min
@@ -102,7 +105,7 @@ class InputChecker:
         children = {}
         for name in self._names:
             children[name] = tuple(
-                metrics.get(metric).labels(*labels, limit(metric, "feature", name))
+                metrics.counter(metric).labels(*labels, limit(metric, "feature", name))
                 for metric in ("feature_missing_total", "feature_out_of_range_total",
                                "feature_type_errors_total", "feature_unseen_category_total")
             )

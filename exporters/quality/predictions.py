@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+from prometheus_client import Counter as CounterMetric  # collections.Counter is used too
 
 from modelmon.exporters.quality.drift import BinLayout, DriftScores
 from modelmon.exporters.quality.profile import FeatureProfile, confidence_of
@@ -81,7 +82,7 @@ class PredictionRecorder:
         self._metrics = metrics
         self._labels = (model, version)
         self._predictions = metrics.counter("predictions_total")
-        self._class_children: dict[str, Any] = {}
+        self._class_children: dict[str, CounterMetric] = {}
         self._max_classes = max_classes
         self._score = metrics.histogram("prediction_score").labels(model, version)
         self._value = metrics.histogram("prediction_value").labels(model, version)
@@ -148,7 +149,7 @@ class PredictionRecorder:
             return self.task
         return "classification"
 
-    def _class_child(self, key: str) -> Any:
+    def _class_child(self, key: str) -> CounterMetric:
         child = self._class_children.get(key)
         if child is None:
             label = key

@@ -162,8 +162,8 @@ class QualityTracker:
             on_error=self._count_error,
         )
         self._cache_lock = threading.Lock()
-        self._cache_key: tuple[Any, ...] | None = None
-        self._cache: dict[str, Any] = {}
+        self._cache_key: tuple[int | None, int, int] | None = None
+        self._cache: dict[str, tuple[DriftScores, int]] = {}
         self._multiprocess = _multiprocess_mode()
         self._refresh_seconds = refresh_seconds
         self._last_refresh = 0.0

@@ -11,7 +11,8 @@ and /metrics aggregates all workers.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask, Response, request
 from prometheus_client import Counter, Histogram
@@ -22,6 +23,7 @@ from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.exporters.service.scrape import multiprocess_dir, render, scrape_registry_factory
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from flask import Request
     from werkzeug.local import LocalProxy
 
@@ -79,7 +81,9 @@ def instrument_app(
     # earlier before_request hook (auth) answers itself.
     inner_wsgi_app = app.wsgi_app
 
-    def timed_wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+    def timed_wsgi_app(
+        environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
         environ[_START_KEY] = _perf_counter()
         return inner_wsgi_app(environ, start_response)
 
@@ -88,7 +92,9 @@ def instrument_app(
 
         env_key = "HTTP_" + header.upper().replace("-", "_")
 
-        def correlated_wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        def correlated_wsgi_app(
+            environ: WSGIEnvironment, start_response: StartResponse
+        ) -> Iterable[bytes]:
             environ[_START_KEY] = _perf_counter()
             cid, token = correlation.begin_request({header: environ.get(env_key)}, header)
             environ[_CID_KEY] = cid

@@ -18,7 +18,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 # Must happen before anything imports prometheus_client: it picks its value
 # class (in-memory or memory-mapped files) once, at import time.
@@ -28,14 +32,14 @@ if not _dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _dir
 
 
-def on_starting(server: Any) -> None:
+def on_starting(server: Arbiter) -> None:
     # Runs once in the master before any worker imports prometheus_client.
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
 
 
-def child_exit(server: Any, worker: Any) -> None:
+def child_exit(server: Arbiter, worker: Worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gunicorn.app.base import BaseApplication
 
 from modelmon.exporters.service.web_config import TLSConfig
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 
 class _EmbeddedGunicorn(BaseApplication):
-    def __init__(self, app_factory: Callable[[], Any], options: dict[str, Any]) -> None:
+    def __init__(self, app_factory: Callable[[], WSGIApplication], options: dict[str, object]) -> None:
         self._factory = app_factory
         self._options = options
         super().__init__()
@@ -20,15 +23,16 @@ class _EmbeddedGunicorn(BaseApplication):
         for key, value in self._options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Any:
+    # gunicorn's stubs type the WSGI environ as a MutableMapping, typeshed's as a dict.
+    def load(self) -> WSGIApplication:  # type: ignore[override]
         return self._factory()
 
 
 def gunicorn_options(
     host: str, port: int, *, workers: int = 1, threads: int = 8, tls: TLSConfig | None = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    options: dict[str, Any] = {
+    options: dict[str, object] = {
         "bind": [bind],
         "workers": workers,
         "worker_class": "gthread",
@@ -48,6 +52,6 @@ def gunicorn_options(
     return options
 
 
-def run_gunicorn(app_factory: Callable[[], Any], options: dict[str, Any]) -> None:
+def run_gunicorn(app_factory: Callable[[], WSGIApplication], options: dict[str, object]) -> None:
     """Serve ``app_factory()`` until SIGINT/SIGTERM. The app is built in the worker."""
     _EmbeddedGunicorn(app_factory, options).run()
