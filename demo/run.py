@@ -36,7 +36,7 @@ from modelmon.demo.processes import (
     free_port,
     prometheus_config,
     start_prometheus,
-    stop_process,
+    stop_processes,
     wait_http_ok,
 )
 
@@ -225,7 +225,4 @@ def run_demo(
         print("\nmodelmon demo: stopping")
         return 0
     finally:
-        if prom is not None:
-            prom.stop()
-        for proc in procs:
-            stop_process(proc)
+        stop_processes([*procs, *([prom.proc] if prom is not None else [])])
