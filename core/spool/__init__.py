@@ -14,12 +14,13 @@ Modules, one role each:
 ``writer``    the writer thread: journal -> SQLite group commits, fsync, expiry
 ``journal``   the CRC-framed append journal and its scanner
 ``store``     SQLite: pending records, dead letters, the ledger, in one transaction
-``reader``    the read path out of SQLite (``peek``, ``peek_payloads``)
+``sql``       the bulk SQL: one-step reads (``peek_payloads``), multi-row inserts
 ``ledger``    ``Tally`` and ``Ledger``: the accounting, as named tallies
 ``recovery``  replaying journals on open; ``salvage``: reading a damaged database
 ``files``     owner-only directories and files
 ``types``     the public settings, records, stats and errors
 ``delivery``  the delivery worker: peek -> send -> settle -> back off
+``destination``  what a destination implements (``send(batch) -> SendResult``)
 
 On-disk layout of a spool directory (mode 0700; every file 0600)::
 
@@ -93,11 +94,12 @@ from .types import (
     SpoolClosed,
     SpoolFull,
     SpoolLocked,
+    SpoolSettings,
     SpoolStats,
 )
 
 __all__ = [
     "DEFAULT_JOURNAL_BYTES", "FSYNC_MODES", "FULL_POLICIES", "DeadLetter", "FsyncMode",
     "FullPolicy", "Ledger", "Record", "Spool", "SpoolClosed", "SpoolFull", "SpoolLocked",
-    "SpoolStats", "Tally",
+    "SpoolSettings", "SpoolStats", "Tally",
 ]

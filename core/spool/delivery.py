@@ -39,6 +39,7 @@ from typing import Literal, Protocol
 
 from .destination import Batch, Destination, Pending, SendPool, SendResult, timed_send
 from .spool import Spool
+from .types import Record
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,9 @@ class DeliveryWorker:
         self._observer = observer
         self._stop = stop if stop is not None else threading.Event()
         depth = 1 if settings.newest_first else settings.max_in_flight
+        self._own_senders: SendPool | None = None
         if senders is None and depth > 1:
             senders = self._own_senders = SendPool(destination, depth, name + "-sender")
-        else:
-            self._own_senders = None
         self._senders = senders
         self._depth = depth if senders is None else min(depth, senders.size)
         burst = settings.rate_burst
@@ -268,7 +268,8 @@ class DeliveryWorker:
                              newest_first=s.newest_first, after_seq=after_seq)
         if not records:
             return None
-        chosen, items = [], 0
+        chosen: list[Record] = []
+        items = 0
         for record in records:
             if chosen and s.batch_items is not None and items + record.items > s.batch_items:
                 break

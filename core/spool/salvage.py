@@ -13,16 +13,18 @@ from .ledger import Ledger
 
 # seq, created, items, payload
 SalvagedRow = tuple[int, float, int, bytes]
+# seq, created, items, size, reason, dead_at, payload: as stored
+DeadRow = tuple[int, float, int, int, str, float, bytes]
 
 
 def read_what_you_can(
     path: Path,
-) -> tuple[Ledger | None, dict[str, str], list[SalvagedRow], list[tuple[object, ...]]]:
+) -> tuple[Ledger | None, dict[str, str], list[SalvagedRow], list[DeadRow]]:
     """(ledger or None when it cannot be trusted, meta, records, dead letters)."""
     counters: list[tuple[str, int, int, int]] = []
     meta: dict[str, str] = {}
     rows: list[SalvagedRow] = []
-    dead: list[tuple[object, ...]] = []
+    dead: list[DeadRow] = []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:

@@ -28,6 +28,7 @@ from .types import (
     SpoolClosed,
     SpoolFull,
     SpoolLocked,
+    SpoolSettings,
     SpoolStats,
 )
 from .writer import GROUP_COMMIT_RECORDS, SpoolWriter
@@ -107,6 +108,13 @@ class Spool(SpoolWriter):
         self._writer_idle = False
         self._writer = threading.Thread(target=self._run_writer, name="modelmon-spool", daemon=True)
         self._writer.start()
+
+    @classmethod
+    def from_settings(cls, path: str | Path, settings: SpoolSettings) -> Spool:
+        return cls(path, max_bytes=settings.max_bytes, max_age=settings.max_age,
+                   full_policy=settings.full_policy, fsync=settings.fsync,
+                   fsync_interval=settings.fsync_interval,
+                   block_timeout=settings.block_timeout)
 
     # -- producer side ------------------------------------------------------
 

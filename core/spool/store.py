@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from . import reader
+from . import sql
 from .files import make_private, write_private
 from .ledger import Ending, Ledger, Tally
 from .salvage import read_what_you_can
+from .sql import Row
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     size INTEGER NOT NULL, reason TEXT NOT NULL, dead_at REAL NOT NULL,
     payload BLOB NOT NULL);
 """
-Row = tuple[int, float, int, int, bytes]  # seq, created, items, size, payload: as stored
+# seq, created, payload, items, reason, dead_at: a DeadLetter's fields
+DeadLetterRow = tuple[int, float, bytes, int, str, float]
 _items_of = operator.itemgetter(2)
 _size_of = operator.itemgetter(3)
 _T = TypeVar("_T")
@@ -205,7 +207,7 @@ class Store:
         def body(d: Ledger) -> int:
             c = self._conn
             if rows:
-                _insert_rows(c, rows)
+                sql.insert_rows(c, rows)
                 d.accepted.add(len(rows), sum(map(_items_of, rows)), sum(map(_size_of, rows)))
                 last = max(self.ingested_seq, rows[-1][0])
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('ingested_seq', ?)", (str(last),))
@@ -288,7 +290,7 @@ class Store:
             ).fetchall()
             if not gone:
                 return 0
-            size = sum(g[1] for g in gone)
+            size = int(sum(g[1] for g in gone))
             d.dropped_for("max_age").add(len(gone), sum(g[0] for g in gone), size)
             return size
 
@@ -346,12 +348,12 @@ class Store:
     def peek_payloads(self, max_records: int, max_bytes: int | None,
                       after_seq: int) -> list[tuple[int, bytes]]:
         with self.lock:
-            return reader.peek_payloads(self._conn, max_records, max_bytes, after_seq)
+            return sql.peek_payloads(self._conn, max_records, max_bytes, after_seq)
 
     def peek(self, max_records: int, max_bytes: int | None, newest_first: bool,
-             after_seq: int = 0) -> list[reader.PeekRow]:
+             after_seq: int = 0) -> list[sql.PeekRow]:
         with self.lock:
-            return reader.peek(self._conn, max_records, max_bytes, newest_first, after_seq)
+            return sql.peek(self._conn, max_records, max_bytes, newest_first, after_seq)
 
     def ledger(self) -> Ledger:
         """A copy of the ledger as committed."""
@@ -364,7 +366,8 @@ class Store:
         return self.pending().records > 0
 
     def oldest_created(self) -> float | None:
-        return self._conn.execute("SELECT MIN(created) FROM records").fetchone()[0]
+        oldest: float | None = self._conn.execute("SELECT MIN(created) FROM records").fetchone()[0]
+        return oldest
 
     def count_rows(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
@@ -372,41 +375,18 @@ class Store:
     def dead_letter_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
-    def dead_letters(self, limit: int, after_seq: int) -> list[tuple[object, ...]]:
+    def dead_letters(self, limit: int, after_seq: int) -> list[DeadLetterRow]:
         with self.lock:
-            return self._conn.execute(
+            rows: list[DeadLetterRow] = self._conn.execute(
                 "SELECT seq, created, payload, items, reason, dead_at FROM dead_letters"
                 " WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit),
             ).fetchall()
+            return rows
 
     def max_seq(self) -> int:
         a = self._conn.execute("SELECT MAX(seq) FROM records").fetchone()[0] or 0
         b = self._conn.execute("SELECT MAX(seq) FROM dead_letters").fetchone()[0] or 0
         return max(a, b, self.ingested_seq)
-
-
-_INSERT_CHUNKS = (4096, 1024, 256, 64, 16, 4, 1)
-_INSERT_SQL = {
-    n: "INSERT INTO records (seq, created, items, size, payload) VALUES "
-    + ",".join(["(?, ?, ?, ?, ?)"] * n)
-    for n in _INSERT_CHUNKS
-}
-
-
-def _insert_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
-    """Insert with multi-row statements: ``executemany`` steps SQLite (and gives
-    up the GIL, see ``peek_payloads``) once per row; this, once per up to 4,096
-    rows (within the library's limit on parameters, 32,766 since SQLite 3.32).
-    Fixed chunk sizes keep the statements in sqlite3's statement cache."""
-    most = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5
-    i, n = 0, len(rows)
-    for size in _INSERT_CHUNKS:
-        if size > most:
-            continue
-        sql = _INSERT_SQL[size]
-        while n - i >= size:
-            conn.execute(sql, [value for row in rows[i : i + size] for value in row])
-            i += size
 
 
 def _contiguous(seqs: Sequence[int]) -> bool:

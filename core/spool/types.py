@@ -13,6 +13,18 @@ FSYNC_MODES: tuple[str, ...] = ("interval", "always", "never")
 FULL_POLICIES: tuple[str, ...] = ("drop_oldest", "drop_newest", "block")
 
 
+@dataclass(frozen=True)
+class SpoolSettings:
+    """How a spool is bounded and made durable (``Spool.from_settings``)."""
+
+    max_bytes: int = 512 * 1024 * 1024
+    max_age: float | None = 7 * 86400.0
+    full_policy: FullPolicy = "drop_oldest"
+    fsync: FsyncMode = "interval"
+    fsync_interval: float = 1.0
+    block_timeout: float | None = None
+
+
 class SpoolFull(Exception):
     """``full_policy="block"`` waited ``block_timeout`` seconds for room."""
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from . import journal
 from .ledger import Tally
-from .store import Row, Store
+from .sql import Row
+from .store import Store
 from .types import FsyncMode, FullPolicy
 
 log = logging.getLogger(__name__)

@@ -133,7 +133,7 @@ class EdgeAgent:
         """Start the threads; ``collect=False`` only drains the spool (and serves /metrics)."""
         if self.config.listen is not None:
             host, port = self.config.listen
-            self._http, _ = start_http_server(port, host, registry=self.view)  # type: ignore[arg-type]
+            self._http, _ = start_http_server(port, host, registry=self.view)
         loops = [("sender", self.sender.run)]
         if collect:
             loops.insert(0, ("collector", self._collect_loop))

@@ -29,18 +29,18 @@ class EdgeMetrics:
         m = metric_set(registry, prefix)
         self._m = m
         self.device = device
-        self.link_up = m.get("edge_link_up").labels(device)
-        self.last_success = m.get("edge_last_send_success_timestamp_seconds").labels(device)
-        self.backlog_samples = m.get("edge_backlog_samples").labels(device)
-        self.backlog_bytes = m.get("edge_backlog_bytes").labels(device)
-        self.backlog_age = m.get("edge_backlog_oldest_sample_age_seconds").labels(device)
-        self.collected = m.get("edge_samples_collected_total").labels(device)
-        self.sent = m.get("edge_samples_sent_total").labels(device)
-        self.send_duration = m.get("edge_send_duration_seconds").labels(device)
-        self.disk_bytes = m.get("edge_spool_disk_bytes").labels(device)
-        self._max_bytes = m.get("edge_spool_max_bytes").labels(device)
-        self._dropped = m.get("edge_samples_dropped_total")
-        self._requests = m.get("edge_send_requests_total")
+        self.link_up = m.gauge("edge_link_up").labels(device)
+        self.last_success = m.gauge("edge_last_send_success_timestamp_seconds").labels(device)
+        self.backlog_samples = m.gauge("edge_backlog_samples").labels(device)
+        self.backlog_bytes = m.gauge("edge_backlog_bytes").labels(device)
+        self.backlog_age = m.gauge("edge_backlog_oldest_sample_age_seconds").labels(device)
+        self.collected = m.counter("edge_samples_collected_total").labels(device)
+        self.sent = m.counter("edge_samples_sent_total").labels(device)
+        self.send_duration = m.histogram("edge_send_duration_seconds").labels(device)
+        self.disk_bytes = m.gauge("edge_spool_disk_bytes").labels(device)
+        self._max_bytes = m.gauge("edge_spool_max_bytes").labels(device)
+        self._dropped = m.counter("edge_samples_dropped_total")
+        self._requests = m.counter("edge_send_requests_total")
         self._lock = threading.Lock()
         # Totals since this agent started, for status.json (counters cannot be read back cheaply).
         self.sent_total = 0
@@ -61,7 +61,7 @@ class EdgeMetrics:
         """Export the spool's limits so alerts judge each device by its own."""
         self._max_bytes.set(max_bytes)
         if max_age is not None:
-            self._m.get("edge_spool_max_age_seconds").labels(self.device).set(max_age)
+            self._m.gauge("edge_spool_max_age_seconds").labels(self.device).set(max_age)
 
     def count_dropped(self, reason: str, samples: int) -> None:
         reason = self._m.limiter.limit("edge_samples_dropped_total", "reason", reason)

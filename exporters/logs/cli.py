@@ -13,6 +13,7 @@ from typing import Any
 
 from modelmon.config import ConfigError, load_yaml
 from modelmon.hookspecs import hookimpl
+from modelmon.spool import Ledger
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -131,19 +132,18 @@ def run_status(args: argparse.Namespace) -> int:
     for slot in _slots(root):
         conn = _read_only(slot)
         try:
-            counters = {n: r for n, r in conn.execute("SELECT name, records FROM counters")}
+            ledger = Ledger.from_rows(
+                conn.execute("SELECT name, records, items, bytes FROM counters"))
             dead = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
             oldest = conn.execute("SELECT MIN(created) FROM records").fetchone()[0]
         finally:
             conn.close()
-        dropped = {k[8:]: v for k, v in counters.items() if k.startswith("dropped:")}
-        accepted = counters.get("accepted", 0)
-        delivered = counters.get("delivered", 0)
-        dead_lettered = counters.get("dead_lettered", 0)
         rows.append({
-            "slot": str(slot), "accepted": accepted, "delivered": delivered,
-            "dropped": dropped, "dead_lettered": dead_lettered,
-            "pending": accepted - delivered - dead_lettered - sum(dropped.values()),
+            "slot": str(slot), "accepted": ledger.accepted.records,
+            "delivered": ledger.delivered.records,
+            "dropped": {reason: t.records for reason, t in ledger.dropped.items()},
+            "dead_lettered": ledger.dead_lettered.records,
+            "pending": ledger.pending().records,
             "dead_letters_stored": dead, "oldest_pending_created": oldest,
         })
     if args.json:

@@ -169,7 +169,7 @@ def classify_items(items: Sequence[Item], body: Any) -> SendResult:
         if n >= len(answers):
             result.retry.append(item.seq)  # an answer we never got: send again
             continue
-        answer = next(iter(answers[n].values()), {})
+        answer: dict[str, Any] = next(iter(answers[n].values()), {})
         status = int(answer.get("status", 500))
         error = answer.get("error") or {}
         etype = error.get("type", "") if isinstance(error, dict) else str(error)

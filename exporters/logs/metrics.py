@@ -29,11 +29,13 @@ class ShipperCollector:
                       "log_dead_letters_stored")
         }
 
-    def _family(self, cls: type, name: str, labels: list[str]) -> Metric:
+    def _counter(self, name: str, labels: list[str]) -> CounterMetricFamily:
         full, help_text = self._names[name]
-        if cls is CounterMetricFamily:
-            full = full.removesuffix("_total")
-        return cls(full, help_text, labels=labels)  # type: ignore[no-any-return]
+        return CounterMetricFamily(full.removesuffix("_total"), help_text, labels=labels)
+
+    def _gauge(self, name: str, labels: list[str]) -> GaugeMetricFamily:
+        full, help_text = self._names[name]
+        return GaugeMetricFamily(full, help_text, labels=labels)
 
     def describe(self) -> Iterator[Metric]:
         yield from ()
@@ -45,7 +47,7 @@ class ShipperCollector:
         except Exception:  # a closed spool: nothing to report
             return
         sink = shipper.sink_name
-        events = self._family(CounterMetricFamily, "log_events_total", ["sink", "outcome"])
+        events = self._counter("log_events_total", ["sink", "outcome"])
         for outcome, value in (
             ("accepted", stats.accepted), ("delivered", stats.delivered),
             ("dropped", stats.dropped_total), ("dead_lettered", stats.dead_lettered),
@@ -53,17 +55,19 @@ class ShipperCollector:
         ):
             events.add_metric([sink, outcome], value)
         yield events
-        dropped = self._family(CounterMetricFamily, "log_events_dropped_total", ["sink", "reason"])
+        dropped = self._counter("log_events_dropped_total", ["sink", "reason"])
         for reason, value in sorted({**dict.fromkeys(DROP_REASONS, 0), **stats.dropped}.items()):
             dropped.add_metric([sink, reason], value)
         yield dropped
-        age = 0.0 if stats.oldest_created is None else max(time.time() - stats.oldest_created, 0)
-        for name, value in (
+        oldest = stats.oldest_created
+        age = 0.0 if oldest is None else max(time.time() - oldest, 0.0)
+        gauges: tuple[tuple[str, float], ...] = (
             ("log_spool_pending_events", stats.pending),
             ("log_spool_bytes", stats.disk_bytes),
             ("log_spool_oldest_pending_age_seconds", age),
             ("log_dead_letters_stored", stats.dead_letter_stored),
-        ):
-            gauge = self._family(GaugeMetricFamily, name, ["sink"])
-            gauge.add_metric([sink], value)
+        )
+        for name, level in gauges:
+            gauge = self._gauge(name, ["sink"])
+            gauge.add_metric([sink], level)
             yield gauge

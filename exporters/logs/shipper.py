@@ -5,19 +5,19 @@ correlation id), runs the processors, serialises it and appends it to the
 spool; ``emit`` returns once the event is durable per the spool's fsync mode.
 Every event, log records included, is spooled as its final document, so with
 the redactor on (the default) nothing unredacted reaches the disk.
-A background worker ships batches, classifies every item, retries with
-full-jitter exponential backoff honouring ``Retry-After``, and dead-letters
-what the destination refuses for good. A slow or dead destination never
-blocks the caller unless ``full_policy="block"`` was chosen.
+The core delivery worker (``modelmon.spool.delivery``) ships batches through
+the sink, which classifies every item; it retries with full-jitter exponential
+backoff honouring ``Retry-After`` and dead-letters what the destination
+refuses for good. A slow or dead destination never blocks the caller unless
+``full_policy="block"`` was chosen. Slot claiming and the adoption of slots
+that gone processes left are in ``slots``.
 """
 
 from __future__ import annotations
 
-import collections
+import dataclasses
 import logging
 import os
-import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,19 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from modelmon.exporters.logs import correlation, ecs
 from modelmon.exporters.logs.metrics import ShipperCollector
-from modelmon.exporters.logs.sinks import Item, ItemBatch, SendResult, Sink
+from modelmon.exporters.logs.sinks import ItemBatch, SendResult, Sink
+from modelmon.exporters.logs.slots import MAX_SLOTS, OrphanAdopter, open_slot
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.metrics import metric_set
-from modelmon.spool import FsyncMode, FullPolicy, Spool, SpoolFull, SpoolLocked
+from modelmon.spool import SpoolFull, SpoolSettings
+from modelmon.spool.delivery import DeliverySettings, DeliveryWorker
+from modelmon.spool.destination import Batch, SendPool
 
 log = logging.getLogger(__name__)
 
-MAX_SLOTS = 64
-_MAX_RETRY_AFTER = 300.0
+__all__ = ["MAX_SLOTS", "LogShipper", "SinkDestination", "default_spool_dir"]
+
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _dumps = orjson.dumps
 _current_correlation = correlation._current.get
@@ -76,16 +79,8 @@ class LogShipper:
         spool_dir: str | Path | None = None,
         service_name: str = "modelmon",
         environment: str | None = None,
-        max_bytes: int = 512 * 1024 * 1024,
-        max_age: float | None = 7 * 86400.0,
-        full_policy: FullPolicy = "drop_oldest",
-        fsync: FsyncMode = "interval",
-        fsync_interval: float = 1.0,
-        block_timeout: float | None = None,
-        batch_size: int = 1000,
-        batch_bytes: int = 5 * 1024 * 1024,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 60.0,
+        spool: SpoolSettings | None = None,
+        delivery: DeliverySettings | None = None,
         registry: CollectorRegistry | None = None,
         prefix: str = DEFAULT_PREFIX,
         processors: Sequence[Processor] = (),
@@ -94,10 +89,11 @@ class LogShipper:
         log_inputs: bool = False,
         log_outputs: bool = False,
         max_payload_chars: int = 1024,
-        **sink_options: Any,
+        **options: Any,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        # The spool's and the worker's settings also come one by one, as
+        # keyword arguments (max_bytes=..., batch_size=...): see _settings.
+        spool_settings, delivery_settings, sink_options = _settings(spool, delivery, options)
         self.log_inputs = log_inputs
         self.log_outputs = log_outputs
         self.max_payload_chars = max_payload_chars
@@ -111,43 +107,39 @@ class LogShipper:
         self._sink = sink if not isinstance(sink, str) else _make_sink(sink, sink_options, spool_dir)
         if not isinstance(sink, str) and sink_options:
             raise TypeError(f"unknown LogShipper option(s): {', '.join(sorted(sink_options))}")
-        self.sink_name: str = getattr(self._sink, "name", type(self._sink).__name__)
+        destination = SinkDestination(self._sink)
+        self.sink_name: str = destination.name
         root = Path(spool_dir) if spool_dir is not None else default_spool_dir()
-        spool_options: dict[str, Any] = {
-            "max_bytes": max_bytes, "max_age": max_age, "full_policy": full_policy,
-            "fsync": fsync, "fsync_interval": fsync_interval, "block_timeout": block_timeout,
-        }
-        self.spool = _open_slot(root, **spool_options)
+        self.spool = open_slot(root, spool_settings)
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
         self.service_name = service_name
-        self._batch_size = batch_size
-        self._batch_bytes = batch_bytes
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
         metrics = metric_set(registry, prefix)
-        self._bulk_duration = metrics.get("log_bulk_request_duration_seconds").labels(self.sink_name)
-        self._bulk_requests = metrics.get("log_bulk_requests_total")
-        self._processor_failures = metrics.get("log_processor_failures_total")
+        self._processor_failures = metrics.counter("log_processor_failures_total")
         for name, _ in self._processors:  # at 0 from the start, like the drop reasons
             self._processor_failures.labels(name)
-        self.retried = 0
-        self._retried_lock = threading.Lock()
+        bulk = _BulkMetrics(metrics.histogram("log_bulk_request_duration_seconds"),
+                            metrics.counter("log_bulk_requests_total"), self.sink_name)
         self._collector = ShipperCollector(self, prefix)
         self._registry = metrics.registry
         self._registry.register(self._collector)
+        self._closed = False
         self._stop = threading.Event()
-        self._idle = threading.Condition()
+        delivery_settings = dataclasses.replace(delivery_settings,
+                                                max_in_flight=destination.max_in_flight)
+        self.spool_settings = spool_settings
+        self.delivery_settings = delivery_settings
         # Up to the sink's ``max_in_flight`` sends at once, whoever submits them.
-        self._sender = _Sender(self._sink, max(1, int(getattr(self._sink, "max_in_flight", 1))))
-        self._worker = threading.Thread(target=self._run, name="modelmon-log-shipper", daemon=True)
+        self._senders = SendPool(destination, destination.max_in_flight, "modelmon-log-sender")
+        self._worker = DeliveryWorker(self.spool, destination, delivery_settings, observer=bulk,
+                                      senders=self._senders, stop=self._stop,
+                                      name="modelmon-log-shipper")
         self._worker.start()
         # Slots left with a backlog by processes that are gone (a server scaled
         # down to fewer workers) would never drain: ship them too.
-        self._adopter = threading.Thread(
-            target=self._ship_orphaned_slots, args=(root, spool_options),
-            name="modelmon-log-adopter", daemon=True,
-        )
+        self._adopter = OrphanAdopter(root, self.spool.path, spool_settings, destination,
+                                      delivery_settings, senders=self._senders, observer=bulk,
+                                      stop=self._stop)
         self._adopter.start()
 
     @classmethod
@@ -167,7 +159,8 @@ class LogShipper:
             if "@timestamp" not in ev:
                 ev["@timestamp"] = ecs.timestamp()
         except Exception as exc:
-            return self._count_error(exc)
+            self._count_error(exc)
+            return None
         return self.emit_complete(ev)
 
     def emit_complete(self, ev: dict[str, Any]) -> int | None:
@@ -179,7 +172,8 @@ class LogShipper:
         except SpoolFull:
             return None  # counted by the spool as dropped{block_timeout}
         except Exception as exc:
-            return self._count_error(exc)
+            self._count_error(exc)
+            return None
 
     def _serialize(self, ev: dict[str, Any]) -> bytes | None:
         """Correlation id, processors, JSON: the document as spooled (None: filtered)."""
@@ -218,35 +212,34 @@ class LogShipper:
 
     # -- delivery -----------------------------------------------------------
 
+    @property
+    def retried(self) -> int:
+        """Events a sink answered "retry" so far (orphaned slots' included)."""
+        return self._worker.retried + self._adopter.retried
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every pending event, earlier processes' included, is
         delivered or dead-lettered; False on timeout."""
         deadline = time.monotonic() + timeout
         self._adopter.join(timeout)
-        if self._adopter.is_alive() or not self.spool.flush_buffer(
-                max(0.0, deadline - time.monotonic())):
+        if self._adopter.is_alive():
             return False
-        with self._idle:
-            while self.spool.stats().pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._worker.is_alive():
-                    return False
-                self._idle.wait(min(left, 0.1))
-        return True
+        return self._worker.flush(max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float = 5.0) -> None:
         """Ship what can be shipped within ``timeout``, then stop; the rest stays
         in the spool for the next start."""
-        if self._stop.is_set():
+        if self._closed:
             return
+        self._closed = True
         self.flush(timeout)
         self._stop.set()
         # One deadline for the three: a sink that hangs without a timeout of its
         # own holds close() for ~30 s at most, then the spool keeps the rest.
         deadline = time.monotonic() + max(timeout, 1.0) + 30
-        self._worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._worker.stop(timeout=max(0.0, deadline - time.monotonic()))
         self._adopter.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._sender.stop(timeout=max(0.0, deadline - time.monotonic()))
+        self._senders.stop(timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._registry.unregister(self._collector)
         except KeyError:
@@ -262,205 +255,31 @@ class LogShipper:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self) -> None:
-        # Pipelined: up to the sink's ``max_in_flight`` batches are being sent (on
-        # sender threads) while this thread settles finished ones in the spool and
-        # reads the next, so the destination is never idle waiting for us.
-        # Batches are settled in the order they were sent; after a batch with
-        # items to retry, everything in flight is settled, the worker backs off
-        # and reads again from the oldest pending record.
-        depth = max(1, int(getattr(self._sink, "max_in_flight", 1)))
-        sender = self._sender
-        in_flight: collections.deque[tuple[ItemBatch, _Pending]] = collections.deque()
-        spool = self.spool
-        attempt = 0
-        while True:
-            stopping = self._stop.is_set()
-            if not stopping and len(in_flight) < depth:
-                try:
-                    rows = spool.peek_payloads(
-                        self._batch_size, max_bytes=self._batch_bytes,
-                        after_seq=in_flight[-1][0].rows[-1][0] if in_flight else 0,
-                    )
-                except Exception:  # the worker must outlive a bad read
-                    log.exception("log spool read failed; retrying")
-                    rows = []
-                    if not in_flight:
-                        self._stop.wait(1.0)
-                if rows:
-                    items = ItemBatch(spool.id + "-", rows)
-                    in_flight.append((items, sender.submit(items)))
-                    continue
-            if not in_flight:
-                if stopping:
-                    return
-                with self._idle:
-                    self._idle.notify_all()
-                spool.wait(0.2)
-                continue
-            result = in_flight.popleft()[1].result()
-            self._settle(spool, result)
-            if result.retry:
-                while in_flight:  # their retries and Retry-After count too
-                    later = in_flight.popleft()[1].result()
-                    self._settle(spool, later)
-                    result.merge(later)
-                attempt += 1
-                self._back_off(result, attempt)
-            else:
-                attempt = 0
 
-    def _ship_orphaned_slots(self, root: Path, options: Mapping[str, Any]) -> None:
-        """Ship the backlog of every unlocked slot under ``root`` (left by a
-        process that is gone) through our sink, one batch at a time.
+class SinkDestination:
+    """A log sink as the delivery worker's destination: the worker's batch of
+    spool rows becomes the ``ItemBatch`` the sink classifies."""
 
-        Each event is sent with the id it was spooled with (the orphan's spool
-        id and seq), so one that the dead process had sent but not yet
-        acknowledged answers 409 (Elasticsearch) or carries the same
-        ``event.id`` (Logstash, files): it is indexed once. Deliveries count in
-        the orphan slot's own accounting, which stays on disk.
-        """
-        for path in sorted(root.glob("slot-*")):
-            # A slot without a database holds nothing; it may be one that a
-            # starting process has just made and is about to lock.
-            if path == self.spool.path or self._stop.is_set() or not (
-                    path / "spool.db").exists():
-                continue
-            try:
-                orphan = Spool(path, **options)
-            except SpoolLocked:
-                continue  # a live process owns it
-            except Exception:
-                log.exception("cannot open orphaned log spool %s; its events stay there", path)
-                continue
-            try:
-                shipped = self._drain(orphan)
-            except Exception:
-                log.exception("shipping orphaned log spool %s stopped; the rest stays there",
-                              path)
-            else:
-                if shipped:
-                    log.info("shipped %d log events that %s held", shipped, path)
-            finally:
-                orphan.close()
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.name: str = getattr(sink, "name", type(sink).__name__)
+        self.max_in_flight = max(1, int(getattr(sink, "max_in_flight", 1)))
 
-    def _drain(self, spool: Spool) -> int:
-        """Ship ``spool`` until it is empty or the shipper stops; returns how many
-        events were delivered or dead-lettered."""
-        prefix = spool.id + "-"
-        attempt = done = 0
-        while not self._stop.is_set():
-            try:
-                rows = spool.peek_payloads(self._batch_size, max_bytes=self._batch_bytes)
-                if not rows:
-                    break
-            except Exception:  # as in the worker: retry, never give the slot up
-                log.exception("orphaned log spool %s: read failed; retrying", spool.path)
-                self._stop.wait(1.0)
-                continue
-            result = self._sender.submit(ItemBatch(prefix, rows)).result()
-            self._settle(spool, result)
-            done += len(result.delivered) + sum(map(len, result.dead.values()))
-            if result.retry:
-                attempt += 1
-                self._back_off(result, attempt)
-            else:
-                attempt = 0
-        return done
-
-    def _settle(self, spool: Spool, result: SendResult) -> None:
-        self._bulk_duration.observe(result.duration)
-        self._bulk_requests.labels(self.sink_name, result.result).inc()
-        try:
-            spool.ack(result.delivered)
-            for reason, seqs in result.dead.items():
-                spool.dead_letter(seqs, reason)
-        except Exception:
-            log.exception("log spool update failed; the batch will be sent again")
-
-    def _back_off(self, result: SendResult, attempt: int) -> None:
-        with self._retried_lock:  # the worker and the adopter both count
-            self.retried += len(result.retry)
-        # Full jitter (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
-        delay = random.uniform(
-            0, min(self._backoff_max, self._backoff_initial * 2 ** min(attempt, 30))
-        )
-        if result.retry_after is not None:
-            # The server knows when it can take more: wait at least that long
-            # (bounded, against a nonsense header).
-            delay = max(delay, min(result.retry_after, _MAX_RETRY_AFTER))
-        self._stop.wait(delay)
+    def send(self, batch: Batch) -> SendResult:
+        return self.sink.send(ItemBatch(batch.prefix, batch.rows))
 
 
-class _Pending:
-    """The result of one send, once the sender thread has it."""
+class _BulkMetrics:
+    """log_bulk_request_duration_seconds and log_bulk_requests_total, per send."""
 
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._result: SendResult | None = None
+    def __init__(self, duration: Histogram, requests: Counter, sink_name: str) -> None:
+        self._duration = duration.labels(sink_name)
+        self._requests = requests
+        self._sink_name = sink_name
 
-    def set(self, result: SendResult) -> None:
-        self._result = result
-        self._done.set()
-
-    def result(self) -> SendResult:
-        self._done.wait()
-        assert self._result is not None
-        return self._result
-
-
-class _Sender:
-    """``threads`` threads running ``sink.send``, one batch each at a time."""
-
-    def __init__(self, sink: Sink, threads: int = 1) -> None:
-        self._sink = sink
-        self._queue: queue.SimpleQueue[tuple[Sequence[Item], _Pending] | None] = (
-            queue.SimpleQueue())
-        self._threads = [
-            threading.Thread(target=self._run, name="modelmon-log-sender", daemon=True)
-            for _ in range(threads)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, items: Sequence[Item]) -> _Pending:
-        pending = _Pending()
-        self._queue.put((items, pending))
-        return pending
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Let the threads finish their sends; give up on one that hangs after
-        ``timeout`` (a sink without a timeout of its own: the thread is a daemon)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-    def _run(self) -> None:
-        name = getattr(self._sink, "name", type(self._sink).__name__)
-        while (job := self._queue.get()) is not None:
-            items, pending = job
-            started = time.perf_counter()
-            try:
-                result = self._sink.send(items)
-            except Exception:
-                log.exception("log sink %s failed; the batch is retried", name)
-                result = SendResult.all_retry(items, "error")
-            result.duration = time.perf_counter() - started
-            pending.set(result)
-
-
-def _open_slot(root: Path, **options: Any) -> Spool:
-    for n in range(MAX_SLOTS):
-        try:
-            return Spool(root / f"slot-{n}", **options)
-        except SpoolLocked:
-            continue
-    raise SpoolLocked(
-        f"all {MAX_SLOTS} spool slots under {root} are in use; give each group of "
-        "processes its own spool_dir"
-    )
+    def settled(self, batch: Batch, result: SendResult) -> None:
+        self._duration.observe(result.duration)
+        self._requests.labels(self._sink_name, result.result).inc()
 
 
 def _make_sink(name: str, options: dict[str, Any], spool_dir: str | Path | None) -> Sink:
@@ -483,3 +302,29 @@ def _plugin_processors(config: Mapping[str, Any]) -> list[tuple[str, Processor]]
     from modelmon.exporters.logs.registry import log_processors
 
     return log_processors(config)
+
+
+# LogShipper's keyword arguments for the spool's and the worker's settings
+# (the names of the logs config section), and the fields they set.
+_SPOOL_OPTIONS = ("max_bytes", "max_age", "full_policy", "fsync", "fsync_interval",
+                  "block_timeout")
+_DELIVERY_OPTIONS = {"batch_size": "batch_records", "batch_bytes": "batch_bytes",
+                     "backoff_initial": "backoff_base", "backoff_max": "backoff_cap"}
+_DEFAULT_DELIVERY = DeliverySettings(batch_records=1000, batch_bytes=5 * 1024 * 1024,
+                                     backoff_base=0.5, backoff_cap=60.0)
+
+
+def _settings(
+    spool: SpoolSettings | None, delivery: DeliverySettings | None, options: dict[str, Any]
+) -> tuple[SpoolSettings, DeliverySettings, dict[str, Any]]:
+    """The spool's and the worker's settings, from the grouped objects and the
+    single keyword arguments (which win); what is left goes to the sink."""
+    spool_fields = {k: options.pop(k) for k in _SPOOL_OPTIONS if k in options}
+    delivery_fields = {field: options.pop(k) for k, field in _DELIVERY_OPTIONS.items()
+                       if k in options}
+    batch_size = delivery_fields.get("batch_records", 1)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    return (dataclasses.replace(spool or SpoolSettings(), **spool_fields),
+            dataclasses.replace(delivery or _DEFAULT_DELIVERY, **delivery_fields),
+            options)

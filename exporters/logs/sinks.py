@@ -1,17 +1,22 @@
-"""What a log sink is, and the result of one send.
+"""What a log sink is, and what it is given.
 
-A sink ships a batch of spooled events and classifies every one of them:
+A sink ships a batch of spooled events and classifies every one of them in a
+``SendResult`` (the delivery worker's, ``modelmon.spool.destination``):
 delivered, retry later, or dead-letter (the destination refused it for good).
-Sinks run on the shipper's background worker only.
+Sinks run on the delivery worker's sender threads only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, overload
 
 import orjson
+
+from modelmon.spool.destination import SendResult, seqs_of
+
+__all__ = ["Item", "ItemBatch", "SendResult", "Sink", "parse_retry_after", "seqs_of",
+           "with_event_id", "with_event_ids"]
 
 
 class Item(NamedTuple):
@@ -59,43 +64,8 @@ class ItemBatch(Sequence[Item]):
         return [row[0] for row in self.rows]
 
 
-def seqs_of(items: Sequence[Item]) -> list[int]:
-    if isinstance(items, ItemBatch):
-        return items.seqs()
-    return [item.seq for item in items]
-
-
-@dataclass
-class SendResult:
-    delivered: list[int] = field(default_factory=list)
-    retry: list[int] = field(default_factory=list)
-    dead: dict[str, list[int]] = field(default_factory=dict)  # reason -> seqs
-    retry_after: float | None = None
-    # The request's result label for log_bulk_requests_total.
-    result: str = "ok"
-    duration: float = 0.0  # seconds the send took, set by the shipper
-
-    def add_dead(self, reason: str, seq: int) -> None:
-        self.dead.setdefault(reason, []).append(seq)
-
-    def merge(self, other: SendResult) -> None:
-        self.delivered += other.delivered
-        self.retry += other.retry
-        for reason, seqs in other.dead.items():
-            self.dead.setdefault(reason, []).extend(seqs)
-        if other.retry_after is not None:
-            self.retry_after = max(self.retry_after or 0.0, other.retry_after)
-        if other.result != "ok":
-            self.result = other.result
-
-    @classmethod
-    def all_retry(cls, items: Sequence[Item], result: str, retry_after: float | None = None
-                  ) -> SendResult:
-        return cls(retry=seqs_of(items), retry_after=retry_after, result=result)
-
-
 class Sink(Protocol):
-    """``send`` runs on the shipper's sender threads. A sink may set
+    """``send`` runs on the delivery worker's sender threads. A sink may set
     ``max_in_flight`` (default 1) to have that many ``send`` calls overlap, one
     batch each; it must then be safe to call from several threads."""
 

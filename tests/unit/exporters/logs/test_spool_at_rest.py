@@ -80,14 +80,6 @@ def test_with_the_default_redaction_no_unredacted_pii_reaches_the_spool(tmp_path
     assert b"[REDACTED:email]" in seen[-1] and b"[REDACTED:card]" in seen[-1]
 
 
-# core/spool creates the spool root with the umask's mode and its files with
-# SQLite's and Python's defaults (0644): routed to the spool package's owner.
-# strict: once the spool is fixed this fails as XPASS; then drop the marker.
-_NOT_YET_OWNER_ONLY = pytest.mark.xfail(
-    strict=True, reason="core/spool does not yet create its root 0700 and its files 0600")
-
-
-@_NOT_YET_OWNER_ONLY
 def test_spool_directories_are_owner_only(tmp_path: Path, umask_022: None) -> None:
     spool_dir = tmp_path / "spool"
     shipper = LogShipper(sink=Unreachable(), spool_dir=spool_dir, registry=CollectorRegistry(),
@@ -102,7 +94,6 @@ def test_spool_directories_are_owner_only(tmp_path: Path, umask_022: None) -> No
     assert modes == dict.fromkeys(modes, "0o700")
 
 
-@_NOT_YET_OWNER_ONLY
 def test_spool_files_are_owner_only(tmp_path: Path, umask_022: None) -> None:
     spool_dir = tmp_path / "spool"
     shipper = LogShipper(sink=Unreachable(), spool_dir=spool_dir, registry=CollectorRegistry(),

@@ -1,5 +1,6 @@
-"""The spool's read path: pending records out of SQLite, oldest (or newest)
-first, bounded by count and bytes. Called by ``Store`` with its lock held."""
+"""The spool's bulk SQL: pending records out of SQLite (oldest or newest
+first, bounded by count and bytes) and journalled rows in, in as few SQLite
+steps as possible. Called by ``Store`` with its lock held."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import itertools
 import json
 import operator
 import sqlite3
+from collections.abc import Sequence
 
+Row = tuple[int, float, int, int, bytes]  # seq, created, items, size, payload: as stored
 PeekRow = tuple[int, float, bytes, int]  # seq, created, payload, items
 _payload_of = operator.itemgetter(2)
 
@@ -70,3 +73,27 @@ def peek(conn: sqlite3.Connection, max_records: int, max_bytes: int | None, newe
         fits = sum(1 for _ in itertools.takewhile(max_bytes.__ge__, sizes))
         del rows[max(fits, 1):]
     return rows
+
+
+_INSERT_CHUNKS = (4096, 1024, 256, 64, 16, 4, 1)
+_INSERT_SQL = {
+    n: "INSERT INTO records (seq, created, items, size, payload) VALUES "
+    + ",".join(["(?, ?, ?, ?, ?)"] * n)
+    for n in _INSERT_CHUNKS
+}
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+    """Insert with multi-row statements: ``executemany`` steps SQLite (and gives
+    up the GIL, see ``peek_payloads``) once per row; this, once per up to 4,096
+    rows (within the library's limit on parameters, 32,766 since SQLite 3.32).
+    Fixed chunk sizes keep the statements in sqlite3's statement cache."""
+    most = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5
+    i, n = 0, len(rows)
+    for size in _INSERT_CHUNKS:
+        if size > most:
+            continue
+        sql = _INSERT_SQL[size]
+        while n - i >= size:
+            conn.execute(sql, [value for row in rows[i : i + size] for value in row])
+            i += size
