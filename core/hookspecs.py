@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import pluggy
-from prometheus_client import Metric
+
+if TYPE_CHECKING:
+    # Not at run time: ``import modelmon`` must not import prometheus_client,
+    # which picks its value class (in-memory or multiprocess files) once, at
+    # import, before gunicorn_config can set PROMETHEUS_MULTIPROC_DIR.
+    from prometheus_client import Metric
 
 PROJECT = "modelmon"
 
