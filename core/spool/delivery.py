@@ -223,7 +223,8 @@ class DeliveryWorker:
                 self._succeeded()
 
     def step(self) -> Step:
-        """Read, send and settle one batch on this thread; say what to do next."""
+        """Read, send and settle one batch (sent on the shared send pool, if
+        any, else on this thread); say what to do next."""
         try:
             batch = self.read()
         except Exception:
@@ -233,7 +234,7 @@ class DeliveryWorker:
             return Step("idle")
         if not self._pace(batch):
             return Step("retry", 0.0)
-        result = self._settle(batch, timed_send(self.destination, batch))
+        result = self._settle(batch, self._submit(batch).result())
         if result.retry:
             return Step("retry", self._retry_later(batch, result))
         self._succeeded()
@@ -329,7 +330,7 @@ class DeliveryWorker:
             if not self._pace(half):
                 done.retry += half.seqs()
                 return done
-            result = self._settle(half, timed_send(self.destination, half))
+            result = self._settle(half, self._submit(half).result())
             done.merge(result)
             if result.retry:
                 return done

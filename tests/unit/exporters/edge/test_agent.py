@@ -151,6 +151,23 @@ def test_gives_up_after_max_retry_duration_when_configured(tmp_path, receiver, r
         agent.stop()
 
 
+def test_retry_after_is_honoured_up_to_max_backoff(tmp_path, receiver, registry) -> None:
+    # max_backoff is 0.02 s: a Retry-After within it is waited, a longer one is cut to it.
+    receiver.answers.extend([(429, "slow down", {"Retry-After": "0.015"}),
+                             (503, "maintenance", {"Retry-After": "3600"})])
+    agent = make_agent(tmp_path, receiver.url, registry)
+    try:
+        agent.collect_once(now=T0)
+        agent.spool.flush_buffer()
+        throttled = agent.sender.step()
+        assert throttled.state == "retry" and 0.015 <= throttled.delay <= 0.02
+        maintenance = agent.sender.step()
+        assert maintenance.state == "retry" and maintenance.delay == 0.02
+        assert agent.sender.step().state == "progress"
+    finally:
+        agent.stop()
+
+
 def test_live_first_sends_the_newest_collection_first(tmp_path, receiver, registry) -> None:
     agent = make_agent(tmp_path, receiver.url, registry, order="live_first", max_samples_per_send=1)
     try:
