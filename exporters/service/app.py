@@ -21,6 +21,7 @@ from modelmon.config import ServeConfig
 from modelmon.exporters.service.ingest import EventParser, parse_inference, validate_batch
 from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.exporters.service.scrape import render
+from modelmon.exporters.service.web_auth import WebGuard
 from modelmon.exporters.service.web_config import WebConfig, load_web_config
 from modelmon.metrics import MetricSet, metric_set
 
@@ -143,15 +144,9 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = config.ingest.max_body_bytes
     app.extensions["modelmon"] = {"directory": directory, "registry": registry, "parsers": parsers}
 
-    @app.before_request
-    def _authenticate() -> Response | None:
-        if request.path == "/healthz" or not web.auth_enabled:
-            return None
-        if web.check_authorization(request.headers.get("Authorization")):
-            return None
-        return Response(
-            "Unauthorized\n", status=401, headers={"WWW-Authenticate": 'Basic realm="modelmon"'}
-        )
+    # Rate limit, response headers and basic auth of the web config, in front
+    # of Flask so that a refused request costs no routing.
+    app.wsgi_app = WebGuard(app.wsgi_app, web)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> Response:
