@@ -54,3 +54,66 @@ def test_valid_credentials_open_the_routes_and_healthz_stays_open(client):
 def test_bad_web_config_names_the_field(tmp_path, data, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         web_config_from_mapping(data, tmp_path)
+
+
+COST10 = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=10)).decode()
+
+
+def test_unknown_and_known_users_cost_the_same_bcrypt_and_a_cached_credential_none(tmp_path):
+    web = web_config_from_mapping({"basic_auth_users": {"prom": COST10}}, tmp_path)
+    auth = web.basic_auth
+    assert not web.check_authorization(basic("eve", "guess")["Authorization"])
+    assert auth.bcrypt_checks == 1
+    assert not web.check_authorization(basic("prom", "guess")["Authorization"])
+    assert auth.bcrypt_checks == 2  # one comparison each: no user enumeration by work done
+    assert web.check_authorization(basic("prom", "s3cret")["Authorization"])
+    assert auth.bcrypt_checks == 3
+    for _ in range(5):  # a scrape every second: cached, no bcrypt
+        assert web.check_authorization(basic("prom", "s3cret")["Authorization"])
+        assert not web.check_authorization(basic("prom", "guess")["Authorization"])
+    assert auth.bcrypt_checks == 3
+
+
+def test_password_guessing_queues_at_most_a_few_checks_and_the_rest_get_429(tmp_path):
+    import threading
+
+    slow = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=12)).decode()
+    web = web_config_from_mapping({"basic_auth_users": {"prom": slow}}, tmp_path)
+    auth = web.basic_auth
+    barrier = threading.Barrier(8)
+    verdicts = []
+
+    def guess(i):
+        barrier.wait()
+        verdicts.append(auth.check(basic("prom", f"guess{i}")["Authorization"]))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert True not in verdicts
+    assert verdicts.count(None) >= 8 - 3  # one running + two waiting at most
+    assert auth.bcrypt_checks == verdicts.count(False)
+
+
+def test_over_long_passwords_are_refused_not_a_500(client):
+    assert client.get("/metrics", headers=basic("prom", "x" * 100)).status_code == 401
+
+
+def test_configured_headers_are_on_every_response_including_refusals(registry, tmp_path):
+    web = web_config_from_mapping({
+        "basic_auth_users": {"prom": HASH},
+        "http_server_config": {"headers": {"X-Frame-Options": "deny",
+                                           "X-Content-Type-Options": "nosniff"}},
+    }, tmp_path)
+    c = create_app(ServeConfig(), registry=registry, web_config=web).test_client()
+    for r in (c.get("/healthz"), c.get("/metrics"), c.get("/metrics", headers=basic("prom", "s3cret"))):
+        assert r.headers["X-Frame-Options"] == "deny"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_rate_limit_answers_429_past_the_burst(registry, tmp_path):
+    web = web_config_from_mapping({"rate_limit": {"interval": "1h", "burst": 3}}, tmp_path)
+    c = create_app(ServeConfig(), registry=registry, web_config=web).test_client()
+    assert [c.get("/healthz").status_code for _ in range(5)] == [200, 200, 200, 429, 429]
