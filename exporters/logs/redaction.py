@@ -95,6 +95,11 @@ class Redactor:
             self._rules.append((IPV6, "[REDACTED:ip]", _is_ipv6))
         if phones:
             self._rules.append((PHONE, "[REDACTED:phone]", _is_phone))
+        # What re.sub takes: the marker, or a function keeping a match its check refuses.
+        self._subs: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+            (pattern, replacement if check is None else _checked(replacement, check))
+            for pattern, replacement, check in self._rules
+        ]
         hints = [re.escape(_MAY_HAVE_EMAIL)] if emails else []
         if phones or card_numbers:
             hints.append(_MAY_HAVE_NUMBER)
@@ -208,14 +213,17 @@ class Redactor:
         return self._number_hint.search(text) is not None
 
     def redact_text(self, text: str) -> str:
-        for pattern, replacement, check in self._rules:
-            if check is None:
-                text = pattern.sub(replacement, text)
-            else:
-                text = pattern.sub(
-                    lambda m, r=replacement, ok=check: r if ok(m.group()) else m.group(), text
-                )
+        for pattern, replacement in self._subs:
+            text = pattern.sub(replacement, text)
         return text
+
+
+def _checked(replacement: str, check: Callable[[str], bool]) -> Callable[[re.Match[str]], str]:
+    def substitute(match: re.Match[str]) -> str:
+        found = match.group()
+        return replacement if check(found) else found
+
+    return substitute
 
 
 def _owned_parent(event: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
