@@ -27,6 +27,11 @@ BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 
 # 256 B to 64 MiB in powers of 4: JSON rows to image/tensor payloads.
 PAYLOAD_BYTES_BUCKETS: tuple[float, ...] = tuple(float(256 * 4**i) for i in range(10))
 
+# prometheus_client's ways of combining a gauge across gunicorn workers.
+MultiprocessMode = Literal[
+    "all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent",
+    "livemostrecent",
+]
 Group = Literal["service", "http", "ingest", "plugins", "quality", "feedback", "logs", "edge"]
 # The Prometheus dashboards of ``modelmon.dashboards`` a KPI can live on; the
 # dashboard's uid is ``modelmon-<name>``.
@@ -56,7 +61,7 @@ class KPI:
     row: str
     buckets: tuple[float, ...] | None = None
     # How a gauge is aggregated across gunicorn workers in multiprocess mode.
-    multiprocess_mode: str = "all"
+    multiprocess_mode: MultiprocessMode = "all"
 
     def full_name(self, prefix: str = DEFAULT_PREFIX) -> str:
         return prefix + self.name
