@@ -1,0 +1,291 @@
+"""A gunicorn gthread worker that gives a thread only to a request already read whole.
+
+gunicorn's gthread worker hands a connection to a thread as soon as a byte
+arrives; the thread then blocks on the socket until the headers and the body
+are in. Twelve clients that send their headers (or a promised body) slowly
+therefore hold every thread, and ``/metrics`` stops answering. Here the main
+loop does the TLS handshake and reads the request head and body without
+blocking, under two deadlines (``header_timeout`` from the first byte wanted,
+``body_timeout`` from the end of the head); only a complete request goes to
+the thread pool, which then reads it from memory. A client past a deadline
+gets 408 and is closed; a head over ``max_head_bytes`` gets 431, a body over
+``max_body_bytes`` 413, neither read further.
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar
+
+from gunicorn import http
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    write_timeout: float = 30.0
+    max_head_bytes: int = 64 * 1024
+    max_body_bytes: int = 1 << 20
+
+
+@dataclass
+class _Pending:
+    buf: bytearray
+    deadline: float
+    handshaking: bool = False
+    head_seen: bool = False
+    continued: bool = False
+    eof: bool = False
+
+
+_WAIT = "wait"
+_READY = "ready"
+
+
+def _response(status: str, content_type: str, body: bytes) -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _too_large(limit: int) -> bytes:
+    # The same answer as the app's own 413 (exporters/service/app.py).
+    body = json.dumps({"status": "error", "errors": [
+        f"body: exceeds ingest.max_body_bytes={limit}; send smaller batches or raise the limit"
+    ]}) + "\n"
+    return _response("413 Content Too Large", "application/json", body.encode())
+
+
+def _chunked_end(buf: bytearray, pos: int, limit: int) -> str | bytes:
+    """Whether a chunked body starting at ``pos`` is complete (_READY), needs more
+    bytes (_WAIT), or is over ``limit`` (an answer)."""
+    total = 0
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return _WAIT if len(buf) - pos < 4096 else _READY  # gunicorn answers 400
+        try:
+            size = int(bytes(buf[pos:eol]).split(b";")[0].strip(), 16)
+        except ValueError:
+            return _READY  # malformed: gunicorn's parser answers 400
+        if size == 0:
+            trailers = eol + 2
+            if buf[trailers:trailers + 2] == b"\r\n" or buf.find(b"\r\n\r\n", trailers) >= 0:
+                return _READY
+            return _WAIT
+        total += size
+        if total > limit:
+            return _too_large(limit)
+        pos = eol + 2 + size + 2
+        if pos > len(buf):
+            return _WAIT
+
+
+def scan(buf: bytearray, limits: ReadLimits) -> tuple[str | bytes, int]:
+    """(_READY | _WAIT | an error answer, offset where the head ends or -1)."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        if len(buf) > limits.max_head_bytes:
+            return _response("431 Request Header Fields Too Large", "text/plain",
+                             b"request header fields too large\n"), -1
+        return _WAIT, -1
+    if head_end > limits.max_head_bytes:
+        return _response("431 Request Header Fields Too Large", "text/plain",
+                         b"request header fields too large\n"), -1
+    length: int | None = None
+    chunked = False
+    for line in bytes(buf[:head_end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                return _READY, head_end  # gunicorn's parser answers 400
+        elif name == b"transfer-encoding":
+            chunked = value.strip().lower().endswith(b"chunked")
+    body_start = head_end + 4
+    if chunked:
+        return _chunked_end(buf, body_start, limits.max_body_bytes), head_end
+    if length is None or length <= 0:
+        return _READY, head_end
+    if length > limits.max_body_bytes:
+        return _too_large(limits.max_body_bytes), head_end
+    return (_READY if len(buf) >= body_start + length else _WAIT), head_end
+
+
+class _TimedReads:
+    """The parser's view of the socket: reads never block longer than ``timeout``.
+
+    The request is in memory when a thread starts on it; this only bounds the
+    case where gunicorn's parser wants more than the scan above judged complete.
+    """
+
+    def __init__(self, sock: Any, timeout: float) -> None:
+        self._sock = sock
+        self._timeout = timeout
+
+    def recv(self, size: int) -> bytes:
+        self._sock.settimeout(self._timeout)
+        data: bytes = self._sock.recv(size)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class ReadFirstWorker(ThreadWorker):
+    """gthread, with requests read on the main loop (see the module docstring)."""
+
+    limits: ClassVar[ReadLimits] = ReadLimits()
+    #: Returns the server SSLContext (None: plain HTTP).
+    tls_context: ClassVar[Callable[[], ssl.SSLContext] | None] = None
+    #: Checks a handshaken client (client_allowed_sans); False closes it.
+    peer_check: ClassVar[Callable[[ssl.SSLSocket], bool] | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading: dict[TConn, _Pending] = {}
+
+    def enqueue_req(self, conn: TConn) -> None:
+        if getattr(conn, "modelmon_ready", False):
+            conn.modelmon_ready = False  # type: ignore[attr-defined]
+            super().enqueue_req(conn)
+            return
+        self._start_reading(conn)
+
+    def _start_reading(self, conn: TConn) -> None:
+        buffered = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        pending = _Pending(bytearray(buffered), time.monotonic() + self.limits.header_timeout)
+        conn.sock.setblocking(False)
+        tls_context = type(self).tls_context
+        if tls_context is not None and not isinstance(conn.sock, ssl.SSLSocket):
+            try:
+                conn.sock = tls_context().wrap_socket(conn.sock, server_side=True,
+                                                      do_handshake_on_connect=False)
+            except (ssl.SSLError, OSError):
+                self.nr_conns -= 1
+                conn.close()
+                return
+            pending.handshaking = True
+        self._reading[conn] = pending
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        self._advance(conn, pending)
+
+    def _on_readable(self, conn: TConn, _fileobj: object) -> None:
+        pending = self._reading.get(conn)
+        if pending is not None:
+            self._advance(conn, pending)
+
+    def _advance(self, conn: TConn, p: _Pending) -> None:
+        sock = conn.sock
+        if p.handshaking:
+            try:
+                sock.do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self.log.debug("TLS handshake with %s failed: %s", conn.client, exc)
+                self._drop(conn)
+                return
+            p.handshaking = False
+            check = type(self).peer_check
+            if check is not None and not check(sock):
+                self.log.warning("closing the connection of %s: its client certificate has "
+                                 "none of tls_server_config.client_allowed_sans", conn.client)
+                self._drop(conn)
+                return
+        cap = self.limits.max_head_bytes + self.limits.max_body_bytes + 65536
+        while len(p.buf) <= cap:
+            try:
+                chunk = sock.recv(65536)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                    ssl.SSLWantWriteError):
+                break
+            except (ssl.SSLError, OSError):
+                self._drop(conn)
+                return
+            if not chunk:
+                p.eof = True
+                break
+            p.buf += chunk
+        verdict, head_end = scan(p.buf, self.limits)
+        if head_end >= 0 and not p.head_seen:
+            p.head_seen = True
+            p.deadline = time.monotonic() + self.limits.body_timeout
+        if verdict == _READY:
+            self._hand_over(conn, p)
+        elif isinstance(verdict, bytes):
+            self._drop(conn, verdict)
+        elif p.eof:
+            self._drop(conn)
+        elif head_end >= 0 and not p.continued and b"100-continue" in bytes(
+                p.buf[:head_end]).lower():
+            # The client waits for this before sending its body (curl does, 1 s).
+            p.continued = True
+            self._send(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _send(self, conn: TConn, data: bytes) -> None:
+        try:
+            conn.sock.send(data)
+        except (ssl.SSLError, OSError):
+            pass  # the connection closes anyway; nothing to tell a client that is gone
+
+    def _forget(self, conn: TConn) -> None:
+        self._reading.pop(conn, None)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _drop(self, conn: TConn, answer: bytes | None = None) -> None:
+        self._forget(conn)
+        if answer is not None:
+            self._send(conn, answer)
+        self.nr_conns -= 1
+        conn.close()
+
+    def _hand_over(self, conn: TConn, p: _Pending) -> None:
+        self._forget(conn)
+        if conn.parser is None:
+            conn.parser = http.get_parser(
+                self.cfg, _TimedReads(conn.sock, self.limits.body_timeout), conn.client)
+        conn.parser.unreader.unread(bytes(p.buf))
+        # The parser exists and TLS is up: TConn.init() has nothing left to do.
+        conn.initialized = True
+        conn.modelmon_ready = True  # type: ignore[attr-defined]
+        self.enqueue_req(conn)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, p in list(self._reading.items()):
+            if not self.alive:
+                self._drop(conn)
+            elif now > p.deadline:
+                self._drop(conn, None if p.handshaking or not p.buf else _response(
+                    "408 Request Timeout", "text/plain", b"request not received in time\n"))
+
+    def handle_request(self, req: Any, conn: TConn) -> bool:
+        # A client that does not read its answer must not hold the thread.
+        conn.sock.settimeout(self.limits.write_timeout)
+        result: bool = super().handle_request(req, conn)
+        return result
+
+
+def worker_class(limits: ReadLimits, tls_context: Callable[[], ssl.SSLContext] | None = None,
+                 peer_check: Callable[[ssl.SSLSocket], bool] | None = None,
+                 ) -> type[ReadFirstWorker]:
+    """A ReadFirstWorker bound to these settings (gunicorn takes a class)."""
+    return type("ModelmonWorker", (ReadFirstWorker,), {
+        "limits": limits,
+        "tls_context": staticmethod(tls_context) if tls_context else None,
+        "peer_check": staticmethod(peer_check) if peer_check else None,
+    })

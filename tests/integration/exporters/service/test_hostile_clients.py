@@ -1,0 +1,117 @@
+"""modelmon serve under hostile clients: slow senders and password guessers must
+not starve the scrape (loopback only, bounded loops)."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+
+import bcrypt
+import requests
+import yaml
+
+
+def serve(start_server, modelmon_cmd, tmp_path, *extra: str, web: dict | None = None):
+    config = ""
+    if web is not None:
+        (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
+        config = "web_config_file: web.yml\n"
+    (tmp_path / "serve.yml").write_text(config + "threads: 4\n")
+    return start_server([*modelmon_cmd, "serve", "--config", str(tmp_path / "serve.yml"),
+                         "--listen", "127.0.0.1:{port}", *extra])
+
+
+def scrape_times(url: str, n: int = 25, auth=None) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = requests.get(f"{url}/metrics", timeout=20, auth=auth)
+        times.append(time.perf_counter() - t0)
+        assert r.status_code == 200, r.text
+    return times
+
+
+def test_slow_clients_neither_starve_the_scrape_nor_stay_past_the_bound(
+        start_server, modelmon_cmd, tmp_path):
+    server = serve(start_server, modelmon_cmd, tmp_path,
+                   "--header-timeout", "2", "--body-timeout", "3")
+    port = int(server.url.rsplit(":", 1)[1])
+    opened: list[tuple[socket.socket, float, float]] = []  # socket, opened at, bound
+    for _ in range(12):  # incomplete headers, trickled: a per-read timeout never fires
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        opened.append((s, time.monotonic(), 2))
+    for _ in range(12):  # a body that promised 1000 bytes and sent 10
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n[{\"model\":")
+        opened.append((s, time.monotonic(), 3))
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.3):
+            for s, _, _ in opened[:12]:
+                try:
+                    s.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass
+
+    trickler = threading.Thread(target=trickle, daemon=True)
+    trickler.start()
+    try:
+        times = scrape_times(server.url)
+        assert statistics.median(times) < 0.1, times
+
+        closed_after = []
+        for s, at, bound in opened:
+            s.settimeout(bound + 5)
+            data = b""
+            try:
+                while chunk := s.recv(4096):
+                    data += chunk
+            except ConnectionResetError:
+                pass  # closed while the trickler was still writing
+            closed_after.append(time.monotonic() - at)
+            assert data in (b"",) or data.startswith(b"HTTP/1.1 408"), data
+        # Closed within the configured bound (plus the main loop's 1 s tick).
+        assert max(closed_after) < 3 + 1.5, closed_after
+    finally:
+        stop.set()
+        for s, _, _ in opened:
+            s.close()
+    assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+def test_password_guessing_does_not_slow_an_authenticated_scrape(start_server, modelmon_cmd,
+                                                                 tmp_path):
+    hashed = bcrypt.hashpw(b"scrape-pw", bcrypt.gensalt(rounds=10)).decode()
+    server = serve(start_server, modelmon_cmd, tmp_path,
+                   web={"basic_auth_users": {"prometheus": hashed}})
+    auth = ("prometheus", "scrape-pw")
+    assert requests.get(f"{server.url}/metrics", auth=auth, timeout=10).status_code == 200
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def guess(i: int) -> None:
+        n = 0
+        with requests.Session() as s:
+            while not stop.is_set():
+                n += 1
+                user = "prometheus" if n % 2 else f"user{i}"
+                answers.append(s.get(f"{server.url}/metrics", auth=(user, f"guess-{i}-{n}"),
+                                     timeout=20).status_code)
+
+    guessers = [threading.Thread(target=guess, args=(i,), daemon=True) for i in range(16)]
+    for t in guessers:
+        t.start()
+    try:
+        time.sleep(0.5)
+        times = scrape_times(server.url, auth=auth)
+    finally:
+        stop.set()
+        for t in guessers:
+            t.join(30)
+    assert statistics.median(times) < 0.1, times
+    assert set(answers) <= {401, 429} and 401 in answers
