@@ -13,7 +13,6 @@ from typing import Any
 
 from modelmon.config import ConfigError, load_yaml
 from modelmon.hookspecs import hookimpl
-from modelmon.spool import Ledger
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -127,6 +126,8 @@ def run_setup_es(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from modelmon.spool import Ledger  # lazily: modelmon --help stays light
+
     root = _spool_root(args)
     rows = []
     for slot in _slots(root):

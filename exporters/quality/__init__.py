@@ -3,20 +3,37 @@ profile, prediction distributions and late ground truth (docs/quality.md)."""
 
 from __future__ import annotations
 
-from modelmon.exporters.quality.ingest_events import (
-    InvalidQualityEvent,
-    handle_event,
-    ingest_parsers,
-)
-from modelmon.exporters.quality.profile import FeatureProfile, Profile, ProfileError
-from modelmon.exporters.quality.tracker import QualityTracker
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "FeatureProfile",
-    "InvalidQualityEvent",
-    "Profile",
-    "ProfileError",
-    "QualityTracker",
-    "handle_event",
-    "ingest_parsers",
-]
+# Resolved on first access: the package is imported whenever `modelmon`'s
+# command line loads this product's commands, and those must stay light
+# (numpy, the spool, Flask load only when a command or user needs them).
+_EXPORTS = {
+    "InvalidQualityEvent": "modelmon.exporters.quality.ingest_events",
+    "handle_event": "modelmon.exporters.quality.ingest_events",
+    "ingest_parsers": "modelmon.exporters.quality.ingest_events",
+    "FeatureProfile": "modelmon.exporters.quality.profile",
+    "Profile": "modelmon.exporters.quality.profile",
+    "ProfileError": "modelmon.exporters.quality.profile",
+    "QualityTracker": "modelmon.exporters.quality.tracker",
+}
+
+if TYPE_CHECKING:
+    from modelmon.exporters.quality.ingest_events import (
+        InvalidQualityEvent,
+        handle_event,
+        ingest_parsers,
+    )
+    from modelmon.exporters.quality.profile import FeatureProfile, Profile, ProfileError
+    from modelmon.exporters.quality.tracker import QualityTracker
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["FeatureProfile", "InvalidQualityEvent", "Profile", "ProfileError", "QualityTracker", "handle_event", "ingest_parsers"]
