@@ -4,10 +4,17 @@ Names follow Prometheus practice: base units, ``_seconds`` / ``_bytes`` /
 ratios 0-1, counters end in ``_total``. ``name`` is stored without the prefix
 (``modelmon_`` by default, configurable), so ``full_name()`` gives what a
 PromQL query uses.
+
+A KPI is checked where it is declared (``exposition_problems``): what
+``promtool check metrics`` or a strict OpenMetrics 1.0 parser would refuse in
+a scrape never reaches an exporter.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,6 +70,11 @@ class KPI:
     # How a gauge is aggregated across gunicorn workers in multiprocess mode.
     multiprocess_mode: MultiprocessMode = "all"
 
+    def __post_init__(self) -> None:
+        problems = exposition_problems(self)
+        if problems:
+            raise ValueError(f"KPI {self.name!r}: " + "; ".join(problems))
+
     def full_name(self, prefix: str = DEFAULT_PREFIX) -> str:
         return prefix + self.name
 
@@ -74,3 +86,88 @@ class KPI:
         return ("",)
 
 
+
+
+# -- what strict consumers refuse ------------------------------------------------
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
+# Sample-name suffixes OpenMetrics 1.0 gives to other types: a family whose
+# name ends in one could clash with another family's samples, and promtool
+# refuses _count/_sum/_bucket on anything but a histogram or summary sample.
+_RESERVED_SUFFIXES = ("_count", "_sum", "_bucket", "_created", "_gcount", "_gsum")
+# Names promtool's linter calls out: non-base units and unit abbreviations.
+_NON_BASE_UNITS = frozenset({
+    "milliseconds", "microseconds", "nanoseconds", "minutes", "hours", "days", "weeks",
+    "years", "kilobytes", "megabytes", "gigabytes", "terabytes", "kibibytes", "mebibytes",
+    "gibibytes", "bits", "percent", "fahrenheit", "kilograms", "milligrams", "kilometers",
+    "centimeters", "millimeters", "kilojoules", "amps", "millivolts",
+})
+_UNIT_ABBREVIATIONS = frozenset({
+    "s", "ms", "us", "ns", "sec", "secs", "b", "kb", "mb", "gb", "tb", "pb", "kib", "mib",
+    "gib", "m", "h", "d", "min", "mins", "hr", "pct",
+})
+_TYPE_WORDS = frozenset({"counter", "gauge", "histogram", "summary", "untyped"})
+_RESERVED_LABELS = ("le", "quantile")
+
+
+def bucket_problems(buckets: Sequence[float] | None) -> list[str]:
+    """Why ``buckets`` cannot be a histogram's bounds in a valid scrape ([] when they can).
+
+    Bounds are finite, ascending and not negative: OpenMetrics 1.0 forbids a
+    histogram ``_sum`` (and then its ``_count``) once a bound is negative, and
+    prometheus_client always exports both.
+    """
+    if not buckets:
+        return ["a histogram needs buckets"]
+    problems = []
+    bounds = [float(b) for b in buckets]
+    if not all(math.isfinite(b) for b in bounds):
+        problems.append(f"buckets {bounds}: bounds must be finite (+Inf is added by itself)")
+    elif any(b >= a for a, b in zip(bounds[1:], bounds, strict=False)):
+        problems.append(f"buckets {bounds}: bounds must be strictly ascending")
+    negative = [b for b in bounds if b < 0]
+    if negative:
+        problems.append(
+            f"buckets {bounds}: bound {negative[0]} is negative; OpenMetrics 1.0 forbids a "
+            "histogram _sum (and _count) with negative buckets, so strict scrapers would refuse "
+            "the whole /metrics; use bounds >= 0"
+        )
+    return problems
+
+
+def exposition_problems(kpi: KPI) -> list[str]:
+    """What ``promtool check metrics`` or a strict OpenMetrics parser would refuse."""
+    name, problems = kpi.name, []
+    if not _NAME.match(name):
+        problems.append("names are lower snake case ([a-z][a-z0-9_]*): no capitals, no ':'")
+    if (kpi.type == "counter") != name.endswith("_total"):
+        problems.append("counters, and only counters, end in _total" if kpi.type == "counter"
+                        else "only counters end in _total (a sample suffix of counters)")
+    reserved = next((s for s in _RESERVED_SUFFIXES if name.endswith(s)), None)
+    if reserved:
+        problems.append(f"{reserved} is a sample suffix OpenMetrics reserves for other types; "
+                        "rename it (a count of things is a plural noun: system_logical_cpus)")
+    if name.endswith("_info") != (kpi.type == "gauge" and kpi.unit == "info"):
+        problems.append("_info is reserved for info metrics: a gauge of unit 'info' whose "
+                        "value is always 1, and every such gauge ends in _info")
+    words = set(name.split("_"))
+    if words & _NON_BASE_UNITS:
+        problems.append(f"use the base unit instead of {sorted(words & _NON_BASE_UNITS)[0]} "
+                        "(seconds, bytes, ratio 0-1, celsius)")
+    if words & _UNIT_ABBREVIATIONS:
+        problems.append(f"unit abbreviated as {sorted(words & _UNIT_ABBREVIATIONS)[0]!r}; "
+                        "spell the base unit out (seconds, bytes)")
+    if words & _TYPE_WORDS:
+        problems.append(f"the metric type ({sorted(words & _TYPE_WORDS)[0]}) does not belong "
+                        "in its name")
+    for label in kpi.labels:
+        if not _LABEL.match(label):
+            problems.append(f"label {label!r}: lower snake case, and no leading '__' (reserved)")
+        elif label in _RESERVED_LABELS:
+            problems.append(f"label {label!r} is reserved for histogram and summary samples")
+    if kpi.type == "histogram":
+        problems += bucket_problems(kpi.buckets)
+    elif kpi.buckets is not None:
+        problems.append(f"only histograms have buckets; {kpi.type}s take buckets=None")
+    return problems

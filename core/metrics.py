@@ -17,7 +17,7 @@ from typing import TypeVar
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from modelmon.catalog import by_name
-from modelmon.kpi import DEFAULT_PREFIX, KPI
+from modelmon.kpi import DEFAULT_PREFIX, KPI, bucket_problems
 from modelmon.labels import LabelLimiter
 
 DEFAULT_MAX_LABEL_VALUES = 200
@@ -48,6 +48,9 @@ class MetricSet:
         for name in self._buckets:
             if by_name(name).type != "histogram":
                 raise ValueError(f"buckets.{name}: {name} is not a histogram; remove it")
+            problems = bucket_problems(self._buckets[name])
+            if problems:
+                raise ValueError(f"buckets.{name}: " + "; ".join(problems))
         self._metrics: dict[str, CatalogMetric] = {}
         self._lock = threading.Lock()
         self.limiter = LabelLimiter(max_label_values, self._count_overflow)

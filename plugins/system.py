@@ -64,7 +64,7 @@ class SystemCollector:
             cpu.add_metric([d], min(1.0, max(0.0, busy / total)))
         yield cpu
 
-        count = self._gauge("system_cpu_count")
+        count = self._gauge("system_logical_cpus")
         count.add_metric([d], float(psutil.cpu_count() or 1))
         yield count
 

@@ -141,7 +141,8 @@ _SYSTEM: tuple[KPI, ...] = (
         dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
-        "system_cpu_count", "gauge", "cores", _D,
+        # Was system_cpu_count: a gauge must not end in _count (OpenMetrics, promtool).
+        "system_logical_cpus", "gauge", "cpus", _D,
         "Logical CPUs of the device.",
         "To read load averages and utilization against the device's size.",
         "edge",

@@ -17,7 +17,7 @@ def test_device_view_labels_every_sample_once() -> None:
     view = CollectorRegistry()
     view.register(DeviceView([registry], {"device": "dev-9", "site": "s"}))  # type: ignore[arg-type]
     assert view.get_sample_value("jobs_total", {"kind": "a", "device": "dev-9", "site": "s"}) == 1
-    assert view.get_sample_value("modelmon_system_cpu_count", {"device": "dev-9", "site": "s"}) >= 1
+    assert view.get_sample_value("modelmon_system_logical_cpus", {"device": "dev-9", "site": "s"}) >= 1
 
 
 def test_a_collection_becomes_bounded_records_stamped_at_collection() -> None:
