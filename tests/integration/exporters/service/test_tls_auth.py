@@ -3,7 +3,10 @@ by a real Prometheus configured the way an operator would."""
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import subprocess
+import sys
 
 import bcrypt
 import pytest
@@ -84,3 +87,154 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(certs, tmp_path, start_serv
             time.sleep(0.5)
             up = {r["metric"]["job"]: r["value"][1] for r in prom.query("up")}
         assert up == {"modelmon": "1", "no-credentials": "0"}
+
+
+# --- every tls_server_config setting enforced on the wire (real TLS clients) ---
+
+@pytest.fixture
+def pki(certs):
+    """certs plus a client certificate from the CA (SAN client.example) and a self-made one."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+            "-subj", "/CN=client", cwd=certs)
+    (certs / "client.ext").write_text("subjectAltName=DNS:client.example\n")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "client.crt", "-days", "2", "-extfile", "client.ext",
+            cwd=certs)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
+            "rogue.crt", "-days", "2", "-subj", "/CN=rogue",
+            "-addext", "subjectAltName=DNS:client.example", cwd=certs)
+    return certs
+
+
+def serve_tls(start_server, modelmon_cmd, tmp_path, pki, **tls_extra):
+    web = {"tls_server_config": {"cert_file": str(pki / "server.crt"),
+                                 "key_file": str(pki / "server.key"), **tls_extra},
+           "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}}}
+    (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
+    (tmp_path / "serve.yml").write_text("web_config_file: web.yml\n")
+    server = start_server([*modelmon_cmd, "serve", "--config", str(tmp_path / "serve.yml"),
+                           "--listen", "127.0.0.1:{port}"], scheme="https", ready=False)
+    import time
+    deadline = time.monotonic() + 60
+    while "modelmon serve: https://" not in server.output():  # printed once it listens
+        assert server.proc.poll() is None, server.output()
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+    return server
+
+
+def client(pki, cert: str | None = None, **settings) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    if cert:
+        ctx.load_cert_chain(str(pki / f"{cert}.crt"), str(pki / f"{cert}.key"))
+    for name, value in settings.items():
+        if name == "ciphers":
+            ctx.set_ciphers(value)
+        else:
+            setattr(ctx, name, value)
+    return ctx
+
+
+def get(server, ctx: ssl.SSLContext) -> tuple[int, str, str, http.client.HTTPResponse] | str:
+    """(status, TLS version, cipher, response) or 'refused'."""
+    host, port = server.url.removeprefix("https://").split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        r.read()
+        return r.status, conn.sock.version(), conn.sock.cipher()[0], r
+    except (ssl.SSLError, ConnectionError, http.client.RemoteDisconnected):
+        return "refused"
+    finally:
+        conn.close()
+
+
+def test_min_version_is_enforced(start_server, modelmon_cmd, tmp_path, pki):
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki, min_version="TLS13")
+    assert get(server, client(pki, maximum_version=ssl.TLSVersion.TLSv1_2)) == "refused"
+    status, version, _, r = get(server, client(pki))
+    assert (status, version) == (200, "TLSv1.3")
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_max_version_and_cipher_suites_are_enforced(start_server, modelmon_cmd, tmp_path, pki):
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki, max_version="TLS12",
+                       cipher_suites=["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"])
+    assert get(server, client(pki, minimum_version=ssl.TLSVersion.TLSv1_3)) == "refused"
+    assert get(server, client(pki, ciphers="ECDHE-RSA-AES128-GCM-SHA256")) == "refused"
+    status, version, cipher, _ = get(server, client(pki))
+    assert (status, version, cipher) == (200, "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384")
+
+
+def test_require_and_verify_client_cert_refuses_clients_without_a_ca_signed_cert(
+        start_server, modelmon_cmd, tmp_path, pki):
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki,
+                       client_auth_type="RequireAndVerifyClientCert",
+                       client_ca_file=str(pki / "ca.crt"))
+    assert get(server, client(pki)) == "refused"
+    assert get(server, client(pki, "rogue")) == "refused"
+    assert get(server, client(pki, "client"))[0] == 200
+
+
+def test_verify_client_cert_if_given_refuses_only_bad_certs(start_server, modelmon_cmd,
+                                                            tmp_path, pki):
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki,
+                       client_auth_type="VerifyClientCertIfGiven",
+                       client_ca_file=str(pki / "ca.crt"))
+    assert get(server, client(pki))[0] == 200
+    assert get(server, client(pki, "rogue")) == "refused"
+    assert get(server, client(pki, "client"))[0] == 200
+
+
+def test_client_allowed_sans_closes_other_clients(start_server, modelmon_cmd, tmp_path, pki):
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki,
+                       client_auth_type="RequireAndVerifyClientCert",
+                       client_ca_file=str(pki / "ca.crt"), client_allowed_sans=["other.example"])
+    assert get(server, client(pki, "client")) == "refused"
+    (tmp_path / "b").mkdir()
+    server = serve_tls(start_server, modelmon_cmd, tmp_path / "b", pki,
+                       client_auth_type="RequireAndVerifyClientCert",
+                       client_ca_file=str(pki / "ca.crt"), client_allowed_sans=["client.example"])
+    assert get(server, client(pki, "client"))[0] == 200
+
+
+def run_serve(tmp_path, pki, **tls):
+    (tmp_path / "web.yml").write_text(yaml.safe_dump({"tls_server_config": tls}))
+    (tmp_path / "serve.yml").write_text("web_config_file: web.yml\n")
+    return subprocess.run([sys.executable, "-m", "modelmon", "serve", "--config",
+                           str(tmp_path / "serve.yml"), "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_require_any_client_cert_is_refused_at_start_with_the_alternative(tmp_path, pki):
+    r = run_serve(tmp_path, pki, cert_file=str(pki / "server.crt"),
+                  key_file=str(pki / "server.key"), client_auth_type="RequireAnyClientCert",
+                  client_ca_file=str(pki / "ca.crt"))
+    assert r.returncode == 2, r.stderr
+    assert "tls_server_config.client_auth_type" in r.stderr
+    assert "RequireAndVerifyClientCert" in r.stderr
+
+
+@pytest.mark.parametrize("broken,field", [
+    ("key_file", "tls_server_config.key_file"),
+    ("cert_file", "tls_server_config.cert_file"),
+    ("mismatch", "tls_server_config.key_file"),
+    ("client_ca_file", "tls_server_config.client_ca_file"),
+])
+def test_a_bad_tls_file_is_one_message_naming_its_field_and_no_banner(tmp_path, pki, broken,
+                                                                       field):
+    (tmp_path / "junk.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    tls = {"cert_file": str(pki / "server.crt"), "key_file": str(pki / "server.key")}
+    if broken == "mismatch":
+        tls["key_file"] = str(pki / "ca.key")
+    elif broken == "client_ca_file":
+        tls.update(client_auth_type="RequireAndVerifyClientCert",
+                   client_ca_file=str(tmp_path / "junk.pem"))
+    else:
+        tls[broken] = str(tmp_path / "junk.pem")
+    r = run_serve(tmp_path, pki, **tls)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert field in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "modelmon serve:" not in r.stdout  # no banner before it can serve
