@@ -101,9 +101,9 @@ def distill(packages: list[Path]) -> dict[str, Any]:
     versions = []
     for package in packages:
         versions.append(json.loads((package / "package.json").read_text())["version"])
-        path = package / "dist/types/common/common.gen.d.ts"
-        if path.exists():
-            common = {**_interfaces(path.read_text()), **common}
+        common_path = package / "dist/types/common/common.gen.d.ts"
+        if common_path.exists():
+            common = {**_interfaces(common_path.read_text()), **common}
     kinds: dict[str, list[str]] = {}
     for kind, relative, interface in _SOURCES:
         path = next((p / "dist" / relative for p in packages if (p / "dist" / relative).exists()),
