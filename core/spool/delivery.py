@@ -21,6 +21,12 @@
   ``Retry-After`` bounded by ``retry_after_cap``; it then reads again from
   the oldest pending record. With ``max_retry_duration``, a batch still
   failing after that long is dropped (``retry_exhausted``).
+* when the spool cannot **record** an answer (a full disk), the worker keeps
+  the answer in memory, sends nothing more, and tries to record it again
+  after a growing backoff (``unrecorded`` counts the failed tries; the
+  observer's optional ``unrecorded(batch, exc)`` hears of each). Delivered
+  records are thus never sent again because their acknowledgement could not
+  be written: a full disk never multiplies the load on the destination.
 
 Nothing the worker does blocks the spool's producers. ``stop`` ends the loop
 after the sends in flight are settled; what is pending stays in the spool.
@@ -98,7 +104,9 @@ class RateLimiter:
 
 class DeliveryObserver(Protocol):
     def settled(self, batch: Batch, result: SendResult) -> None:
-        """After each answer is settled in the spool (drops by the worker included)."""
+        """After each answer is settled in the spool (drops by the worker included).
+        An observer may also define ``unrecorded(batch, exc)``: called each
+        time an answer could not be recorded in the spool (it will be again)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,11 @@ class DeliveryWorker:
         self._idle = threading.Condition()
         self._retried = 0
         self._retried_lock = threading.Lock()
+        # An answer the spool could not record (a full disk), with the batch
+        # it answers: recorded again before anything more is sent.
+        self._unrecorded: tuple[Batch, SendResult] | None = None
+        self._unrecorded_attempt = 0
+        self.unrecorded = 0  # failed tries to record an answer
         self._thread = threading.Thread(target=self.run, name=name, daemon=True)
 
     @property
@@ -196,7 +209,13 @@ class DeliveryWorker:
         """Deliver until stopped (the thread's target; callable directly)."""
         in_flight: collections.deque[tuple[Batch, Pending]] = collections.deque()
         while True:
-            stopping = self._stop.is_set()
+            if self._unrecorded is not None and not in_flight:
+                if self._stop.is_set():
+                    return  # pending in the spool; sent again after a restart (same ids)
+                if not self._record_unrecorded():
+                    self._stop.wait(self._unrecorded_backoff())
+                    continue
+            stopping = self._stop.is_set() or self._unrecorded is not None
             if not stopping and len(in_flight) < self._depth:
                 after = in_flight[-1][0].rows[-1][0] if in_flight else 0
                 batch = self._read_safely(after, wait=not in_flight)
@@ -212,6 +231,8 @@ class DeliveryWorker:
                 continue
             batch, pending = in_flight.popleft()
             result = self._settle(batch, pending.result())
+            if self._unrecorded is not None:
+                continue  # settle what is in flight, then back off (top of the loop)
             if result.retry:
                 while in_flight:
                     later_batch, later = in_flight.popleft()
@@ -225,6 +246,8 @@ class DeliveryWorker:
     def step(self) -> Step:
         """Read, send and settle one batch (sent on the shared send pool, if
         any, else on this thread); say what to do next."""
+        if self._unrecorded is not None and not self._record_unrecorded():
+            return Step("retry", self._unrecorded_backoff())
         try:
             batch = self.read()
         except Exception:
@@ -235,6 +258,8 @@ class DeliveryWorker:
         if not self._pace(batch):
             return Step("retry", 0.0)
         result = self._settle(batch, self._submit(batch).result())
+        if self._unrecorded is not None:
+            return Step("retry", self._unrecorded_backoff())
         if result.retry:
             return Step("retry", self._retry_later(batch, result))
         self._succeeded()
@@ -306,6 +331,22 @@ class DeliveryWorker:
                 self._observe(batch, result)
                 return self._split(batch)
             result.dropped.setdefault(result.split, []).extend(batch.seqs())
+        if self._unrecorded is not None:
+            # An earlier answer is not recorded yet: keep this one with it.
+            self._unrecorded[1].merge(result)
+        elif not self._record(batch, result):
+            self._unrecorded = (batch, result)
+            self._unrecorded_attempt = 1
+        if result.retry:
+            with self._retried_lock:
+                self._retried += len(result.retry)
+        self._observe(batch, result)
+        return result
+
+    def _record(self, batch: Batch, result: SendResult) -> bool:
+        """Write ``result`` into the spool; False when the spool cannot (it is
+        counted there by operation and logged at a bounded rate). Writing the
+        same answer again is harmless: settled seqs are ignored."""
         spool = self.spool
         try:
             spool.ack(result.delivered)
@@ -313,14 +354,34 @@ class DeliveryWorker:
                 spool.dead_letter(seqs, reason)
             for reason, seqs in result.dropped.items():
                 spool.drop(seqs, reason)
-        except Exception:
-            log.exception("spool %s: update failed; the batch will be sent again",
-                          spool.path)
-        if result.retry:
-            with self._retried_lock:
-                self._retried += len(result.retry)
-        self._observe(batch, result)
-        return result
+        except Exception as exc:
+            self.unrecorded += 1
+            unrecorded = getattr(self._observer, "unrecorded", None)
+            if unrecorded is not None:
+                try:
+                    unrecorded(batch, exc)
+                except Exception:
+                    log.exception("delivery observer failed")
+            return False
+        return True
+
+    def _record_unrecorded(self) -> bool:
+        assert self._unrecorded is not None
+        batch, result = self._unrecorded
+        if not self._record(batch, result):
+            self._unrecorded_attempt += 1
+            return False
+        self._unrecorded = None
+        self._unrecorded_attempt = 0
+        return True
+
+    def _unrecorded_backoff(self) -> float:
+        """Equal jitter (half fixed, half random): the disk is local, there is no
+        herd to spread, and a retry must never come in a tight loop."""
+        s = self.settings
+        bound = min(s.backoff_cap, max(s.backoff_base, 0.05) * 2.0 ** min(
+            self._unrecorded_attempt - 1, 62))
+        return bound / 2 + random.uniform(0.0, bound / 2)
 
     def _split(self, batch: Batch) -> SendResult:
         """Each half once more; stop at the first half that must be retried
@@ -332,7 +393,7 @@ class DeliveryWorker:
                 return done
             result = self._settle(half, self._submit(half).result())
             done.merge(result)
-            if result.retry:
+            if result.retry or self._unrecorded is not None:
                 return done
         return done
 

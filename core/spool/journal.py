@@ -166,9 +166,19 @@ class AppendJournal:
         self.used = os.fstat(self.fd).st_size
 
     def put(self, data: bytes) -> None:
-        written = os.write(self.fd, data)
-        if written != len(data):  # short write (signal, nearly full disk): finish it
-            write_all(self.fd, memoryview(data)[written:])
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):  # short write (signal, nearly full disk): finish it
+                write_all(self.fd, memoryview(data)[written:])
+        except OSError:
+            # Refused (a full disk): take back the part that was written, so the
+            # next start does not read a torn frame and count the refused
+            # records a second time, as corrupt. Shrinking needs no space.
+            try:
+                os.ftruncate(self.fd, self.used)
+            except OSError:
+                pass
+            raise
         self.used += len(data)
 
     def seal(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import journal
 from .files import FILE_MODE, make_private_dir
+from .health import StorageHealth, is_disk_full
 from .ledger import Ending, Tally
 from .recovery import recover
 from .store import Store
@@ -84,6 +85,8 @@ class Spool(SpoolWriter):
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
         make_private_dir(self.path)
+        self.health = StorageHealth(str(self.path), log)
+        self._append_failing = False
         self._lock_fd = _take_lock(self.path)
         try:
             self._store = Store(self.path, fsync)
@@ -136,9 +139,15 @@ class Spool(SpoolWriter):
             crc = _crc32(payload, _crc32(_pack_body(size, seq, created, items)))
             frame = _pack_header(_MAGIC, size, seq, created, items, crc) + payload
             jrn = self._journal
-            if jrn.used + len(frame) > jrn.capacity and jrn.used:
-                jrn = self._rotate_journal(len(frame))
-            jrn.put(frame)
+            try:
+                if jrn.used + len(frame) > jrn.capacity and jrn.used:
+                    jrn = self._rotate_journal(len(frame))
+                jrn.put(frame)
+            except OSError as exc:
+                self._refuse(exc, Tally(1, items, size))
+                return None
+            if self._append_failing:
+                self._append_recovered()
             self._next_seq = seq + 1
             buffer = self._buffer
             buffer.append((seq, created, items, size, payload))
@@ -147,7 +156,7 @@ class Spool(SpoolWriter):
         if buffered >= GROUP_COMMIT_RECORDS:
             if buffered == GROUP_COMMIT_RECORDS:
                 self._wake.set()
-            elif buffered > _MAX_BUFFERED:
+            elif buffered > _MAX_BUFFERED and self.health.degraded is None:
                 self._wake.set()
                 self._wait_until(lambda: len(self._buffer) < _MAX_BUFFERED // 2, 5.0)
         return seq
@@ -169,42 +178,67 @@ class Spool(SpoolWriter):
             self._wait_for_room(sum(len(p) for p in payloads))
         seqs: list[int | None] = []
         frames: list[bytes] = []
+        rows: list[tuple[int, float, int, int, bytes]] = []
         encode = journal.encode
         with self._append_lock:
             if self._closed:
                 raise SpoolClosed(f"spool {self.path} is closed")
+            seq = self._next_seq
+            pending = self._pending_bytes
             for payload, n in zip(payloads, counts, strict=True):
                 size = len(payload)
                 reason = None
                 if size > self.max_bytes:
                     reason = "too_large"
-                elif self.full_policy == "drop_newest" and self._pending_bytes + size > self.max_bytes:
+                elif self.full_policy == "drop_newest" and pending + size > self.max_bytes:
                     reason = "full"
                 if reason is not None:
                     self._count_caller_drop(reason, Tally(1, n, size))
                     seqs.append(None)
                     continue
-                seq = self._next_seq
-                self._next_seq = seq + 1
                 frames.append(encode(seq, created, n, payload))
-                self._buffer.append((seq, created, n, size, payload))
-                self._pending_bytes += size
+                rows.append((seq, created, n, size, payload))
+                pending += size
                 seqs.append(seq)
+                seq += 1
             if frames:
+                # Journalled first: a record that cannot be written (a full
+                # disk) is refused and counted, never acknowledged.
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 jrn = self._journal
-                if jrn.used + len(data) > jrn.capacity and jrn.used:
-                    jrn = self._rotate_journal(len(data))
-                jrn.put(data)
+                try:
+                    if jrn.used + len(data) > jrn.capacity and jrn.used:
+                        jrn = self._rotate_journal(len(data))
+                    jrn.put(data)
+                except OSError as exc:
+                    self._refuse(exc, Tally(len(rows), sum(r[2] for r in rows),
+                                            sum(r[3] for r in rows)))
+                    return [None] * len(seqs)
+                if self._append_failing:
+                    self._append_recovered()
+                self._next_seq = seq
+                self._buffer.extend(rows)
+                self._pending_bytes = pending
             buffered = len(self._buffer)
         if frames and (self._writer_idle or self.fsync == "always"):
             self._wake_writer()
         if self.fsync == "always" and frames:
             self._wait_until(lambda: self._synced_seq >= self._next_written(seqs), None)
-        elif buffered > _MAX_BUFFERED:
+        elif buffered > _MAX_BUFFERED and self.health.degraded is None:
             self._wake.set()
             self._wait_until(lambda: len(self._buffer) < _MAX_BUFFERED // 2, 5.0)
         return seqs
+
+    def _refuse(self, exc: OSError, tally: Tally) -> None:
+        """Records that could not be journalled (called with _append_lock held):
+        counted as dropped ``disk_full`` (or ``io_error``), never acknowledged."""
+        self._count_caller_drop("disk_full" if is_disk_full(exc) else "io_error", tally)
+        self._append_failing = True
+        self.health.failed("append", exc)
+
+    def _append_recovered(self) -> None:
+        self._append_failing = False
+        self.health.succeeded("append")
 
     @staticmethod
     def _next_written(seqs: list[int | None]) -> int:
@@ -266,9 +300,14 @@ class Spool(SpoolWriter):
         if not seqs:
             return
         with self._store.lock:
-            freed = self._store.remove(seqs, ending, reason)
+            try:
+                freed = self._store.remove(seqs, ending, reason)
+            except Exception as exc:
+                self.health.failed("settle", exc)
+                raise
             with self._append_lock:
                 self._pending_bytes -= freed
+        self.health.succeeded("settle")
         self._notify()
 
     def wait(self, timeout: float) -> bool:
@@ -327,6 +366,9 @@ class Spool(SpoolWriter):
             delivered_items=ledger.delivered.items,
             dropped_items={reason: t.items for reason, t in ledger.dropped.items()},
             dead_lettered_items=ledger.dead_lettered.items,
+            storage_errors=self.health.errors(),
+            degraded=self.health.degraded,
+            degraded_since=self.health.degraded_since,
         )
 
     def verify(self) -> tuple[int, int]:
@@ -357,7 +399,9 @@ class Spool(SpoolWriter):
     # -- lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
-        """Move everything into SQLite, sync it, release the directory. Idempotent."""
+        """Move everything into SQLite, sync it, release the directory. Idempotent.
+        Never raises for want of space: what SQLite cannot take stays in the
+        journal, which the next open replays."""
         with self._append_lock:
             if self._closed:
                 return
@@ -368,9 +412,11 @@ class Spool(SpoolWriter):
             self._ingest()
             self._sync(final=True)
             self._store.close(clean=True)
-        except BaseException:
-            log.exception("modelmon spool %s: close failed; the journal is kept", self.path)
-            raise
+        except Exception as exc:
+            self.health.failed("close", exc)
+            log.error("modelmon spool %s: could not finish closing (%s); the journal is kept "
+                      "and replayed at the next start", self.path, exc)
+            self._store.abandon()
         else:
             # Everything journalled is now durable in SQLite.
             self._journal.path.unlink(missing_ok=True)

@@ -188,7 +188,10 @@ class Store:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite has already rolled back a COMMIT that failed for want of
+            # space; a second ROLLBACK would raise and hide the real error.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         self._ledger.merge(deltas)
         return result
@@ -342,6 +345,15 @@ class Store:
                 self._tx(lambda d: self._set_meta(clean="1"))
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
+
+    def abandon(self) -> None:
+        """Close without the clean mark (a close that failed): the next open
+        checks the database and replays the journals."""
+        with self.lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
 
     # -- reads ---------------------------------------------------------------
 

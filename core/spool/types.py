@@ -78,6 +78,11 @@ class SpoolStats:
     delivered_items: int = 0
     dropped_items: Mapping[str, int] = field(default_factory=dict)
     dead_lettered_items: int = 0
+    # Failed storage operations by name (ingest, settle, sync, expire, append),
+    # since the spool was opened; ``degraded``: the last failure while one lasts.
+    storage_errors: Mapping[str, int] = field(default_factory=dict)
+    degraded: str | None = None
+    degraded_since: float | None = None
 
     @property
     def dropped_total(self) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import journal
+from .health import StorageHealth
 from .ledger import Tally
 from .sql import Row
 from .store import Store
@@ -41,6 +42,8 @@ _PREFAULT_BYTES = 4 * 1024 * 1024
 # (at 5,000 records/s: 500 a commit, a few GIL hand-overs a second).
 _GROUP_COMMIT_SECONDS = 0.1
 GROUP_COMMIT_RECORDS = 2000
+# The longest pause between two tries of a failing writer step (a full disk).
+_MAX_RETRY_PAUSE = 5.0
 
 
 class SpoolWriter:
@@ -69,6 +72,7 @@ class SpoolWriter:
     _closed: bool
     _wake: threading.Event
     _writer_idle: bool  # True while the writer waits: only then does an append wake it
+    health: StorageHealth
 
     def _wake_writer(self) -> None:
         self._writer_idle = False
@@ -77,6 +81,7 @@ class SpoolWriter:
     def _run_writer(self) -> None:
         next_sync = time.monotonic() + self._fsync_interval
         next_age = time.monotonic()
+        streak = 0  # consecutive failed steps: the pause grows with it
         while not self._closed:
             if self.fsync == "always" or not self._buffer:
                 # Idle (or every append waits for its fsync): sleep until woken.
@@ -91,22 +96,35 @@ class SpoolWriter:
                 # Busy: records keep coming; gather them into one group commit.
                 self._wake.wait(_GROUP_COMMIT_SECONDS)
                 self._wake.clear()
+            operation = "ingest"
             try:
                 if self.fsync == "always":
+                    operation = "sync"
                     self._sync_journal()
                 else:
                     self._prefault_journal()
+                operation = "ingest"
                 self._ingest()
+                self.health.succeeded("ingest")
                 now = time.monotonic()
                 if self.fsync == "interval" and now >= next_sync:
+                    operation = "sync"
                     self._sync()
+                    self.health.succeeded("sync")
                     next_sync = now + self._fsync_interval
                 if self.max_age is not None and now >= next_age:
+                    operation = "expire"
                     self._expire()
+                    self.health.succeeded("expire")
                     next_age = now + min(self.max_age / 10, 5.0)
-            except Exception:  # the writer must survive a full disk and retry
-                log.exception("modelmon spool %s: writer step failed; retrying", self.path)
-                time.sleep(0.5)
+                streak = 0
+            except Exception as exc:  # the writer must survive a full disk and retry
+                # Counted and logged at a bounded rate (StorageHealth); what
+                # failed is still journalled and retried, later each time.
+                self.health.failed(operation, exc)
+                streak += 1
+                self._wake.wait(min(_MAX_RETRY_PAUSE, 0.1 * 2 ** min(streak, 10)))
+                self._wake.clear()
 
     def _prefault_journal(self) -> None:
         jrn = self._journal
@@ -165,11 +183,16 @@ class SpoolWriter:
         old = self._journal
         if self.fsync == "always":
             os.fdatasync(old.fd)
+        # The new file first: when it cannot be made (a full disk) the old one
+        # stays the journal and the append is refused, counted.
+        new = journal.open_journal(journal.journal_path(self.path, self._journal_no + 1),
+                                   max(self._journal_bytes, need),
+                                   mapped=self.fsync != "always")
         # The file stays open (only its mapping goes) until the writer deletes it.
         old.seal()
         self._rotated.append((old, self._next_seq - 1))
         self._journal_no += 1
-        self._journal = self._open_journal(max(self._journal_bytes, need))
+        self._journal = new
         if self.fsync == "always":
             journal.fsync_dir(self.path)
         return self._journal
