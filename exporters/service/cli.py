@@ -31,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from modelmon.exporters.service.web_config import load_web_config
     from modelmon.exporters.service.wsgi import gunicorn_options, run_gunicorn
 
+    for flag, seconds in (("--header-timeout", args.header_timeout),
+                          ("--body-timeout", args.body_timeout)):
+        if not seconds > 0:
+            raise ConfigError(f"{flag}: expected a number of seconds > 0, got {seconds}")
     config = load_serve_config(args.config)
     host, port = parse_listen(args.listen) if args.listen else (config.host, config.port)
     # Validate the web config before forking so a typo fails here, with its field name.

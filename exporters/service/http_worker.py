@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import selectors
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -45,6 +46,11 @@ class _Pending:
     continued: bool = False
     eof: bool = False
 
+
+# How long a closed connection waits for the client's FIN before the socket is
+# dropped (gunicorn's close_graceful default), and how much it drains meanwhile.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 * 1024
 
 _WAIT = "wait"
 _READY = "ready"
@@ -153,6 +159,7 @@ class ReadFirstWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading: dict[TConn, _Pending] = {}
+        self._lingering: dict[TConn, tuple[float, int]] = {}
 
     def enqueue_req(self, conn: TConn) -> None:
         if getattr(conn, "modelmon_ready", False):
@@ -263,9 +270,57 @@ class ReadFirstWorker(ThreadWorker):
         conn.modelmon_ready = True  # type: ignore[attr-defined]
         self.enqueue_req(conn)
 
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        try:
+            closing = not fs.cancelled() and fs.result() is False
+        except Exception:
+            closing = False
+        if not closing:
+            super().finish_request(conn, fs)
+            return
+        # gunicorn lingers for the client's FIN with a blocking recv on this,
+        # the main loop: a client that never closes stalled every other
+        # connection for 2 s. Linger on the poller instead.
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ,
+                                 partial(self._on_linger_readable, conn))
+        except (OSError, ValueError, KeyError):
+            self.nr_conns -= 1
+            conn.close()
+            return
+        self._lingering[conn] = (time.monotonic() + _LINGER_SECONDS, 0)
+
+    def _on_linger_readable(self, conn: TConn, _fileobj: object) -> None:
+        deadline, drained = self._lingering[conn]
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            return
+        except OSError:
+            data = b""
+        drained += len(data)
+        if data and drained < _LINGER_BYTES:
+            self._lingering[conn] = (deadline, drained)
+            return
+        self._end_linger(conn)
+
+    def _end_linger(self, conn: TConn) -> None:
+        del self._lingering[conn]
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        self.nr_conns -= 1
+        conn.close()
+
     def murder_pending(self) -> None:
         super().murder_pending()
         now = time.monotonic()
+        for conn, (deadline, _) in list(self._lingering.items()):
+            if now > deadline or not self.alive:
+                self._end_linger(conn)
         for conn, p in list(self._reading.items()):
             if not self.alive:
                 self._drop(conn)

@@ -48,6 +48,11 @@ def test_slow_clients_neither_starve_the_scrape_nor_stay_past_the_bound(
         s.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 1000\r\n\r\n[{\"model\":")
         opened.append((s, time.monotonic(), 3))
+    lingering = []
+    for _ in range(12):  # answered with Connection: close, never read and never closed
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        lingering.append(s)
     stop = threading.Event()
 
     def trickle():
@@ -79,7 +84,7 @@ def test_slow_clients_neither_starve_the_scrape_nor_stay_past_the_bound(
         assert max(closed_after) < 3 + 1.5, closed_after
     finally:
         stop.set()
-        for s, _, _ in opened:
+        for s in [s for s, _, _ in opened] + lingering:
             s.close()
     assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
