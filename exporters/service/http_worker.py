@@ -139,7 +139,9 @@ class _TimedReads:
         self._timeout = timeout
 
     def recv(self, size: int) -> bytes:
-        self._sock.settimeout(self._timeout)
+        current = self._sock.gettimeout()
+        if current is None or current > self._timeout:
+            self._sock.settimeout(self._timeout)
         data: bytes = self._sock.recv(size)
         return data
 
@@ -169,7 +171,8 @@ class ReadFirstWorker(ThreadWorker):
         self._start_reading(conn)
 
     def _start_reading(self, conn: TConn) -> None:
-        buffered = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        parser: Any = conn.parser  # an HTTP/1 RequestParser: HTTP/2 is never offered
+        buffered = parser.unreader.take_buffered() if parser is not None else b""
         pending = _Pending(bytearray(buffered), time.monotonic() + self.limits.header_timeout)
         conn.sock.setblocking(False)
         tls_context = type(self).tls_context
@@ -192,7 +195,7 @@ class ReadFirstWorker(ThreadWorker):
             self._advance(conn, pending)
 
     def _advance(self, conn: TConn, p: _Pending) -> None:
-        sock = conn.sock
+        sock: Any = conn.sock  # an SSLSocket when TLS is on
         if p.handshaking:
             try:
                 sock.do_handshake()
@@ -264,7 +267,8 @@ class ReadFirstWorker(ThreadWorker):
         if conn.parser is None:
             conn.parser = http.get_parser(
                 self.cfg, _TimedReads(conn.sock, self.limits.body_timeout), conn.client)
-        conn.parser.unreader.unread(bytes(p.buf))
+        parser: Any = conn.parser
+        parser.unreader.unread(bytes(p.buf))
         # The parser exists and TLS is up: TConn.init() has nothing left to do.
         conn.initialized = True
         conn.modelmon_ready = True  # type: ignore[attr-defined]

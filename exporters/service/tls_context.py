@@ -16,6 +16,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from modelmon.config import ConfigError
 from modelmon.exporters.service.web_config import TLSConfig
@@ -139,8 +140,8 @@ def peer_allowed(tls: TLSConfig, sock: ssl.SSLSocket) -> bool:
         return True
     cert = sock.getpeercert()
     allowed = {_normal(s) for s in tls.client_allowed_sans}
-    sans = cert.get("subjectAltName", ()) if cert else ()
-    return any(_normal(str(value)) in allowed for _kind, value in sans)
+    sans = cast("tuple[tuple[str, str], ...]", cert.get("subjectAltName", ()) if cert else ())
+    return any(_normal(value) in allowed for _kind, value in sans)
 
 
 class ContextSource:
