@@ -15,7 +15,11 @@ import contextvars
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Flask is imported only by the apps that use these hooks.
+    from flask import Flask, Response
 
 DEFAULT_HEADER = "X-Request-ID"
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -56,7 +60,7 @@ def set_current(cid: str | None) -> contextvars.Token[str | None]:
     return _current.set(cid)
 
 
-def flask_hooks(app: Any, header: str = DEFAULT_HEADER) -> None:
+def flask_hooks(app: Flask, header: str = DEFAULT_HEADER) -> None:
     """Attach the correlation id to every request of a Flask ``app`` and echo it
     in the ``header`` response header."""
     from flask import g, request
@@ -67,7 +71,7 @@ def flask_hooks(app: Any, header: str = DEFAULT_HEADER) -> None:
         g._modelmon_correlation = (cid, token)
 
     @app.after_request
-    def _modelmon_correlation_header(response: Any) -> Any:
+    def _modelmon_correlation_header(response: Response) -> Response:
         state = getattr(g, "_modelmon_correlation", None)
         if state is not None:
             response.headers[header] = state[0]

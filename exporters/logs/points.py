@@ -27,19 +27,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from modelmon.exporters.logs.ecs import error_fields, timestamp
 
+if TYPE_CHECKING:
+    from modelmon.exporters.logs.shipper import LogShipper
+
 log = logging.getLogger(__name__)
+
+
+class ModelIdentity(Protocol):
+    """Whose events these are (their ``model.*`` fields): a ModelMonitor, or the
+    edge agent itself."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def framework(self) -> str: ...
 
 
 class ModelLog:
     """Logging points of one ModelMonitor; a no-op when it has no shipper."""
 
-    def __init__(self, monitor: Any, shipper: Any) -> None:
+    def __init__(self, monitor: ModelIdentity, shipper: LogShipper | None) -> None:
         self._shipper = shipper
         self._model: dict[str, Any] = {
             "name": monitor.model, "version": monitor.version, "framework": monitor.framework,
@@ -190,13 +205,14 @@ class ModelLog:
             doc.update(extra)
         if fields:
             doc.update(fields)
-        return self._shipper.emit(doc)  # type: ignore[no-any-return]
+        return self._shipper.emit(doc)
 
     def _add_inputs(self, model: dict[str, Any], inputs: Any) -> None:
         if inputs is not None and self._shipper is not None and self._shipper.log_inputs:
             model["input"] = self._clip(inputs)
 
     def _clip(self, value: Any) -> str:
+        assert self._shipper is not None, "payloads are clipped only when they are shipped"
         limit = self._shipper.max_payload_chars
         text = value if isinstance(value, str) else orjson.dumps(
             value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
