@@ -4,6 +4,7 @@ by a real Prometheus configured the way an operator would."""
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import subprocess
 import sys
@@ -106,6 +107,16 @@ def pki(certs):
     return certs
 
 
+def wait_for_banner(server) -> None:
+    """modelmon serve prints its banner once it listens (and never when it cannot)."""
+    import time
+    deadline = time.monotonic() + 60
+    while "modelmon serve: https://" not in server.output():
+        assert server.proc.poll() is None, server.output()
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+
+
 def serve_tls(start_server, modelmon_cmd, tmp_path, pki, **tls_extra):
     web = {"tls_server_config": {"cert_file": str(pki / "server.crt"),
                                  "key_file": str(pki / "server.key"), **tls_extra},
@@ -114,12 +125,7 @@ def serve_tls(start_server, modelmon_cmd, tmp_path, pki, **tls_extra):
     (tmp_path / "serve.yml").write_text("web_config_file: web.yml\n")
     server = start_server([*modelmon_cmd, "serve", "--config", str(tmp_path / "serve.yml"),
                            "--listen", "127.0.0.1:{port}"], scheme="https", ready=False)
-    import time
-    deadline = time.monotonic() + 60
-    while "modelmon serve: https://" not in server.output():  # printed once it listens
-        assert server.proc.poll() is None, server.output()
-        assert time.monotonic() < deadline, server.output()
-        time.sleep(0.1)
+    wait_for_banner(server)
     return server
 
 
@@ -238,3 +244,44 @@ def test_a_bad_tls_file_is_one_message_naming_its_field_and_no_banner(tmp_path, 
     assert field in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "modelmon serve:" not in r.stdout  # no banner before it can serve
+
+
+def test_inline_cert_and_key_are_served(start_server, modelmon_cmd, tmp_path, pki):
+    web = {"tls_server_config": {"cert": (pki / "server.crt").read_text(),
+                                 "key": (pki / "server.key").read_text()}}
+    (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
+    (tmp_path / "serve.yml").write_text("web_config_file: web.yml\n")
+    server = start_server([*modelmon_cmd, "serve", "--config", str(tmp_path / "serve.yml"),
+                           "--listen", "127.0.0.1:{port}"], scheme="https", ready=False)
+    wait_for_banner(server)
+    assert get(server, client(pki))[0] == 200
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(start_server, modelmon_cmd,
+                                                           tmp_path, pki):
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key"):
+        (live / name).write_bytes((pki / name).read_bytes())
+    web = {"tls_server_config": {"cert_file": str(live / "server.crt"),
+                                 "key_file": str(live / "server.key")}}
+    (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
+    (tmp_path / "serve.yml").write_text("web_config_file: web.yml\n")
+    server = start_server([*modelmon_cmd, "serve", "--config", str(tmp_path / "serve.yml"),
+                           "--listen", "127.0.0.1:{port}"], scheme="https", ready=False)
+    wait_for_banner(server)
+
+    def serial() -> str:
+        host, port = server.url.removeprefix("https://").split(":")
+        with socket.create_connection((host, int(port))) as raw, \
+                client(pki).wrap_socket(raw, server_hostname=host) as tls:
+            return tls.getpeercert()["serialNumber"]
+
+    before = serial()
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "new.key", "-out", "new.csr",
+            "-subj", "/CN=127.0.0.1", cwd=pki)
+    openssl("x509", "-req", "-in", "new.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "new.crt", "-days", "2", "-extfile", "san.ext", cwd=pki)
+    (live / "server.key").write_bytes((pki / "new.key").read_bytes())
+    (live / "server.crt").write_bytes((pki / "new.crt").read_bytes())
+    assert serial() != before
