@@ -34,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from modelmon.collectors import PluginCollectors
 from modelmon.config import ConfigError
 from modelmon.spool import Spool, SpoolFull, SpoolLocked
+from modelmon.spool.health import is_disk_full
 
 from .config import EdgeConfig
 from .remote_write import RemoteWriteClient
@@ -44,6 +45,10 @@ from .telemetry import EdgeMetrics
 log = logging.getLogger(__name__)
 
 STATUS_EVERY = 0.5  # seconds between status.json refreshes
+# status.json is padded to a multiple of this, so that on a full disk it can be
+# rewritten in place, in the blocks it already has (see write_json_atomic).
+STATUS_BLOCK = 4096
+LOG_EVERY = 60.0  # seconds between two log lines about the same failure
 
 
 class EdgeAgent:
@@ -90,6 +95,7 @@ class EdgeAgent:
         self.started = time.time()
         self._last_status = 0.0
         self._closed = False
+        self._last_logged: dict[str, float] = {}
         self.logs = self._link_events() if config.logs is not None else None
 
     def _link_events(self) -> Any:
@@ -212,15 +218,30 @@ class EdgeAgent:
                 try:
                     self.collect_once()
                 except Exception:  # a full disk or a bug must not end the agent
-                    log.exception("edge collection failed; trying again next interval")
+                    if self._due("collect"):
+                        log.exception("edge collection failed; trying again next interval "
+                                      "(logged at most once a minute)")
                 next_at += interval
                 if next_at < time.monotonic():  # we fell behind: skip, do not burst
                     next_at = time.monotonic() + interval
             try:
                 self._write_status()
-            except OSError:
-                log.exception("cannot write %s", self.config.status_file)
+            except OSError as exc:
+                if self._due("status"):
+                    log.error("cannot write %s (%s); `modelmon edge status` shows the last "
+                              "state written (logged at most once a minute)",
+                              self.config.status_file, exc)
             self._stop.wait(max(0.0, min(next_at - time.monotonic(), STATUS_EVERY)))
+
+    def _due(self, what: str) -> bool:
+        """True at most once per LOG_EVERY for ``what``: a failure that repeats
+        every interval (a full disk) must not fill the log as well."""
+        now = time.monotonic()
+        last = self._last_logged.get(what)
+        if last is not None and now - last < LOG_EVERY:
+            return False
+        self._last_logged[what] = now
+        return True
 
     # -- status.json, read by `modelmon edge status` --------------------------
 
@@ -259,6 +280,10 @@ class EdgeAgent:
                 "sent_samples": m.sent_total,
                 "dropped_samples": dict(m.dropped_totals),
             },
+            # Why the agent runs but cannot do all of its job (a full disk).
+            "degraded": stats.degraded,
+            "degraded_since": stats.degraded_since,
+            "storage_errors": dict(stats.storage_errors),
         }
 
     def _write_status(self, force: bool = False, running: bool = True) -> None:
@@ -270,10 +295,34 @@ class EdgeAgent:
 
 
 def write_json_atomic(path: os.PathLike[str] | str, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON, replacing ``path`` atomically (write, rename).
+
+    On a full disk a new file cannot be written, so the text is written over
+    the old file, in the blocks it already has: the text is padded with spaces
+    (valid JSON) to a multiple of STATUS_BLOCK, so the old file is as long as
+    the new text. A reader may then see a half-written file and read again
+    (``status.read_status``). The status file stays fresh, and the agent is
+    not reported stopped while it runs."""
+    text = json.dumps(data)
+    text += " " * (-len(text) % STATUS_BLOCK)
     tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, text.encode(), 0)
+            os.ftruncate(fd, len(text))  # shrinking needs no space
+        finally:
+            os.close(fd)
 
 
 def _plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> PluginCollectors:

@@ -16,11 +16,18 @@ from typing import Any, TextIO
 STALE_AFTER = 5.0  # seconds without a refresh before the agent counts as not running
 
 
-def read_status(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
+def read_status(path: Path, attempts: int = 3) -> dict[str, Any] | None:
+    """The agent's last status; read again when caught half-written (on a full
+    disk the agent rewrites the file in place)."""
+    for attempt in range(attempts):
+        try:
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            if attempt + 1 < attempts:
+                time.sleep(0.05)
+    return None
 
 
 def agent_running(status: dict[str, Any], now: float | None = None) -> bool:
@@ -80,6 +87,16 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
         f"sent:          {since.get('sent_samples', 0):,} samples since the agent started",
         "dropped:       " + _counts(dropped) + " (samples, over the spool's life)",
     ]
+    degraded = status.get("degraded")
+    if degraded:
+        degraded_since = status.get("degraded_since")
+        lines.insert(2, f"DEGRADED:      {degraded}"
+                     + (f" (for {human_duration(now - float(degraded_since))})"
+                        if degraded_since else "")
+                     + "; nothing acknowledged is lost, delivery waits for storage")
+    errors = status.get("storage_errors") or {}
+    if errors:
+        lines.append("storage errors: " + _counts(errors) + " (since the agent started)")
     return "\n".join(lines) + "\n"
 
 

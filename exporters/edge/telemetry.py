@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 # Reasons the spool itself drops records for; the sender's own drop reasons
 # (too_old, http_400, ...) are counted where they happen.
-SPOOL_DROP_REASONS = ("max_age", "max_bytes", "full", "corrupt", "too_large", "block_timeout")
+SPOOL_DROP_REASONS = ("max_age", "max_bytes", "full", "corrupt", "too_large", "block_timeout",
+                      "disk_full", "io_error")
 
 
 class EdgeMetrics:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 # Every reason the spool or shipper drops for, exported at 0 from the start so
 # rate() and the alerts see 0, not "no data", before the first drop.
-DROP_REASONS = ("max_age", "max_bytes", "full", "too_large", "block_timeout", "corrupt", "error")
+DROP_REASONS = ("max_age", "max_bytes", "full", "too_large", "block_timeout", "corrupt", "error",
+                "disk_full", "io_error")
 
 
 class ShipperCollector:

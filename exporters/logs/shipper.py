@@ -276,10 +276,16 @@ class _BulkMetrics:
         self._duration = duration.labels(sink_name)
         self._requests = requests
         self._sink_name = sink_name
+        requests.labels(sink_name, "unrecorded")  # at 0 from the start, for alerts
 
     def settled(self, batch: Batch, result: SendResult) -> None:
         self._duration.observe(result.duration)
         self._requests.labels(self._sink_name, result.result).inc()
+
+    def unrecorded(self, batch: Batch, exc: BaseException) -> None:
+        """The spool could not record an answer (a full disk): counted as the
+        result ``unrecorded``; the worker records it again later, sending nothing."""
+        self._requests.labels(self._sink_name, "unrecorded").inc()
 
 
 def _make_sink(name: str, options: dict[str, Any], spool_dir: str | Path | None) -> Sink:
