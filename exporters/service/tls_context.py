@@ -14,6 +14,7 @@ import logging
 import os
 import ssl
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -93,8 +94,11 @@ def build_context(tls: TLSConfig) -> ssl.SSLContext:
     """The SSLContext for ``tls``; raises ConfigError naming the field at fault."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        ctx.minimum_version = tls.min_version
-        ctx.maximum_version = tls.max_version
+        with warnings.catch_warnings():
+            # TLS10/TLS11 are deprecated in Python; asked for, they are honoured.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = tls.min_version
+            ctx.maximum_version = tls.max_version
     except (ValueError, ssl.SSLError) as exc:
         raise ConfigError(f"tls_server_config.min_version: not supported by this OpenSSL "
                           f"({ssl.OPENSSL_VERSION}): {exc}") from None

@@ -173,6 +173,16 @@ def test_max_version_and_cipher_suites_are_enforced(start_server, modelmon_cmd, 
     assert (status, version, cipher) == (200, "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384")
 
 
+def test_curve_preferences_are_enforced(start_server, modelmon_cmd, tmp_path, pki):
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki, curve_preferences=["CurveP384"])
+    x25519_only = client(pki)
+    x25519_only.set_ecdh_curve("X25519")
+    assert get(server, x25519_only) == "refused"
+    p384 = client(pki)
+    p384.set_ecdh_curve("secp384r1")
+    assert get(server, p384)[0] == 200
+
+
 def test_require_and_verify_client_cert_refuses_clients_without_a_ca_signed_cert(
         start_server, modelmon_cmd, tmp_path, pki):
     server = serve_tls(start_server, modelmon_cmd, tmp_path, pki,
