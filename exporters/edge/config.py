@@ -22,9 +22,12 @@ Example (``modelmon edge run --config edge.yaml``)::
         url: https://prom.example/api/v1/write
         timeout: 30s
         basic_auth: {username: edge, password_file: /etc/modelmon/pw}   # or password
-        bearer_token_file: null       # or bearer_token
+        bearer_token_file: null       # or bearer_token, or authorization: {type: Bearer,
+                                      #   credentials_file: /etc/modelmon/token} (or credentials)
         tls: {ca_file: null, cert_file: null, key_file: null, insecure_skip_verify: false}
-        headers: {}                   # extra HTTP headers, e.g. X-Scope-OrgID for Mimir
+                                      # cert_file/key_file: a client certificate (mTLS)
+        headers: {}                   # extra HTTP headers, e.g. X-Scope-OrgID for Mimir (not the
+                                      # protocol's own: Content-*, User-Agent, X-Prometheus-*)
         max_samples_per_send: 2000
         backfill_rate_limit: 20000    # samples/s sent, at most; null for no limit
         order: fifo                   # oldest first; live_first needs an out-of-order window
@@ -39,6 +42,7 @@ short form of the example above (``device_id`` at the top) works too.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +52,7 @@ from modelmon.config import ConfigError, load_yaml, parse_listen
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.units import parse_duration, parse_size
 
-from .remote_write import TLS, Auth
+from .remote_write import TLS, Auth, reserved_header, ssl_context, without_userinfo
 
 Order = Literal["fifo", "live_first"]
 FULL_POLICIES = ("drop_oldest", "drop_newest", "block")
@@ -275,14 +279,9 @@ def _spool(p: _Fields, base_dir: Path | None) -> SpoolConfig:
     )
 
 
-def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
-    p.only("url", "timeout", "basic_auth", "bearer_token", "bearer_token_file", "tls", "headers",
-           "max_samples_per_send", "backfill_rate_limit", "order", "min_backoff", "max_backoff",
-           "max_retry_duration")
-    url = p.required_str("url")
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(f"{p.where}url: expected an http(s) URL such as "
-                          f"http://prometheus:9090/api/v1/write, got {url!r}")
+def _auth(p: _Fields, url: str) -> Auth:
+    """basic_auth, authorization (Prometheus's), bearer_token[_file] or the URL's
+    user:password; secrets inline or from files, which are read at each send."""
     basic = p.section("basic_auth")
     basic.only("username", "password", "password_file")
     username = basic.optional_str("username")
@@ -290,21 +289,46 @@ def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
         raise ConfigError(f"{basic.where}username: required when basic_auth is set")
     if basic.data.get("password") is not None and basic.data.get("password_file") is not None:
         raise ConfigError(f"{basic.where}password_file: set password or password_file, not both")
+    authz = p.section("authorization")
+    authz.only("type", "credentials", "credentials_file")
+    scheme = authz.optional_str("type") or "Bearer"
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", scheme) or scheme.lower() == "basic":
+        raise ConfigError(f"{authz.where}type: expected an HTTP auth scheme such as Bearer "
+                          "(use basic_auth for Basic)")
+    token, token_file = authz.optional_str("credentials"), authz.path("credentials_file")
+    if token is not None and token_file is not None:
+        raise ConfigError(f"{authz.where}credentials_file: set credentials or credentials_file, not both")
     bearer, bearer_file = p.optional_str("bearer_token"), p.path("bearer_token_file")
     if bearer is not None and bearer_file is not None:
         raise ConfigError(f"{p.where}bearer_token_file: set bearer_token or bearer_token_file, not both")
-    if username is not None and (bearer or bearer_file):
-        raise ConfigError(f"{p.where}bearer_token: set basic_auth or a bearer token, not both")
-    auth = Auth(username=username, password=basic.optional_str("password"),
-                password_file=basic.path("password_file"), bearer_token=bearer,
-                bearer_token_file=bearer_file)
+    if authz.data and (bearer is not None or bearer_file is not None):
+        raise ConfigError(f"{p.where}authorization: set authorization or bearer_token[_file], not both")
+    token, token_file = (token, token_file) if authz.data else (bearer, bearer_file)
+    if username is not None and (token or token_file):
+        raise ConfigError(f"{p.where}basic_auth: set basic_auth or a bearer token, not both")
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.username is not None:
+        if username is not None or token or token_file:
+            raise ConfigError(f"{p.where}url: has user:password@ and other credentials; keep one")
+        username = urllib.parse.unquote(parsed.username)
+        password: str | None = urllib.parse.unquote(parsed.password or "")
+    else:
+        password = basic.optional_str("password")
+    auth = Auth(username=username, password=password, password_file=basic.path("password_file"),
+                bearer_token=token, bearer_token_file=token_file, scheme=scheme)
     for field_name, secret in (("basic_auth.password_file", auth.password_file),
-                               ("bearer_token_file", auth.bearer_token_file)):
+                               ("authorization.credentials_file" if authz.data else "bearer_token_file",
+                                auth.bearer_token_file)):
         if secret is not None and not secret.is_file():
             raise ConfigError(
                 f"{p.where}{field_name}: credentials file {secret} does not exist or is not a file"
             )
-    tls_fields = p.section("tls")
+    return auth
+
+
+def _tls(tls_fields: _Fields) -> TLS:
+    """Prometheus's tls_config keys: a CA to verify the receiver, a client
+    certificate and key for receivers that require one (mTLS)."""
     tls_fields.only("ca_file", "cert_file", "key_file", "insecure_skip_verify")
     skip = tls_fields.data.get("insecure_skip_verify", False)
     if not isinstance(skip, bool):
@@ -313,9 +337,37 @@ def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
               key_file=tls_fields.path("key_file"), insecure_skip_verify=skip)
     if tls.key_file is not None and tls.cert_file is None:
         raise ConfigError(f"{tls_fields.where}cert_file: required when key_file is set")
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{tls_fields.where}{name}: {path} does not exist or is not a file")
+    try:
+        ssl_context(tls)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigError(f"{tls_fields.where}cert_file: cannot load the certificate and key "
+                          f"({exc}); give PEM files, the key unencrypted") from None
+    return tls
+
+
+def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
+    p.only("url", "timeout", "basic_auth", "authorization", "bearer_token", "bearer_token_file",
+           "tls", "headers", "max_samples_per_send", "backfill_rate_limit", "order", "min_backoff",
+           "max_backoff", "max_retry_duration")
+    url = p.required_str("url")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{p.where}url: expected an http(s) URL such as "
+                          f"http://prometheus:9090/api/v1/write, got {without_userinfo(url)!r}")
+    auth = _auth(p, url)
+    url = without_userinfo(url)  # its credentials are in auth: never logged or shown
+    tls = _tls(p.section("tls"))
     headers = p.data.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
         raise ConfigError(f"{p.where}headers: expected a mapping of header name to string value")
+    reserved = reserved_header(headers)
+    if reserved is not None:
+        raise ConfigError(f"{p.where}headers.{reserved}: set by modelmon as remote_write requires "
+                          "(Content-Encoding, Content-Type, User-Agent, X-Prometheus-Remote-Write-Version); "
+                          "remove it")
     rate: float | None = RemoteWriteConfig.backfill_rate_limit
     if "backfill_rate_limit" in p.data:
         raw = p.data["backfill_rate_limit"]

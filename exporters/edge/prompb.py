@@ -98,6 +98,12 @@ def _encode_labels(labels: LabelSet) -> bytes:
 
 
 _pack_double = struct.Struct("<d").pack
+# The two NaNs remote_write carries (prometheus/model/value): the stale marker,
+# which a sender MUST use for nothing else, and every other NaN.
+STALE_NAN_BITS = 0x7FF0000000000002
+NORMAL_NAN_BITS = 0x7FF8000000000001
+_STALE_NAN = struct.pack("<Q", STALE_NAN_BITS)
+_NORMAL_NAN = struct.pack("<Q", NORMAL_NAN_BITS)
 
 
 class SeriesEncoder:
@@ -115,7 +121,15 @@ class SeriesEncoder:
         self._ts_bytes = b""
 
     def encode(self, labels: LabelSet, value: float, timestamp_ms: int) -> bytes:
-        """One ``WriteRequest.timeseries`` entry (field 1) holding a single sample."""
+        """One ``WriteRequest.timeseries`` entry (field 1) holding a single sample;
+        any NaN is written as Prometheus's normal NaN, never as the stale marker."""
+        return self._encode(labels, _NORMAL_NAN if value != value else _pack_double(value), timestamp_ms)
+
+    def encode_stale(self, labels: LabelSet, timestamp_ms: int) -> bytes:
+        """The staleness marker of ``labels`` at ``timestamp_ms``: the series ended."""
+        return self._encode(labels, _STALE_NAN, timestamp_ms)
+
+    def _encode(self, labels: LabelSet, value_bytes: bytes, timestamp_ms: int) -> bytes:
         encoded = self._labels.get(labels)
         if encoded is None:
             if len(self._labels) >= self._max_cached:
@@ -125,7 +139,7 @@ class SeriesEncoder:
         if timestamp_ms != self._ts:
             self._ts = timestamp_ms
             self._ts_bytes = b"\x10" + _varint(timestamp_ms)
-        sample = b"\x09" + _pack_double(value) + self._ts_bytes
+        sample = b"\x09" + value_bytes + self._ts_bytes
         series = encoded + b"\x12" + _varint(len(sample)) + sample
         return b"\x0a" + _varint(len(series)) + series
 
@@ -150,3 +164,47 @@ def decode_write_request(data: bytes) -> list[tuple[LabelSet, list[tuple[float, 
          [(s.value, s.timestamp) for s in ts.samples])
         for ts in req.timeseries
     ]
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def first_timestamp(write_request: bytes) -> int | None:
+    """The timestamp of the first sample in a serialized ``WriteRequest``, or None.
+
+    The agent's records hold one collection each (one timestamp), so this
+    orders records without decoding them: it skips the labels of the first
+    series and reads its first sample's field 2.
+    """
+    try:
+        if not write_request or write_request[0] != 0x0A:
+            return None
+        length, pos = _read_varint(write_request, 1)
+        end = pos + length
+        while pos < end:
+            tag, pos = _read_varint(write_request, pos)
+            size, pos = _read_varint(write_request, pos)
+            if tag == 0x12:  # TimeSeries.samples
+                sample_end = pos + size
+                while pos < sample_end:
+                    field, pos = _read_varint(write_request, pos)
+                    if field == 0x09:
+                        pos += 8
+                    elif field == 0x10:
+                        value, pos = _read_varint(write_request, pos)
+                        return value - (1 << 64) if value >= 1 << 63 else value
+                    else:
+                        return None
+                return 0  # proto3 leaves a zero timestamp out
+            pos += size
+    except IndexError:
+        return None
+    return None

@@ -3,18 +3,16 @@ each answer.
 
 The client sends one request and classifies the answer; retrying, backoff and
 spool bookkeeping belong to the delivery worker (see ``sender``). The
-classification follows the remote_write spec and what Prometheus, Mimir and
-Thanos actually return:
+classification is the remote_write 1.0 spec's:
 
 * 2xx: accepted.
-* 5xx, 429 and connection errors: ``retry`` (the receiver or link is down).
-* A refusal of old samples ("out of order", "out of bounds", "too old",
-  "duplicate sample for timestamp") is ``rejected``, whatever the status:
-  Prometheus 2.42 answers a sample older than its out-of-order window with a
-  500, which a naive client retries forever. Retrying cannot help, so the
-  agent counts and drops it.
-* any other 4xx: ``dropped`` with reason ``http_<status>`` (bad auth, URL,
-  payload): retrying would only repeat it.
+* 5xx, 429 and connection errors: ``retry``, whatever the body says (the spec:
+  a sender MUST retry 5xx). Prometheus 2.42 answers a sample older than its
+  out-of-order window with a 500; what ends those retries is an age bound
+  (``max_retry_duration``, the spool's ``max_age``), never the message.
+* any other 4xx: never retried (the spec: MUST NOT), the batch is dropped and
+  counted by reason: ``too_old``, ``out_of_order`` or ``duplicate`` when the
+  message says so (``rejected``), else ``http_<status>`` (``dropped``).
 """
 
 from __future__ import annotations
@@ -24,7 +22,8 @@ import http.client
 import ssl
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +46,16 @@ _REJECTIONS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Set by the client as the protocol requires; remote_write.headers cannot change them.
+RESERVED_HEADERS = ("Content-Encoding", "Content-Type", "User-Agent", "X-Prometheus-Remote-Write-Version")
+
+
+def reserved_header(headers: Mapping[str, str]) -> str | None:
+    """The first of ``headers`` that the protocol reserves (any case), or None."""
+    reserved = {h.lower() for h in RESERVED_HEADERS}
+    return next((name for name in headers if name.strip().lower() in reserved), None)
+
+
 @dataclass(frozen=True)
 class RemoteWriteResult:
     """The receiver's answer to one request, classified (the delivery worker's
@@ -62,20 +71,23 @@ class RemoteWriteResult:
 
 @dataclass(frozen=True)
 class Auth:
-    """Credentials, read from files at each send so a rotated secret is picked up."""
+    """Credentials, read from files at each send so a rotated secret is picked up.
+
+    The secrets themselves are left out of ``repr`` (configs get logged)."""
 
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     password_file: Path | None = None
-    bearer_token: str | None = None
+    bearer_token: str | None = field(default=None, repr=False)
     bearer_token_file: Path | None = None
+    scheme: str = "Bearer"  # the Authorization type of the token (Prometheus's authorization.type)
 
     def apply(self, headers: dict[str, str]) -> tuple[str, str] | None:
         token = self.bearer_token
         if self.bearer_token_file is not None:
             token = self.bearer_token_file.read_text().strip()
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"{self.scheme} {token}"
         if self.username is None:
             return None
         password = self.password or ""
@@ -129,13 +141,16 @@ class RemoteWriteClient:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"remote_write url: expected http(s)://host[:port]/path, got {url!r}")
-        self.url = url
+        self.url = without_userinfo(url)  # what logs and status show
         self.timeout = timeout
         self._auth = auth or Auth()
         self._https = parsed.scheme == "https"
         self._host = parsed.hostname
         self._port = parsed.port or (443 if self._https else 80)
         self._path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        bad = reserved_header(headers or {})
+        if bad is not None:
+            raise ValueError(f"headers.{bad}: set by modelmon as remote_write requires; remove it")
         self._headers = {
             "Content-Encoding": "snappy",
             "Content-Type": "application/x-protobuf",
@@ -146,7 +161,7 @@ class RemoteWriteClient:
         if parsed.username is not None and self._auth.username is None:
             self._auth = Auth(username=urllib.parse.unquote(parsed.username),
                               password=urllib.parse.unquote(parsed.password or ""))
-        self._ssl = _ssl_context(tls or TLS()) if self._https else None
+        self._ssl = ssl_context(tls or TLS()) if self._https else None
         self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -179,12 +194,12 @@ class RemoteWriteClient:
         duration = time.perf_counter() - start
         if 200 <= status < 300:
             return RemoteWriteResult("success", "", status, duration)
+        if status == 429 or status >= 500:
+            return RemoteWriteResult("retry", f"http_{status}", status, duration, message,
+                                     _retry_after(retry_after))
         rejection = classify_rejection(message) if status >= 400 else None
         if rejection is not None:
             return RemoteWriteResult("rejected", rejection, status, duration, message)
-        if status == 429 or status >= 500:
-            return RemoteWriteResult("retry", f"http_{status}", status, duration, message,
-                              _retry_after(retry_after))
         return RemoteWriteResult("dropped", f"http_{status}", status, duration, message)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, str | None]:
@@ -210,7 +225,19 @@ class RemoteWriteClient:
             self._conn = None
 
 
-def _ssl_context(tls: TLS) -> ssl.SSLContext:
+def without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``, fit to be logged or shown."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.username is None and parsed.password is None:
+        return url
+    host = parsed.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parsed.port}" if parsed.port else "")
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+
+
+def ssl_context(tls: TLS) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
     if tls.insecure_skip_verify:
         context.check_hostname = False

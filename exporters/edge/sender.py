@@ -9,16 +9,18 @@ is dropped (``retry_exhausted``). This module says how to send a batch and
 what each answer of the receiver means:
 
 * accepted -> delivered;
-* 5xx, 429, connection error -> retry;
-* samples refused as too old / out of order / duplicate, or a 400/413/422 ->
-  split: the worker sends each half once more, down to single records,
-  because a receiver refuses a whole request for one bad sample (Prometheus
-  rolls the request back); a single refused record is dropped and counted by
-  reason. Each record is thus tried at most ~log2(batch) times, never in a loop;
-* any other 4xx (401, 403, 404, ...) -> dropped, counted as ``http_<status>``.
+* 5xx, 429, connection error -> retry, whatever the body says (remote-write
+  1.0: a sender MUST retry 5xx with backoff); an age bound ends retries that
+  cannot succeed (``max_retry_duration``, the spool's ``max_age``);
+* any other 4xx -> the batch is dropped once, counted by reason (``too_old``,
+  ``out_of_order``, ``duplicate`` when the receiver says so, else
+  ``http_<status>``): the spec says a sender MUST NOT retry it, and sending
+  halves again would be a retry.
 
-Records within a batch are sent in spool order, so each series' samples are in
-timestamp order. ``order: live_first`` picks the newest records first, which
+Records within a batch are sent in timestamp order (each record is one
+collection), so each series' samples are in timestamp order in every request,
+even after the wall clock stepped back. ``order: live_first`` picks the
+newest records first, which
 needs a receiver with an out-of-order window.
 """
 
@@ -33,13 +35,13 @@ from modelmon.spool.delivery import DeliverySettings, DeliveryWorker
 from modelmon.spool.destination import Batch, SendResult
 
 from .config import RemoteWriteConfig
+from .prompb import first_timestamp
 from .remote_write import RemoteWriteClient, decompress
 from .telemetry import EdgeMetrics
 
 log = logging.getLogger(__name__)
 
 _PEEK_RECORDS = 256
-_SPLIT_STATUSES = {400, 413, 422}
 
 
 class RemoteWriteDestination:
@@ -53,7 +55,7 @@ class RemoteWriteDestination:
 
     def send(self, batch: Batch) -> SendResult:
         samples = batch.item_count()
-        answer = self._client.send(b"".join(decompress(payload) for _, payload in batch.rows))
+        answer = self._client.send(_in_time_order([decompress(payload) for _, payload in batch.rows]))
         self._metrics.observe_send(answer, samples, time.time())
         seqs = batch.seqs()
         if answer.outcome == "success":
@@ -62,12 +64,18 @@ class RemoteWriteDestination:
             log.warning("remote_write to %s failed (%s %s); will retry", self._client.url,
                         answer.reason, answer.message[:200])
             return SendResult(retry=seqs, retry_after=answer.retry_after, result=answer.outcome)
-        splittable = answer.outcome == "rejected" or answer.status in _SPLIT_STATUSES
-        if splittable and len(batch) > 1:
-            return SendResult(split=answer.reason, result=answer.outcome)
         log.warning("receiver refused %d samples (%s, HTTP %s): %s; dropped", samples,
                     answer.reason, answer.status, answer.message[:200])
         return SendResult(dropped={answer.reason: seqs}, result=answer.outcome)
+
+
+def _in_time_order(requests: list[bytes]) -> bytes:
+    times = [first_timestamp(r) or 0 for r in requests]
+    if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        # The wall clock stepped back between collections: a request must
+        # still carry each series' samples in timestamp order.
+        requests = [r for _, r in sorted(zip(times, requests, strict=True), key=lambda p: p[0])]
+    return b"".join(requests)
 
 
 class _DropCounter:

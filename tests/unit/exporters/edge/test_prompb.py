@@ -41,3 +41,11 @@ def test_label_cache_is_bounded() -> None:
     for i in range(100):
         encoder.encode((("__name__", f"m{i}"),), 1.0, i)
     assert len(encoder._labels) <= 10
+
+
+@given(_labels, _floats, _timestamps)
+def test_first_timestamp_reads_what_both_encoders_wrote(labels, value, ts) -> None:
+    from modelmon.exporters.edge.prompb import first_timestamp
+
+    assert first_timestamp(SeriesEncoder().encode(labels, value, ts)) == ts
+    assert first_timestamp(encode_write_request([(labels, [(value, ts)])])) == ts

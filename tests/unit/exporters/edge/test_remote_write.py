@@ -55,8 +55,11 @@ def test_bearer_token_is_read_from_its_file_at_each_send(receiver, tmp_path) -> 
     (503, "unavailable", "retry", "http_503"),
     (500, "internal", "retry", "http_500"),
     (429, "slow down", "retry", "http_429"),
-    (500, "too old sample", "rejected", "too_old"),  # what Prometheus 2.42 answers
+    # What Prometheus 2.42 answers for a sample older than its out-of-order
+    # window: a 5xx is retried whatever its body says (remote-write 1.0 MUST).
+    (500, "too old sample", "retry", "http_500"),
     (400, "out of order sample", "rejected", "out_of_order"),
+    (400, "invalid label", "dropped", "http_400"),
     (401, "unauthorized", "dropped", "http_401"),
     (404, "not found", "dropped", "http_404"),
 ])
