@@ -96,10 +96,11 @@ from .types import (
     SpoolLocked,
     SpoolSettings,
     SpoolStats,
+    SpoolUnavailable,
 )
 
 __all__ = [
     "DEFAULT_JOURNAL_BYTES", "FSYNC_MODES", "FULL_POLICIES", "DeadLetter", "FsyncMode",
     "FullPolicy", "Ledger", "Record", "Spool", "SpoolClosed", "SpoolFull", "SpoolLocked",
-    "SpoolSettings", "SpoolStats", "Tally",
+    "SpoolSettings", "SpoolStats", "SpoolUnavailable", "Tally",
 ]

@@ -31,6 +31,7 @@ from .types import (
     SpoolLocked,
     SpoolSettings,
     SpoolStats,
+    SpoolUnavailable,
 )
 from .writer import GROUP_COMMIT_RECORDS, SpoolWriter
 
@@ -84,10 +85,15 @@ class Spool(SpoolWriter):
         self.block_timeout = block_timeout
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
-        make_private_dir(self.path)
         self.health = StorageHealth(str(self.path), log)
         self._append_failing = False
-        self._lock_fd = _take_lock(self.path)
+        try:
+            make_private_dir(self.path)
+            self._lock_fd = _take_lock(self.path)
+        except SpoolLocked:
+            raise
+        except OSError as exc:
+            raise SpoolUnavailable(self.path, exc) from None
         try:
             self._store = Store(self.path, fsync)
             self.id: str = self._store.spool_id

@@ -33,6 +33,18 @@ class SpoolLocked(RuntimeError):
     """Another process owns this spool directory."""
 
 
+class SpoolUnavailable(OSError):
+    """The spool directory cannot be created, locked or written (a path under a
+    file, a read-only filesystem, no permission). The message names the path
+    and the reason; a product adds the name of its setting."""
+
+    def __init__(self, path: object, exc: BaseException) -> None:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        super().__init__(f"cannot use {path} as a spool directory ({reason})")
+        self.path = path
+        self.reason = reason
+
+
 class SpoolClosed(RuntimeError):
     """The spool was closed; nothing can be appended."""
 

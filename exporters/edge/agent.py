@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
 from modelmon.collectors import PluginCollectors
 from modelmon.config import ConfigError
-from modelmon.spool import Spool, SpoolFull, SpoolLocked
+from modelmon.spool import Spool, SpoolFull, SpoolLocked, SpoolUnavailable
 from modelmon.spool.health import is_disk_full
 
 from .config import EdgeConfig
@@ -67,7 +67,6 @@ class EdgeAgent:
         self.view = DeviceView([self.registry, self.plugins],
                                {"device": config.device_id, **config.labels})
         self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
-        config.spool_dir.mkdir(parents=True, exist_ok=True)
         spool_kwargs: dict[str, Any] = {
             "max_bytes": config.spool.max_bytes,
             "max_age": config.spool.max_age,
@@ -79,6 +78,11 @@ class EdgeAgent:
             self.spool = Spool(config.spool_dir, **spool_kwargs)
         except ValueError as exc:  # e.g. an fsync mode the spool does not know
             raise ConfigError(f"edge.spool.{exc}") from None
+        except SpoolUnavailable as exc:
+            raise ConfigError(
+                f"edge.spool.path: {exc}; make {config.spool.path} a directory this user can "
+                "write, or set edge.spool.path to one"
+            ) from None
         except SpoolLocked:
             raise ConfigError(
                 f"edge.spool.path: {config.spool_dir} is in use by another process (another "
@@ -96,7 +100,11 @@ class EdgeAgent:
         self._last_status = 0.0
         self._closed = False
         self._last_logged: dict[str, float] = {}
-        self.logs = self._link_events() if config.logs is not None else None
+        try:
+            self.logs = self._link_events() if config.logs is not None else None
+        except BaseException:
+            self.spool.close()  # the directory is free for the next try
+            raise
 
     def _link_events(self) -> Any:
         """A log shipper, and edge-link-lost / -restored events on link changes."""

@@ -172,16 +172,40 @@ def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> 
     return options
 
 
+def check_spool_dir(section: Mapping[str, Any], base_dir: Path | None = None) -> None:
+    """Create the spool directory (owner-only) and write a file in it, or raise
+    a ConfigError naming ``logs.spool_dir`` and the fix."""
+    import os
+    import tempfile
+
+    from modelmon.exporters.logs.shipper import default_spool_dir, spool_dir_error
+    from modelmon.spool import SpoolUnavailable
+    from modelmon.spool.files import make_private_dir
+
+    spool_dir = section.get("spool_dir")
+    root = _path(spool_dir, base_dir) if spool_dir else default_spool_dir()
+    try:
+        make_private_dir(root)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(spool_dir_error(SpoolUnavailable(root, exc))) from None
+
+
 def _path(value: Any, base_dir: Path | None) -> Path:
     path = Path(str(value)).expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
 def check_sink(section: Mapping[str, Any], base_dir: Path | None = None) -> None:
-    """Build the configured sink once, so a bad sink name or option fails when
-    a server starts (naming ``logs.<sink>``), not later in a worker."""
+    """Build the configured sink once and try the spool directory, so a bad
+    sink name or option, or a spool directory that cannot be written, fails
+    when a server starts (naming ``logs.<sink>``, ``logs.spool_dir``), not
+    later in a worker."""
     from modelmon.exporters.logs.registry import sink_factories
 
+    check_spool_dir(section, base_dir)
     sink = str(section.get("sink", "file"))
     factories = sink_factories()
     if sink not in factories:

@@ -27,13 +27,14 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from modelmon.config import ConfigError
 from modelmon.exporters.logs import correlation, ecs
 from modelmon.exporters.logs.metrics import ShipperCollector
 from modelmon.exporters.logs.sinks import ItemBatch, SendResult, Sink
 from modelmon.exporters.logs.slots import MAX_SLOTS, OrphanAdopter, open_slot
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.metrics import metric_set
-from modelmon.spool import SpoolFull, SpoolSettings
+from modelmon.spool import SpoolFull, SpoolSettings, SpoolUnavailable
 from modelmon.spool.delivery import DeliverySettings, DeliveryWorker
 from modelmon.spool.destination import Batch, SendPool
 
@@ -45,6 +46,12 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _dumps = orjson.dumps
 _current_correlation = correlation._current.get
 Processor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+def spool_dir_error(exc: OSError) -> str:
+    """What to tell a user whose spool directory cannot be used: the setting and the fix."""
+    return (f"logs.spool_dir: {exc}; make it a directory this user can write, or set "
+            "logs.spool_dir (LogShipper(spool_dir=...)) to one")
 
 
 def default_spool_dir() -> Path:
@@ -110,7 +117,11 @@ class LogShipper:
         destination = SinkDestination(self._sink)
         self.sink_name: str = destination.name
         root = Path(spool_dir) if spool_dir is not None else default_spool_dir()
-        self.spool = open_slot(root, spool_settings)
+        try:
+            self.spool = open_slot(root, spool_settings)
+        except SpoolUnavailable as exc:
+            self._sink.close()
+            raise ConfigError(spool_dir_error(exc)) from None
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
         self.service_name = service_name

@@ -13,7 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
-from modelmon.spool import Spool, SpoolLocked, SpoolSettings
+from modelmon.spool import Spool, SpoolLocked, SpoolSettings, SpoolUnavailable
 from modelmon.spool.delivery import DeliveryObserver, DeliverySettings, DeliveryWorker
 from modelmon.spool.destination import Destination, SendPool
 from modelmon.spool.files import make_private_dir
@@ -24,8 +24,12 @@ MAX_SLOTS = 64
 
 
 def open_slot(root: Path, settings: SpoolSettings) -> Spool:
-    """The spool of the first free slot under ``root`` (made owner-only)."""
-    make_private_dir(root)
+    """The spool of the first free slot under ``root`` (made owner-only);
+    ``SpoolUnavailable`` when ``root`` cannot be made or written."""
+    try:
+        make_private_dir(root)
+    except OSError as exc:
+        raise SpoolUnavailable(root, exc) from None
     for n in range(MAX_SLOTS):
         try:
             return Spool.from_settings(root / f"slot-{n}", settings)
