@@ -50,6 +50,9 @@ SinkFactory = Callable[[Mapping[str, Any]], Any]
 RegisterCollector = Callable[[str, Collector], None]
 RegisterLogProcessor = Callable[..., None]
 RegisterSink = Callable[[str, SinkFactory], None]
+# A spool key provider (a KMS client): its ``kms:`` settings -> the keys, current first.
+SpoolKeyProvider = Callable[[Mapping[str, Any]], "list[bytes]"]
+RegisterSpoolKeyProvider = Callable[[str, SpoolKeyProvider], None]
 # argparse's sub-parser collection (``ArgumentParser.add_subparsers()``).
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -111,6 +114,28 @@ def modelmon_register_sinks(register: RegisterSink) -> None:
 
     :param register: ``register(name: str, factory: SinkFactory) -> None``;
         ``name`` is what users put in ``sink:``.
+    :return: nothing; results are given through ``register``.
+    """
+
+
+@hookspec
+def modelmon_register_spool_key_providers(register: RegisterSpoolKeyProvider) -> None:
+    """Register key providers (a KMS, a TPM, a secrets manager) for spool encryption.
+
+    Call ``register(name, provider)``. A spool configured with
+    ``encryption: {kms: {provider: <name>, ...}}`` (``edge.spool.encryption``,
+    ``logs.spool.encryption``) calls ``provider(settings)`` once, when it
+    opens, with the ``kms`` mapping minus ``provider``; it returns the keys as
+    bytes (16, 24 or 32 each, AES-128/192/256), the one that seals new records
+    first, then the older ones that must still open records written under
+    them (key rotation). Each record names its key by id (the first 4 bytes of
+    the key's SHA-256), so the order of the older keys does not matter. A
+    provider that raises stops the agent or the shipper at start with a
+    message naming ``<section>.encryption.kms``: a spool never starts without
+    its keys. Keep the keys in memory only; never log them.
+
+    :param register: ``register(name: str, provider: SpoolKeyProvider) -> None``;
+        ``name`` is what users put in ``kms.provider``.
     :return: nothing; results are given through ``register``.
     """
 

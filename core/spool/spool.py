@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from . import journal
+from .crypto import SpoolCipher, SpoolKeyMismatch, Undecryptable, check_keys
 from .files import FILE_MODE, make_private_dir
 from .health import StorageHealth, is_disk_full
 from .ledger import Ending, Tally
@@ -65,6 +66,7 @@ class Spool(SpoolWriter):
         block_timeout: float | None = None,
         fsync_interval: float = 1.0,
         journal_bytes: int = DEFAULT_JOURNAL_BYTES,
+        cipher: SpoolCipher | None = None,
     ) -> None:
         if full_policy not in FULL_POLICIES:
             raise ValueError(f"full_policy: expected one of {FULL_POLICIES}, got {full_policy!r}")
@@ -83,6 +85,8 @@ class Spool(SpoolWriter):
         # drop_oldest without fsync "always" (-1: never).
         self._inline_max = max_bytes if full_policy == "drop_oldest" and fsync != "always" else -1
         self.block_timeout = block_timeout
+        self._cipher = cipher
+        self.undecryptable = 0  # records no key opened, dead-lettered
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
         self.health = StorageHealth(str(self.path), log)
@@ -98,6 +102,13 @@ class Spool(SpoolWriter):
             self._store = Store(self.path, fsync)
             self.id: str = self._store.spool_id
             self._next_seq, self._first_journal_no = recover(self.path, self._store)
+            # Records no configured key opens would be dead-lettered one by
+            # one: refuse to start instead, naming the key ids (the fix is a key).
+            check_keys(self._store.key_ids(), cipher, self.path)
+        except SpoolKeyMismatch:
+            self._store.close(clean=False)
+            os.close(self._lock_fd)
+            raise
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -123,16 +134,18 @@ class Spool(SpoolWriter):
         return cls(path, max_bytes=settings.max_bytes, max_age=settings.max_age,
                    full_policy=settings.full_policy, fsync=settings.fsync,
                    fsync_interval=settings.fsync_interval,
-                   block_timeout=settings.block_timeout)
+                   block_timeout=settings.block_timeout, cipher=settings.encryption)
 
     # -- producer side ------------------------------------------------------
 
     def append(self, payload: bytes, *, created: float | None = None, items: int = 1) -> int | None:
         """Add one record; returns its seq once durable per the fsync mode, or
         None when it was dropped (``drop_newest`` on a full spool, too large)."""
+        if self._cipher is not None:
+            payload = self._cipher.seal(payload)  # before anything touches the disk
         size = len(payload)
         if size > self._inline_max:  # too large, or a policy append_many enforces
-            return self.append_many((payload,), created=created, items=(items,))[0]
+            return self._append_sealed((payload,), created, (items,))[0]
         # The hot path: one uncontended lock, one frame copied into the journal,
         # one list append; no system call in fsync modes "interval" and "never".
         if created is None:
@@ -175,11 +188,17 @@ class Spool(SpoolWriter):
         items: Sequence[int] | None = None,
     ) -> list[int | None]:
         """Add records with one ``write(2)``; seqs in order, None for dropped ones."""
-        if created is None:
-            created = time.time()
         counts = items if items is not None else (1,) * len(payloads)
         if len(counts) != len(payloads):
             raise ValueError("append_many: items must have one count per payload")
+        if self._cipher is not None:
+            payloads = [self._cipher.seal(p) for p in payloads]
+        return self._append_sealed(payloads, created, counts)
+
+    def _append_sealed(self, payloads: Sequence[bytes], created: float | None,
+                       counts: Sequence[int]) -> list[int | None]:
+        if created is None:
+            created = time.time()
         if self.full_policy == "block":
             self._wait_for_room(sum(len(p) for p in payloads))
         seqs: list[int | None] = []
@@ -279,15 +298,45 @@ class Spool(SpoolWriter):
     ) -> list[Record]:
         """Pending records (not removed), oldest first; at least one if any is pending.
         ``after_seq``: only records with a higher seq (the ones not already in flight)."""
-        return list(map(_make_record, self._store.peek(max_records, max_bytes, newest_first,
-                                                       after_seq)))
+        while True:
+            rows = self._store.peek(max_records, max_bytes, newest_first, after_seq)
+            if self._cipher is None or not rows:
+                return list(map(_make_record, rows))
+            opened = self._open([(r[0], r[2]) for r in rows])
+            if opened or len(rows) == 0:
+                return [Record(r[0], r[1], opened[r[0]], r[3]) for r in rows if r[0] in opened]
 
     def peek_payloads(
         self, max_records: int, *, max_bytes: int | None = None, after_seq: int = 0,
     ) -> list[tuple[int, bytes]]:
         """``peek`` as (seq, payload) rows straight from SQLite, oldest first: for
         a shipper that needs nothing else (one object less per record)."""
-        return self._store.peek_payloads(max_records, max_bytes, after_seq)
+        while True:
+            rows = self._store.peek_payloads(max_records, max_bytes, after_seq)
+            if self._cipher is None or not rows:
+                return rows
+            opened = self._open(rows)
+            if opened:
+                return [(seq, opened[seq]) for seq, _ in rows if seq in opened]
+
+    def _open(self, rows: Sequence[tuple[int, bytes]]) -> dict[int, bytes]:
+        """Plaintexts by seq; a record no configured key opens is dead-lettered
+        (kept sealed: replayable once its key is configured) and counted."""
+        assert self._cipher is not None
+        opened: dict[int, bytes] = {}
+        failed: dict[str, list[int]] = {}
+        open_ = self._cipher.open
+        for seq, payload in rows:
+            try:
+                opened[seq] = open_(payload)
+            except Undecryptable as exc:
+                failed.setdefault(f"undecryptable: {exc}", []).append(seq)
+        for reason, seqs in failed.items():
+            log.error("modelmon spool %s: %d records cannot be decrypted (%s); dead-lettered",
+                      self.path, len(seqs), reason)
+            self.dead_letter(seqs, reason)
+            self.undecryptable += len(seqs)
+        return opened
 
     def ack(self, seqs: Iterable[int]) -> None:
         """Delivered: remove and count as delivered. Unknown seqs are ignored."""
@@ -325,7 +374,19 @@ class Spool(SpoolWriter):
     # -- dead letters -------------------------------------------------------
 
     def dead_letters(self, limit: int = 100, after_seq: int = 0) -> list[DeadLetter]:
-        return [DeadLetter(*row) for row in self._store.dead_letters(limit, after_seq)]
+        """Dead letters, decrypted when a configured key opens them."""
+        rows = self._store.dead_letters(limit, after_seq)
+        cipher = self._cipher
+        if cipher is None:
+            return [DeadLetter(*row) for row in rows]
+        out = []
+        for seq, created, payload, items, reason, dead_at in rows:
+            try:
+                payload = cipher.open(payload)
+            except Undecryptable:
+                pass  # shown sealed; replayable once its key is configured
+            out.append(DeadLetter(seq, created, payload, items, reason, dead_at))
+        return out
 
     def replay_dead_letters(self, seqs: Iterable[int] | None = None) -> int:
         """Move dead letters (all, or ``seqs``) back to pending with their seq;
@@ -372,7 +433,8 @@ class Spool(SpoolWriter):
             delivered_items=ledger.delivered.items,
             dropped_items={reason: t.items for reason, t in ledger.dropped.items()},
             dead_lettered_items=ledger.dead_lettered.items,
-            storage_errors=self.health.errors(),
+            storage_errors={**self.health.errors(),
+                            **({"decrypt": self.undecryptable} if self.undecryptable else {})},
             degraded=self.health.degraded,
             degraded_since=self.health.degraded_since,
         )

@@ -346,6 +346,13 @@ class Store:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
 
+    def key_ids(self) -> dict[str, int]:
+        """Pending records per encryption key id (``""``: not encrypted)."""
+        from .crypto import key_ids_in
+
+        with self.lock:
+            return key_ids_in(self._conn)
+
     def abandon(self) -> None:
         """Close without the clean mark (a close that failed): the next open
         checks the database and replays the journals."""

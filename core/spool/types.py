@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from .crypto import SpoolCipher
 
 FsyncMode = Literal["interval", "always", "never"]
 FullPolicy = Literal["drop_oldest", "drop_newest", "block"]
@@ -23,6 +26,8 @@ class SpoolSettings:
     fsync: FsyncMode = "interval"
     fsync_interval: float = 1.0
     block_timeout: float | None = None
+    # Seal every payload before it reaches the disk (``modelmon.spool.crypto``).
+    encryption: SpoolCipher | None = None
 
 
 class SpoolFull(Exception):
