@@ -34,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from modelmon.collectors import PluginCollectors
 from modelmon.config import ConfigError
 from modelmon.spool import Spool, SpoolFull, SpoolLocked, SpoolUnavailable
+from modelmon.spool.crypto import SpoolKeyMismatch, cipher_from_config
 from modelmon.spool.health import is_disk_full
 
 from .config import EdgeConfig
@@ -74,8 +75,13 @@ class EdgeAgent:
         }
         if config.spool.fsync is not None:
             spool_kwargs["fsync"] = config.spool.fsync
+        # Keys are read now: a missing or wrong key stops the agent here.
+        spool_kwargs["cipher"] = cipher_from_config(config.spool.encryption,
+                                                    "edge.spool.encryption")
         try:
             self.spool = Spool(config.spool_dir, **spool_kwargs)
+        except SpoolKeyMismatch as exc:
+            raise ConfigError(f"edge.spool.encryption: {exc}") from None
         except ValueError as exc:  # e.g. an fsync mode the spool does not know
             raise ConfigError(f"edge.spool.{exc}") from None
         except SpoolUnavailable as exc:

@@ -18,6 +18,9 @@ Example (``modelmon edge run --config edge.yaml``)::
         max_age: 7d                   # older samples are dropped (reason max_age)
         full_policy: drop_oldest      # or drop_newest, block
         fsync: null                   # the spool's fsync mode (see modelmon.spool); null: its default
+        encryption:                   # optional: AES-GCM at rest (docs/security.md)
+          key_file: /etc/modelmon/spool.key   # or key_env: MODELMON_SPOOL_KEY, or kms: {provider: ...}
+          previous_keys: []           # older keys: still decrypt, never encrypt
       remote_write:
         url: https://prom.example/api/v1/write
         timeout: 30s
@@ -66,6 +69,8 @@ class SpoolConfig:
     max_age: float | None = 7 * 86400.0
     full_policy: str = "drop_oldest"
     fsync: str | None = None
+    # The ``encryption:`` section, checked, keys not read yet (modelmon.spool.crypto).
+    encryption: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +271,9 @@ class _Fields:
 
 
 def _spool(p: _Fields, base_dir: Path | None) -> SpoolConfig:
-    p.only("path", "max_bytes", "max_age", "full_policy", "fsync")
+    from modelmon.spool.crypto import encryption_section
+
+    p.only("path", "max_bytes", "max_age", "full_policy", "fsync", "encryption")
     path = p.path("path")
     if path is None:
         raise ConfigError(f"{p.where}path: required, the agent's state directory such as /var/lib/modelmon/edge")
@@ -276,6 +283,8 @@ def _spool(p: _Fields, base_dir: Path | None) -> SpoolConfig:
         max_age=p.optional_duration("max_age", SpoolConfig.max_age),
         full_policy=p.choice("full_policy", FULL_POLICIES, "drop_oldest"),
         fsync=p.optional_str("fsync"),
+        encryption=encryption_section(p.data.get("encryption"), f"{p.where}encryption",
+                                      base_dir),
     )
 
 

@@ -14,6 +14,9 @@ Example::
         fsync: interval              # interval | always | never
         fsync_interval: 1s
         block_timeout: 5s
+        encryption:                  # optional: AES-GCM at rest (docs/security.md)
+          key_env: MODELMON_SPOOL_KEY  # or key_file: ..., or kms: {provider: ...}
+          previous_keys: []          # older keys: still decrypt, never encrypt
       batch_size: 1000
       batch_bytes: 5MiB
       backoff: {initial: 500ms, max: 60s}
@@ -25,8 +28,10 @@ Example::
                                      # on by default; only {enabled: false} switches it off
       elasticsearch:                 # options of the sink named in `sink:`
         url: https://es.example:9200 # or hosts: [...], or cloud_id: ...
-        api_key: ...                 # or username/password; api_key_file/password_file
-        ca_certs: /etc/ssl/es-ca.pem
+        api_key_file: /run/secrets/es-api-key   # or api_key, or username + password[_file]
+        ca_file: /etc/ssl/es-ca.pem  # (or ca_certs) the CA that signed the cluster's certificate
+        cert_file: /etc/ssl/modelmon.pem  # a client certificate, when the cluster requires one
+        key_file: /etc/ssl/modelmon.key
         index: logs-modelmon-default
 """
 
@@ -37,12 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from modelmon.config import ConfigError
+from modelmon.exporters.logs.sinks import Secret
 from modelmon.units import parse_duration, parse_size
 
 _TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size", "batch_bytes",
         "backoff", "log_inputs", "log_outputs", "max_payload_chars", "correlation_header",
         "redact", "prefix"}
-_SPOOL = {"max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "block_timeout"}
+_SPOOL = {"max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "block_timeout",
+          "encryption"}
 _SINK_SECTIONS = {"elasticsearch", "logstash_tcp", "logstash_http", "file"}
 
 
@@ -114,6 +121,12 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
         for key in ("fsync_interval", "block_timeout"):
             if spool.get(key) is not None:
                 opts[key] = parse_duration(spool[key], f"logs.spool.{key}")
+        if spool.get("encryption") is not None:
+            from modelmon.spool.crypto import encryption_section
+
+            # Checked here, keys read when the shipper opens its spool.
+            opts["encryption"] = encryption_section(spool["encryption"],
+                                                    "logs.spool.encryption", base_dir)
         if "batch_size" in section:
             value = section["batch_size"]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -147,7 +160,7 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(str(exc)) from None
-    opts["processor_config"] = dict(section)
+    opts["processor_config"] = _with_secrets_hidden(section)
     sink_options = section.get(sink) or {}
     if not isinstance(sink_options, Mapping):
         raise ConfigError(f"logs.{sink}: expected a mapping of options for the {sink} sink")
@@ -155,21 +168,45 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
     return opts
 
 
+_SECRET_KEYS = ("api_key", "password")
+_FILE_KEYS = ("ca_certs", "ca_file", "cert_file", "key_file")
+
+
 def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
-    # Secrets may live in files (Kubernetes secrets, systemd credentials).
-    for key in ("api_key", "password"):
+    # Secrets may live in files (Kubernetes secrets, systemd credentials), read
+    # once here; either way they become Secrets, which no repr shows.
+    for key in _SECRET_KEYS:
         file_key = f"{key}_file"
-        if file_key in options:
+        if options.get(file_key) is not None:
+            if options.get(key) is not None:
+                raise ConfigError(f"logs.{sink}.{file_key}: set {key} or {file_key}, not both")
             path = _path(options.pop(file_key), base_dir)
             try:
-                options[key] = path.read_text().strip()
+                options[key] = Secret(path.read_text().strip())
             except OSError as exc:
                 raise ConfigError(f"logs.{sink}.{file_key}: cannot read {path} ({exc.strerror})"
                                   ) from None
-    for key in ("ca_certs", "path"):
-        if key in options:
+        elif options.get(key) is not None:
+            options[key] = Secret(str(options[key]))
+        options.pop(file_key, None)
+    for key in (*_FILE_KEYS, "path"):
+        if options.get(key) is not None:
             options[key] = str(_path(options[key], base_dir))
+    for key in _FILE_KEYS:  # TLS files: a missing one fails at start, named
+        if options.get(key) is not None and not Path(options[key]).is_file():
+            raise ConfigError(f"logs.{sink}.{key}: {options[key]} does not exist or is not a file")
     return options
+
+
+def _with_secrets_hidden(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``logs:`` section with every sink's inline secret made a Secret."""
+    hidden = dict(section)
+    for name in _SINK_SECTIONS:
+        sink = hidden.get(name)
+        if isinstance(sink, Mapping):
+            hidden[name] = {k: Secret(str(v)) if k in _SECRET_KEYS and v is not None else v
+                            for k, v in sink.items()}
+    return hidden
 
 
 def check_spool_dir(section: Mapping[str, Any], base_dir: Path | None = None) -> None:
@@ -191,6 +228,40 @@ def check_spool_dir(section: Mapping[str, Any], base_dir: Path | None = None) ->
         os.unlink(probe)
     except OSError as exc:
         raise ConfigError(spool_dir_error(SpoolUnavailable(root, exc))) from None
+    _check_spool_keys(section, root, base_dir)
+
+
+def _check_spool_keys(section: Mapping[str, Any], root: Path, base_dir: Path | None) -> None:
+    """Every slot's pending records must open with the configured keys: read
+    them before the workers start, so a missing key stops the server with the
+    field's name instead of a traceback in every worker."""
+    import sqlite3
+
+    from modelmon.spool.crypto import (
+        SpoolKeyMismatch,
+        check_keys,
+        cipher_from_config,
+        encryption_section,
+        key_ids_in,
+    )
+
+    spool = section.get("spool") or {}
+    field = "logs.spool.encryption"
+    cipher = cipher_from_config(encryption_section(spool.get("encryption"), field, base_dir),
+                                field)
+    for db in sorted(root.glob("slot-*/spool.db")):
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                found = key_ids_in(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue  # unreadable: the spool salvages it when it opens
+        try:
+            check_keys(found, cipher, db.parent)
+        except SpoolKeyMismatch as exc:
+            raise ConfigError(f"logs.spool.encryption: {exc}") from None
 
 
 def _path(value: Any, base_dir: Path | None) -> Path:
@@ -224,3 +295,12 @@ def check_sink(section: Mapping[str, Any], base_dir: Path | None = None) -> None
     close = getattr(made, "close", None)
     if callable(close):
         close()
+
+
+def sink_options(sink: str, section: Mapping[str, Any], base_dir: Path | None = None) -> dict[str, Any]:
+    """The options of ``logs.<sink>`` as its sink takes them: secrets read from
+    their files, paths resolved against the config file's directory."""
+    options = section.get(sink) or {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"logs.{sink}: expected a mapping of options for the {sink} sink")
+    return _sink_options(sink, dict(options), base_dir)

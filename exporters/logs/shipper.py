@@ -35,6 +35,7 @@ from modelmon.exporters.logs.slots import MAX_SLOTS, OrphanAdopter, open_slot
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.metrics import metric_set
 from modelmon.spool import SpoolFull, SpoolSettings, SpoolUnavailable
+from modelmon.spool.crypto import SpoolKeyMismatch
 from modelmon.spool.delivery import DeliverySettings, DeliveryWorker
 from modelmon.spool.destination import Batch, SendPool
 
@@ -122,6 +123,9 @@ class LogShipper:
         except SpoolUnavailable as exc:
             self._sink.close()
             raise ConfigError(spool_dir_error(exc)) from None
+        except SpoolKeyMismatch as exc:
+            self._sink.close()
+            raise ConfigError(f"logs.spool.encryption: {exc}") from None
         self._base = ecs.base_fields(service_name, environment)
         self.base_fields = self._base  # what every event starts from (do not change it)
         self.service_name = service_name
@@ -323,7 +327,7 @@ def _plugin_processors(config: Mapping[str, Any]) -> list[tuple[str, Processor]]
 
 # LogShipper's keyword arguments for the spool's and the worker's settings
 # (the names of the logs config section), and the fields they set.
-_SPOOL_OPTIONS = ("max_bytes", "max_age", "full_policy", "fsync", "fsync_interval",
+_SPOOL_OPTIONS = ("max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "encryption",
                   "block_timeout")
 _DELIVERY_OPTIONS = {"batch_size": "batch_records", "batch_bytes": "batch_bytes",
                      "backoff_initial": "backoff_base", "backoff_max": "backoff_cap"}
@@ -337,6 +341,11 @@ def _settings(
     """The spool's and the worker's settings, from the grouped objects and the
     single keyword arguments (which win); what is left goes to the sink."""
     spool_fields = {k: options.pop(k) for k in _SPOOL_OPTIONS if k in options}
+    if isinstance(spool_fields.get("encryption"), Mapping):
+        from modelmon.spool.crypto import cipher_from_config
+
+        spool_fields["encryption"] = cipher_from_config(spool_fields["encryption"],
+                                                        "logs.spool.encryption")
     delivery_fields = {field: options.pop(k) for k, field in _DELIVERY_OPTIONS.items()
                        if k in options}
     batch_size = delivery_fields.get("batch_records", 1)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from modelmon.spool import Spool, SpoolLocked, SpoolSettings, SpoolUnavailable
+from modelmon.spool.crypto import SpoolKeyMismatch
 from modelmon.spool.delivery import DeliveryObserver, DeliverySettings, DeliveryWorker
 from modelmon.spool.destination import Destination, SendPool
 from modelmon.spool.files import make_private_dir
@@ -102,6 +103,9 @@ class OrphanAdopter:
                 orphan = Spool.from_settings(path, self._spool_settings)
             except SpoolLocked:
                 continue  # a live process owns it
+            except SpoolKeyMismatch as exc:
+                log.error("cannot ship orphaned log spool %s: %s", path, exc)
+                continue
             except Exception:
                 log.exception("cannot open orphaned log spool %s; its events stay there", path)
                 continue
