@@ -104,10 +104,12 @@ def _read_only(slot: Path) -> sqlite3.Connection:
 
 
 def run_setup_es(args: argparse.Namespace) -> int:
+    from modelmon.exporters.logs.config import sink_options
     from modelmon.exporters.logs.elasticsearch_sink import make_client
     from modelmon.exporters.logs.es_setup import install
 
-    options = dict(_logs_section(args.config).get("elasticsearch") or {})
+    options = sink_options("elasticsearch", _logs_section(args.config),
+                           args.config.parent if args.config else None)
     for key in ("url", "cloud_id", "api_key", "username", "password", "ca_certs"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)

@@ -28,6 +28,7 @@ from modelmon.exporters.logs.sinks import (
     SendResult,
     parse_retry_after,
     seqs_of,
+    tls_files,
 )
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,18 @@ def make_client(
     username: str | None = None,
     password: str | None = None,
     ca_certs: str | None = None,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
     verify_certs: bool = True,
     request_timeout: float = 30.0,
 ) -> Elasticsearch:
-    """An official client with its own retries off: the shipper retries, per item."""
+    """An official client with its own retries off: the shipper retries, per item.
+
+    ``cert_file``/``key_file``: a client certificate for clusters that require
+    one (``xpack.security.http.ssl.client_authentication: required``)."""
+    ca_certs, cert_file, key_file = tls_files(ca_certs=ca_certs, ca_file=ca_file,
+                                              cert_file=cert_file, key_file=key_file)
     if url is not None and hosts is not None:
         raise ValueError("elasticsearch: give url or hosts, not both")
     nodes = [url] if isinstance(url, str) else list(url or hosts or [])
@@ -77,6 +86,10 @@ def make_client(
         kwargs["basic_auth"] = (username, password or "")
     if ca_certs:
         kwargs["ca_certs"] = ca_certs
+    if cert_file:
+        kwargs["client_cert"] = cert_file
+        if key_file:
+            kwargs["client_key"] = key_file
     if not verify_certs:
         kwargs["verify_certs"] = False
     try:

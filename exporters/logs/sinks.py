@@ -9,14 +9,53 @@ Sinks run on the delivery worker's sender threads only.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple, Protocol, overload
+from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
 
 import orjson
 
 from modelmon.spool.destination import SendResult, seqs_of
 
-__all__ = ["Item", "ItemBatch", "SendResult", "Sink", "parse_retry_after", "seqs_of",
-           "with_event_id", "with_event_ids"]
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["Item", "ItemBatch", "Secret", "SendResult", "Sink", "client_tls_context",
+           "parse_retry_after", "seqs_of", "tls_files", "with_event_id", "with_event_ids"]
+
+
+class Secret(str):
+    """A password or API key: the value itself wherever a string is used, but
+    never in ``repr`` (options mappings get logged, printed and put in errors)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+
+def client_tls_context(*, ca_file: str | None = None, cert_file: str | None = None,
+                       key_file: str | None = None, verify_certs: bool = True) -> ssl.SSLContext:
+    """A client TLS context: ``ca_file`` to verify the server, ``cert_file``
+    and ``key_file`` to present a client certificate (servers that require one)."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca_file)
+    if not verify_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def tls_files(*, ca_certs: str | None, ca_file: str | None, cert_file: str | None,
+              key_file: str | None) -> tuple[str | None, str | None, str | None]:
+    """(CA, client certificate, client key) from a sink's options, checked:
+    ``ca_file`` is ``ca_certs`` by its Prometheus name."""
+    if ca_certs and ca_file:
+        raise ValueError("ca_file: set ca_file or ca_certs (the same thing), not both")
+    if key_file and not cert_file:
+        raise ValueError("cert_file: required when key_file is set")
+    return ca_file or ca_certs, cert_file, key_file
 
 
 class Item(NamedTuple):
