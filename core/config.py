@@ -11,6 +11,7 @@ Example::
       elasticsearch: {url: "https://es:9200", api_key_file: /etc/modelmon/es-key}
     threads: 8
     max_label_values: 200         # per label of each metric; overflow -> __other__
+    max_series: 5000              # series of the whole server; overflow -> __other__
     ingest:
       max_body_bytes: 1MiB
       max_events: 10000
@@ -27,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ import yaml
 
 from modelmon.catalog import CATALOG
 from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.labels import DEFAULT_MAX_SERIES
 from modelmon.units import parse_size
 
 
@@ -85,6 +88,9 @@ class ModelQualityConfig:
     base_dir: Path | None = None
 
     def for_version(self, model: str, version: str) -> QualityOptions:
+        # The version comes from /ingest clients: only path-safe characters
+        # reach a file name ("../../etc" must not climb out of the folder).
+        model, version = (_path_safe(v) for v in (model, version))
         options: dict[str, Any] = {
             k: v.format(model=model, version=version) if isinstance(v, str) else v
             for k, v in self.options.items()
@@ -96,6 +102,11 @@ class ModelQualityConfig:
         return cast(QualityOptions, options)
 
 
+def _path_safe(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return safe if safe.strip(".") else safe.replace(".", "_")
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"
@@ -104,6 +115,7 @@ class ServeConfig:
     web_config_file: Path | None = None
     threads: int = 8
     max_label_values: int = 200
+    max_series: int = DEFAULT_MAX_SERIES
     ingest: IngestConfig = field(default_factory=IngestConfig)
     buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -132,8 +144,8 @@ def _positive_int(value: object, field_name: str) -> int:
     return value
 
 
-_KNOWN = {"listen", "prefix", "web_config_file", "threads", "max_label_values", "ingest",
-          "buckets", "plugins", "quality"}
+_KNOWN = {"listen", "prefix", "web_config_file", "threads", "max_label_values", "max_series",
+          "ingest", "buckets", "plugins", "quality"}
 # Sections that belong to other components; validated by them.
 _FOREIGN = {"logs", "edge"}
 
@@ -192,7 +204,7 @@ def serve_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = N
     if data.get("web_config_file"):
         path = Path(str(data["web_config_file"]))
         kwargs["web_config_file"] = path if path.is_absolute() or base_dir is None else base_dir / path
-    for key in ("threads", "max_label_values"):
+    for key in ("threads", "max_label_values", "max_series"):
         if key in data:
             kwargs[key] = _positive_int(data[key], key)
     ingest = data.get("ingest") or {}

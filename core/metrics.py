@@ -12,15 +12,71 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from modelmon.catalog import by_name
 from modelmon.kpi import DEFAULT_PREFIX, KPI, bucket_problems
-from modelmon.labels import LabelLimiter
+from modelmon.labels import (
+    DEFAULT_MAX_SERIES,
+    ENUM_LABELS,
+    OTHER,
+    LabelLimiter,
+    SeriesBudget,
+    clean_label_value,
+)
 
 DEFAULT_MAX_LABEL_VALUES = 200
+
+# The metrics that count the budget's and the labels' own events: their
+# labels are catalog names (bounded), and they must be countable when the
+# budget is spent.
+_UNBUDGETED = frozenset({
+    "label_overflow_total", "label_values_replaced_total", "series_budget_exceeded_total",
+})
+
+
+class _Guarded:
+    """prometheus_client's ``labels()`` with every new series passed through its MetricSet.
+
+    Known series take the fast path (one dict lookup); a new one gets its
+    values cleaned and is charged to the series budget (``MetricSet._new_series``).
+    """
+
+    _modelmon_set: MetricSet | None = None
+    _modelmon_kpi: KPI
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> Any:
+        guard = self._modelmon_set
+        if guard is None or labelkwargs:
+            if guard is not None:
+                names = self._modelmon_kpi.labels
+                if sorted(labelkwargs) != sorted(names):
+                    raise ValueError("Incorrect label names")
+                return self.labels(*(labelkwargs[n] for n in names))
+            return super().labels(*labelvalues, **labelkwargs)  # type: ignore[misc]
+        values = tuple(str(v) for v in labelvalues)
+        child = self._metrics.get(values)  # type: ignore[attr-defined]
+        if child is not None:
+            return child
+        return guard._new_series(self, values)
+
+    def _modelmon_child(self, values: tuple[str, ...]) -> Any:
+        return super().labels(*values)  # type: ignore[misc]
+
+
+class GuardedCounter(_Guarded, Counter):
+    pass
+
+
+class GuardedGauge(_Guarded, Gauge):
+    pass
+
+
+class GuardedHistogram(_Guarded, Histogram):
+    pass
+
 
 # What a catalog entry becomes, by its type.
 CatalogMetric = Counter | Gauge | Histogram
@@ -41,6 +97,7 @@ class MetricSet:
         prefix: str = DEFAULT_PREFIX,
         buckets: Mapping[str, Sequence[float]] | None = None,
         max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.registry = registry
         self.prefix = prefix
@@ -55,6 +112,9 @@ class MetricSet:
         self._lock = threading.Lock()
         self.limiter = LabelLimiter(max_label_values, self._count_overflow)
         self._explicit_cap: int | None = None
+        self.budget = SeriesBudget(max_series)
+        self._explicit_budget: int | None = None
+        self._series_lock = threading.Lock()
 
     def counter(self, name: str) -> Counter:
         """The prometheus_client Counter of catalog entry ``name`` (a counter KPI)."""
@@ -105,6 +165,34 @@ class MetricSet:
                 "all monitors sharing a registry must use the same cap"
             )
 
+    def adopt_series_budget(self, max_series: int | None) -> None:
+        """Apply a caller's series budget, like ``adopt_label_cap``."""
+        if max_series is None:
+            return
+        if self._explicit_budget is None:
+            self.budget = SeriesBudget(max_series)  # validates
+            self.budget.used = self._series_in_use()
+            self._explicit_budget = max_series
+        elif self._explicit_budget != max_series:
+            raise ValueError(
+                f"max_series: this registry already has a budget of {self._explicit_budget} "
+                "series; all monitors sharing a registry must use the same budget"
+            )
+
+    def clean(self, metric: str, label: str, value: str) -> str:
+        """``value`` fit for a label (see modelmon.labels), counting any replacement."""
+        cleaned = clean_label_value(value)
+        if cleaned != value:
+            self.counter("label_values_replaced_total").labels(metric, label).inc()
+        return cleaned
+
+    def budget_spent(self) -> bool:
+        """True when no new series fits in the budget (callers then fold to __other__)."""
+        return not self.budget.room_for(1)
+
+    def count_budget_exceeded(self, metric: str) -> None:
+        self.counter("series_budget_exceeded_total").labels(metric).inc()
+
     def check_buckets(self, buckets: Mapping[str, Sequence[float]] | None) -> None:
         """Fail loudly when a second user of this registry wants other buckets."""
         for name, wanted in (buckets or {}).items():
@@ -117,18 +205,78 @@ class MetricSet:
 
     def _create(self, kpi: KPI) -> CatalogMetric:
         full = kpi.full_name(self.prefix)
+        metric: GuardedCounter | GuardedGauge | GuardedHistogram
         if kpi.type == "counter":
             # prometheus_client appends _total itself.
-            return Counter(full.removesuffix("_total"), kpi.help, kpi.labels, registry=self.registry)
-        if kpi.type == "gauge":
-            return Gauge(
+            metric = GuardedCounter(full.removesuffix("_total"), kpi.help, kpi.labels,
+                                    registry=self.registry)
+        elif kpi.type == "gauge":
+            metric = GuardedGauge(
                 full, kpi.help, kpi.labels, multiprocess_mode=kpi.multiprocess_mode,
                 registry=self.registry,
             )
-        buckets = self._buckets.get(kpi.name, kpi.buckets)
-        assert buckets is not None, f"histogram {kpi.name} has no buckets in the catalog"
-        return Histogram(full, kpi.help, kpi.labels, buckets=buckets,
-                         registry=self.registry)
+        else:
+            buckets = self._buckets.get(kpi.name, kpi.buckets)
+            assert buckets is not None, f"histogram {kpi.name} has no buckets in the catalog"
+            metric = GuardedHistogram(full, kpi.help, kpi.labels, buckets=buckets,
+                                      registry=self.registry)
+        if kpi.labels:
+            metric._modelmon_kpi = kpi
+            metric._modelmon_set = self
+        else:
+            self.budget.charge(self._cost(metric))
+        return metric
+
+    # -- the series budget -----------------------------------------------------
+
+    @staticmethod
+    def _cost(metric: Counter | Gauge | Histogram) -> int:
+        """Series one child adds to a text scrape (``_created`` included)."""
+        if isinstance(metric, Histogram):
+            return len(metric._upper_bounds) + 3  # buckets (+Inf too), _sum, _count, _created
+        return 2 if isinstance(metric, Counter) else 1
+
+    def _series_in_use(self) -> int:
+        total = 0
+        for metric in list(self._metrics.values()):
+            children = len(metric._metrics) if getattr(metric, "_labelnames", ()) else 1
+            total += children * self._cost(metric)
+        return total
+
+    def _new_series(self, metric: Any, values: tuple[str, ...]) -> Any:
+        kpi = metric._modelmon_kpi
+        names = kpi.labels
+        if len(values) != len(names):
+            raise ValueError(f"{kpi.name}: expected {len(names)} label values {names}, got {values}")
+        cleaned = tuple(clean_label_value(v) for v in values)
+        replaced = [n for n, v, c in zip(names, values, cleaned, strict=True) if v != c]
+        cost = self._cost(metric)
+        exceeded = False
+        with self._series_lock:
+            child = metric._metrics.get(cleaned)
+            if child is None:
+                if kpi.name in _UNBUDGETED:
+                    self.budget.charge(cost)
+                elif not self.budget.admit(cost):
+                    exceeded = True
+                    cleaned = tuple(
+                        v if n in ENUM_LABELS else OTHER for n, v in zip(names, cleaned, strict=True)
+                    )
+                    child = metric._metrics.get(cleaned)
+                    if child is None and not self.budget.admit_overflow(cost):
+                        # Past the reserve too: one all-__other__ series per metric.
+                        cleaned = (OTHER,) * len(names)
+                        child = metric._metrics.get(cleaned)
+                        if child is None:
+                            self.budget.charge(cost)
+                if child is None:
+                    child = metric._modelmon_child(cleaned)
+        # Counted outside the lock: counting creates series of its own.
+        for name in replaced:
+            self.counter("label_values_replaced_total").labels(kpi.name, name).inc()
+        if exceeded:
+            self.count_budget_exceeded(kpi.name)
+        return child
 
     def _count_overflow(self, metric: str, label: str) -> None:
         self.counter("label_overflow_total").labels(metric, label).inc()
@@ -139,11 +287,13 @@ def metric_set(
     prefix: str = DEFAULT_PREFIX,
     buckets: Mapping[str, Sequence[float]] | None = None,
     max_label_values: int | None = None,
+    max_series: int | None = None,
 ) -> MetricSet:
     """The shared MetricSet of ``registry`` (the global one by default).
 
     ``max_label_values`` None means "no preference" (the default cap of
-    DEFAULT_MAX_LABEL_VALUES applies until a caller sets one).
+    DEFAULT_MAX_LABEL_VALUES applies until a caller sets one); so does
+    ``max_series`` None (DEFAULT_MAX_SERIES series in all).
     """
     registry = REGISTRY if registry is None else registry
     with _sets_lock:
@@ -154,4 +304,5 @@ def metric_set(
             per_prefix[prefix] = existing
     existing.check_buckets(buckets)
     existing.adopt_label_cap(max_label_values)
+    existing.adopt_series_budget(max_series)
     return existing

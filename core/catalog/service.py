@@ -119,6 +119,24 @@ KPIS: tuple[KPI, ...] = (
         "ingest",
         dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
+    KPI(
+        "label_values_replaced_total", "counter", "values", ("metric", "label"),
+        "Label values whose control, format or unpaired-surrogate characters were replaced "
+        "with U+FFFD.",
+        "Non-zero means code in the model server passes text no consumer accepts as a label "
+        "value (a NUL, a bidi override, a lone surrogate); /ingest refuses such values instead.",
+        "ingest",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
+    ),
+    KPI(
+        "series_budget_exceeded_total", "counter", "series", ("metric",),
+        "New series folded into __other__ because the model server's series budget "
+        "(max_series) was spent.",
+        "Non-zero means more (model, version, ...) combinations arrived than the budget holds; "
+        "the excess is counted under __other__. Raise max_series or fix the client.",
+        "ingest",
+        dashboard="model-service", row="modelmon itself: /ingest and plugins",
+    ),
     # --- plugins -----------------------------------------------------------
     KPI(
         "collector_success", "gauge", "bool", ("collector",),

@@ -28,7 +28,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from modelmon.labels import label_value_problem, safe_text
+
 MAX_STRING = 200
+# The largest integer a float holds exactly: counters and histograms are floats.
+MAX_INTEGER = 2**53
 MAX_FEATURES = 1000
 MAX_SCORES = 1000
 
@@ -37,8 +41,6 @@ PREDICTION_FIELDS = frozenset({
     "timestamp",
 })
 FEEDBACK_FIELDS = frozenset({"type", "model", "version", "request_id", "label", "timestamp"})
-
-
 
 class QualityRecorder(Protocol):
     """What an event is applied to: the ModelMonitor of its model and version."""
@@ -111,9 +113,9 @@ def parse_prediction(event: Mapping[str, Any], monitor_for: MonitorFor) -> Appli
             )
         if len(features) > MAX_FEATURES:
             raise InvalidQualityEvent(f"features: more than {MAX_FEATURES} features")
-        for name in features:
-            if len(name) > MAX_STRING:
-                raise InvalidQualityEvent(f"features: feature name longer than {MAX_STRING} chars")
+        for name, value in features.items():
+            _text(name, "features: a feature name")
+            _feature_value(value, f"features.{name}")
     _timestamp(event)
 
     def apply() -> None:
@@ -158,59 +160,86 @@ def parse_feedback(event: Mapping[str, Any], monitor_for: MonitorFor) -> Applier
 def _no_unknown(event: Mapping[str, Any], known: frozenset[str], kind: str) -> None:
     unknown = sorted(set(event) - known)
     if unknown:
+        name = unknown[0]
+        shown = name if name and len(name) <= MAX_STRING and label_value_problem(name) is None \
+            else safe_text(name)
         raise InvalidQualityEvent(
-            f"{unknown[0]}: unknown field for a {kind} event; known fields are "
+            f"{shown}: unknown field for a {kind} event; known fields are "
             f"{', '.join(sorted(known))}"
         )
 
 
+def _text(value: Any, field: str) -> str:
+    """A non-empty printable string of at most MAX_STRING characters (see modelmon.labels)."""
+    if not isinstance(value, str) or not value or len(value) > MAX_STRING:
+        raise InvalidQualityEvent(
+            f"{field}: expected a non-empty string of at most {MAX_STRING} characters, "
+            f"got {safe_text(value)}"
+        )
+    problem = label_value_problem(value)
+    if problem is not None:
+        raise InvalidQualityEvent(f"{field}: {problem}")
+    return value
+
+
 def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
-    model = event.get("model")
-    if not isinstance(model, str) or not model or len(model) > MAX_STRING:
+    if "model" not in event:
         raise InvalidQualityEvent(
-            f"model: required, a non-empty string of at most {MAX_STRING} characters, got {model!r}"
+            f"model: required, a non-empty string of at most {MAX_STRING} characters"
         )
-    version = event.get("version", "unknown")
-    if not isinstance(version, str) or not version or len(version) > MAX_STRING:
-        raise InvalidQualityEvent(
-            f"version: expected a non-empty string of at most {MAX_STRING} characters, "
-            f"got {version!r}"
-        )
-    return model, version
+    return _text(event["model"], "model"), _text(event.get("version", "unknown"), "version")
 
 
 def _label(value: Any, field: str) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if not value or len(value) > MAX_STRING:
-            raise InvalidQualityEvent(
-                f"{field}: expected a non-empty string of at most {MAX_STRING} characters"
-            )
-        return value
+        return _text(value, field)
     if isinstance(value, int | float):
-        return _finite(value, field)  if isinstance(value, float) else value
+        _finite(value, field)
+        return value
     raise InvalidQualityEvent(
         f"{field}: expected a class (string, integer, boolean) or a finite number, got "
-        f"{type(value).__name__}"
+        f"{safe_text(value)}"
     )
 
 
 def _finite(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidQualityEvent(f"{field}: expected a finite number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidQualityEvent(f"{field}: expected a finite number, got {safe_text(value)}")
+    if isinstance(value, int) and abs(value) > MAX_INTEGER:
+        raise InvalidQualityEvent(
+            f"{field}: expected a number of magnitude at most 2**53, got {safe_text(value)}"
+        )
+    if not math.isfinite(value):
+        raise InvalidQualityEvent(f"{field}: expected a finite number, got {safe_text(value)}")
     return float(value)
+
+
+def _feature_value(value: Any, field: str) -> None:
+    """A feature is a number, a string (a category), a boolean or null (missing)."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_STRING or label_value_problem(value) is not None:
+            raise InvalidQualityEvent(
+                f"{field}: expected printable text of at most {MAX_STRING} characters, got "
+                f"{safe_text(value)}"
+            )
+        return
+    if isinstance(value, int | float):
+        _finite(value, field)
+        return
+    raise InvalidQualityEvent(
+        f"{field}: expected a number, a string, a boolean or null, got {safe_text(value)}"
+    )
 
 
 def _optional_string(event: Mapping[str, Any], field: str) -> str | None:
     value = event.get(field)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_STRING:
-        raise InvalidQualityEvent(
-            f"{field}: expected a non-empty string of at most {MAX_STRING} characters, got {value!r}"
-        )
-    return value
+    return _text(value, field)
 
 
 def _timestamp(event: Mapping[str, Any]) -> None:

@@ -15,14 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from modelmon.collectors import register_plugin_collectors
 from modelmon.config import ServeConfig
-from modelmon.exporters.service.ingest import EventParser, parse_inference, validate_batch
+from modelmon.exporters.service.ingest import (
+    EventParser,
+    event_kind,
+    parse_body,
+    parse_inference,
+    read_limited,
+    validate_batch,
+)
 from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.exporters.service.scrape import render
 from modelmon.exporters.service.web_auth import WebGuard
 from modelmon.exporters.service.web_config import WebConfig, load_web_config
+from modelmon.labels import OTHER
 from modelmon.metrics import MetricSet, metric_set
 
 if TYPE_CHECKING:
@@ -41,7 +50,7 @@ class MonitorDirectory:
         self._config = config
         self.logs = logs
         self.metrics: MetricSet = metric_set(
-            registry, config.prefix, config.buckets, config.max_label_values
+            registry, config.prefix, config.buckets, config.max_label_values, config.max_series
         )
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
         self._lock = threading.Lock()
@@ -57,12 +66,20 @@ class MonitorDirectory:
         if mon is None:
             with self._lock:
                 mon = self._monitors.get(key)
+                if mon is None and key != (OTHER, OTHER) and self.metrics.budget_spent():
+                    # The per-label caps allow 200 x 200 pairs; the series
+                    # budget does not: new pairs share one monitor, and the
+                    # directory (memory) stops growing with them.
+                    self.metrics.count_budget_exceeded("model_info")
+                    key = (model, version) = (OTHER, OTHER)
+                    mon = self._monitors.get(key)
                 if mon is None:
                     quality = self._config.quality.get(model)
                     mon = ModelMonitor(
                         model, version, framework, registry=self._registry,
                         prefix=self._config.prefix, buckets=self._config.buckets,
                         max_label_values=self._config.max_label_values,
+                        max_series=self._config.max_series,
                         profile=quality.profile if quality else None,
                         quality_options=quality.for_version(model, version) if quality else None,
                         logs=self.logs,
@@ -159,26 +176,32 @@ def create_app(
 
     @app.post("/ingest")
     def ingest() -> Response:
+        max_bytes = config.ingest.max_body_bytes
+        too_large = _json_error(413, [
+            f"body: exceeds ingest.max_body_bytes={max_bytes} bytes; send smaller batches or "
+            "raise the limit"
+        ])
         length = request.content_length
-        if length is not None and length > config.ingest.max_body_bytes:
-            return _json_error(413, [
-                f"body: {length} bytes exceed ingest.max_body_bytes={config.ingest.max_body_bytes}; "
-                "send smaller batches or raise the limit"
-            ])
+        if length is not None and length > max_bytes:
+            return too_large
         if not request.is_json:
             return _json_error(415, ["Content-Type: expected application/json"])
-        body = request.get_json(silent=True)
-        if body is None:
-            return _json_error(400, ["body: not valid JSON"])
+        try:
+            # The bytes actually read are counted: a chunked body has no
+            # Content-Length to check up front.
+            data = read_limited(request.stream.read, max_bytes)
+        except RequestEntityTooLarge:
+            data = None
+        if data is None:
+            return too_large
+        body, problem = parse_body(data)
+        if problem is not None:
+            return _json_error(400, [problem])
         parsed, errors = validate_batch(body, parsers, config.ingest.max_events)
         if errors:
-            kinds = [e.get("type", "inference") if isinstance(e, dict) else "unknown"
-                     for e in (body if isinstance(body, list) else [body])]
-            for kind in kinds:
-                ingest_events.labels(
-                    directory.metrics.limiter.limit("ingest_events_total", "event_type", str(kind)),
-                    "invalid",
-                ).inc()
+            for event in body if isinstance(body, list) else [body]:
+                # Only known types become label values: the rest read "unknown".
+                ingest_events.labels(event_kind(event, parsers), "invalid").inc()
             return _json_error(400, errors)
         for kind, apply in parsed:
             apply()

@@ -49,6 +49,13 @@ class ModelMonitor:
     ``registry`` defaults to prometheus_client's global registry. Monitors of
     several models can share one registry; they then share metric objects and
     differ by the ``model`` and ``version`` labels.
+
+    Label values are bounded (modelmon.labels): ``max_label_values`` caps the
+    distinct values of each label, ``max_series`` the series of the whole
+    registry (default 5000); the excess is reported as ``__other__`` and
+    counted. Characters no consumer accepts in a label value (controls, bidi
+    overrides, lone surrogates) are replaced with U+FFFD and counted; nothing
+    here raises into the model server because of a label value.
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class ModelMonitor:
         buckets: Mapping[str, Sequence[float]] | None = None,
         rejected_exceptions: tuple[type[BaseException], ...] = (),
         max_label_values: int | None = None,
+        max_series: int | None = None,
         profile: ProfileSource | None = None,
         logs: LogShipper | None = None,
         quality_options: QualityOptions | None = None,
@@ -73,10 +81,16 @@ class ModelMonitor:
                 raise ValueError(
                     f"ModelMonitor {field} must be a non-empty string, got {value!r}"
                 )
-        self.model = model
-        self.version = version
-        self.framework = framework
-        self.metrics: MetricSet = metric_set(registry, prefix, buckets, max_label_values)
+        self.metrics: MetricSet = metric_set(
+            registry, prefix, buckets, max_label_values, max_series
+        )
+        # The identity is cleaned once, here: the labels, the feedback store
+        # (SQLite refuses lone surrogates) and the log events all get text
+        # they can encode, and the model server never sees an exception.
+        clean = self.metrics.clean
+        self.model = model = clean("model_info", "model", model)
+        self.version = version = clean("model_info", "version", version)
+        self.framework = framework = clean("model_info", "framework", framework)
         self._rejected_exceptions: tuple[type[BaseException], ...] = (
             InferenceRejected, *rejected_exceptions
         )

@@ -53,8 +53,14 @@ def exercise_service(registry: CollectorRegistry) -> None:
 
 
 def exercise_ingest(registry: CollectorRegistry) -> None:
-    app = create_app(serve_config_from_mapping({}), registry=registry)
-    app.test_client().post("/ingest", json={"model": "x", "latency_seconds": 0.1})
+    app = create_app(serve_config_from_mapping({"max_series": 200}), registry=registry)
+    client = app.test_client()
+    client.post("/ingest", json={"model": "x", "latency_seconds": 0.1})
+    # More model versions than a budget of 200 series holds: the rest go to __other__.
+    client.post("/ingest", json=[{"model": "x", "version": str(v), "latency_seconds": 0.1}
+                                 for v in range(10)])
+    # The Python API replaces characters no consumer takes in a label value.
+    ModelMonitor("bidi\u202eoverride", registry=registry)
 
 
 GROUPS = {

@@ -248,7 +248,6 @@ def test_any_printable_label_value_keeps_the_scrape_valid(model, version):
         check_body(body, content_type)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 finding 1, fixed by the ingest helper")
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=st.text(min_size=1, max_size=20), version=st.text(min_size=1, max_size=20))
 @example(model="\ud800", version="1")  # a lone surrogate
