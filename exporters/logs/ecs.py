@@ -13,7 +13,9 @@ import time
 import traceback
 from typing import Any
 
-ECS_VERSION = "8.11.0"
+from modelmon.exporters.logs.ecs_schema import ECS_VERSION
+from modelmon.exporters.logs.fields import add_extra, keyword
+
 MODEL_NAMESPACE = "model"
 
 _HOSTNAME = socket.gethostname()
@@ -50,7 +52,11 @@ def base_fields(service_name: str, environment: str | None = None) -> dict[str, 
 
 
 def error_fields(exc: BaseException, with_stack: bool = True) -> dict[str, Any]:
-    err: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not lose the event
+        message = f"<unprintable {type(exc).__name__}>"
+    err: dict[str, Any] = {"type": type(exc).__name__, "message": message}
     if with_stack:
         err["stack_trace"] = "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__)
@@ -101,10 +107,10 @@ def from_log_record(record: logging.LogRecord, base: dict[str, Any] | None = Non
     if record.exc_info and record.exc_info[1] is not None:
         event["error"] = error_fields(record.exc_info[1])
     elif record.exc_text:
-        event["error"] = {"stack_trace": record.exc_text}
+        event["error"] = {"stack_trace": keyword(record.exc_text)}
     attrs = record.__dict__
     if len(attrs) > _STANDARD_COUNT:  # only records logged with extra={...}
         for key in attrs.keys() - _RECORD_ATTRS:
             if not key.startswith("_"):
-                event[key] = attrs[key]
+                add_extra(event, key, attrs[key])
     return event

@@ -1,14 +1,18 @@
 """``modelmon logs setup-es``: the index template and ILM policy for modelmon's events.
 
 The template makes ``<index_pattern>`` a data stream with explicit mappings
-for the ECS fields modelmon writes and its ``model.*`` namespace, so a stray
-type in one event is a dead letter instead of a mapping explosion; the ILM
+for the ECS fields modelmon writes (with their ECS types, from ``ecs_schema``)
+and its ``model.*`` namespace (``fields.MODEL_FIELD_TYPES``), so a stray type in
+one event is a dead letter instead of a mapping explosion; the ILM
 policy rolls the backing indices over and deletes them after ``delete_after``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from modelmon.exporters.logs.ecs_schema import FIELD_TYPES
+from modelmon.exporters.logs.fields import MODEL_FIELD_TYPES
 
 _KW = {"type": "keyword", "ignore_above": 1024}
 
@@ -24,38 +28,44 @@ def ilm_policy(rollover_max_age: str = "1d", rollover_max_size: str = "50gb",
     }
 
 
+# The ECS fields modelmon writes, mapped explicitly with their ECS types (so
+# dynamic mapping never guesses one, e.g. keyword for ECS's wildcard url.path).
+ECS_FIELDS = (
+    "@timestamp", "message", "tags", "labels", "ecs.version",
+    "log.level", "log.logger", "log.origin.file.name", "log.origin.file.line",
+    "log.origin.function", "service.name", "service.environment", "host.hostname", "host.name",
+    "process.pid", "process.thread.name", "trace.id", "http.request.id", "url.path",
+    "event.id", "event.action", "event.kind", "event.category", "event.type", "event.outcome",
+    "event.dataset", "event.duration", "event.reason",
+    "error.type", "error.message", "error.stack_trace",
+)
+# Parameters of a type beyond its name (ECS's own: keywords ignore_above 1024).
+_PARAMETERS: dict[str, dict[str, Any]] = {"keyword": {"ignore_above": 1024}}
+_SPECIAL: dict[str, dict[str, Any]] = {"model.input": {"type": "text", "index": False}}
+
+
 def mappings() -> dict[str, Any]:
+    fields = {name: FIELD_TYPES[name] for name in ECS_FIELDS}
+    fields.update(MODEL_FIELD_TYPES)
+    root: dict[str, Any] = {"properties": {}}
+    for name, kind in fields.items():
+        node = root
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node["properties"].setdefault(part, {"properties": {}})
+        spec = node["properties"].setdefault(leaf, {})
+        if name == "labels":  # ECS: an object of keywords, by the dynamic template
+            spec["type"] = "object"
+        elif kind == "object":
+            spec.setdefault("properties", {})
+        else:
+            spec.update(_SPECIAL.get(name) or {"type": kind, **_PARAMETERS.get(kind, {})})
     return {
+        # ECS's labels and every custom string: keyword.
         "dynamic_templates": [
             {"strings_as_keywords": {"match_mapping_type": "string", "mapping": _KW}},
         ],
-        "properties": {
-            "@timestamp": {"type": "date"},
-            "message": {"type": "match_only_text"},
-            "log": {"properties": {"level": _KW, "logger": _KW}},
-            "service": {"properties": {"name": _KW, "environment": _KW}},
-            "host": {"properties": {"hostname": _KW, "name": _KW}},
-            "trace": {"properties": {"id": _KW}},
-            "event": {"properties": {"id": _KW, "action": _KW, "kind": _KW, "category": _KW,
-                                     "type": _KW, "outcome": _KW, "dataset": _KW,
-                                     "duration": {"type": "long"}}},
-            "error": {"properties": {"type": _KW, "message": {"type": "match_only_text"},
-                                     "stack_trace": {"type": "wildcard"}}},
-            "model": {"properties": {
-                "name": _KW, "version": _KW, "framework": _KW, "outcome": _KW,
-                "latency_seconds": {"type": "double"}, "batch_size": {"type": "long"},
-                "score": {"type": "double"}, "prediction": _KW, "ground_truth": _KW,
-                "correct": {"type": "boolean"},
-                "input": {"type": "text", "index": False},
-                "violations": {"type": "flattened"}, "violation_count": {"type": "long"},
-                "drift": {"properties": {"feature": _KW, "statistic": _KW,
-                                         "value": {"type": "double"},
-                                         "threshold": {"type": "double"}}},
-                "edge": {"properties": {"device": _KW, "reason": _KW,
-                                        "outage_seconds": {"type": "double"},
-                                        "backlog": {"type": "long"}}},
-            }},
-        },
+        "properties": root["properties"],
     }
 
 

@@ -4,7 +4,8 @@ Each point is one ECS event with ``event.action`` naming the point, the model
 under ``model.*`` (name, version, framework) and the request's correlation id
 as ``trace.id``. Model inputs and outputs are logged only when the shipper was
 configured with ``log_inputs`` / ``log_outputs``, and then truncated to
-``max_payload_chars``.
+``max_payload_chars``. Every value goes through ``fields``, so the document fits
+ECS and the index template whatever it is given, and a point never raises.
 
 ==========================  ================================  ==========
 method                      event.action                      log.level
@@ -29,9 +30,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
-
 from modelmon.exporters.logs.ecs import error_fields, timestamp
+from modelmon.exporters.logs.fields import (
+    add_extra,
+    count,
+    flag,
+    keyword,
+    number,
+    score_fields,
+)
 
 if TYPE_CHECKING:
     from modelmon.exporters.logs.shipper import LogShipper
@@ -57,7 +64,8 @@ class ModelLog:
     def __init__(self, monitor: ModelIdentity, shipper: LogShipper | None) -> None:
         self._shipper = shipper
         self._model: dict[str, Any] = {
-            "name": monitor.model, "version": monitor.version, "framework": monitor.framework,
+            "name": keyword(monitor.model), "version": keyword(monitor.version),
+            "framework": keyword(monitor.framework),
         }
         if shipper is None:
             log.info(
@@ -70,46 +78,52 @@ class ModelLog:
     def request_received(self, *, request_id: str | None = None, route: str | None = None,
                          batch_size: int | None = None, inputs: Any = None,
                          **fields: Any) -> int | None:
-        model: dict[str, Any] = {}
-        if batch_size is not None:
-            model["batch_size"] = batch_size
+        model = _present(batch_size=count(batch_size))
         self._add_inputs(model, inputs)
-        extra = {"url": {"path": route}} if route else {}
+        extra = {"url": {"path": _text(route)}} if _text(route) else {}
+        # ECS's web category expects access, error or info (not start).
         return self._emit("request-received", "info", "request received", model,
-                          request_id=request_id, category="web", type_="start", extra=extra,
+                          request_id=request_id, category="web", type_="access", extra=extra,
                           fields=fields)
 
     def input_rejected(self, violations: Sequence[Any] | Mapping[str, Any], *,
                        request_id: str | None = None, inputs: Any = None,
                        message: str | None = None, **fields: Any) -> int | None:
+        # Objects, each of them: the flattened mapping refuses a bare value.
         if isinstance(violations, Mapping):
-            listed = [{"check": str(k), "detail": _plain(v)} for k, v in violations.items()]
+            listed = [{"check": keyword(k), "detail": _plain(v)} for k, v in violations.items()]
+        elif isinstance(violations, str | bytes) or not isinstance(violations, Sequence):
+            listed = [{"detail": _plain(violations)}]
         else:
-            listed = [_plain(v) for v in violations]
+            listed = [_plain(v) if isinstance(v, Mapping) else {"detail": _plain(v)}
+                      for v in violations]
         model: dict[str, Any] = {"violations": listed, "violation_count": len(listed)}
         self._add_inputs(model, inputs)
         return self._emit("input-rejected", "warning",
-                          message or f"input rejected: {len(listed)} quality violation(s)",
+                          (_text(message) or f"input rejected: {len(listed)} quality violation(s)"),
                           model, request_id=request_id, outcome="failure", fields=fields)
 
     def prediction(self, latency_seconds: float, *, outcome: str = "success",
                    prediction: Any = None, score: Any = None, inputs: Any = None,
                    request_id: str | None = None, batch_size: int | None = None,
                    **fields: Any) -> int | None:
-        model: dict[str, Any] = {"outcome": outcome, "latency_seconds": latency_seconds}
-        if batch_size is not None:
-            model["batch_size"] = batch_size
+        outcome = keyword(outcome)
+        latency = number(latency_seconds)
+        model = _present(outcome=outcome, latency_seconds=latency, batch_size=count(batch_size))
         self._add_inputs(model, inputs)
         if self._shipper is not None and self._shipper.log_outputs:
             if prediction is not None:
                 model["prediction"] = self._clip(prediction)
             if score is not None:
-                model["score"] = score if isinstance(score, int | float) else self._clip(score)
+                scored = score_fields(score, self._shipper.max_payload_chars)
+                if "score_text" in scored:
+                    scored["score_text"] = self._clip(scored["score_text"])
+                model.update(scored)
         ok = outcome == "success"
         return self._emit(
             "prediction", "info" if ok else "error", f"prediction {outcome}", model,
             request_id=request_id, outcome="success" if ok else "failure",
-            duration=latency_seconds, fields=fields,
+            duration=latency, fields=fields,
         )
 
     def error(self, exc: BaseException | None = None, *, message: str | None = None,
@@ -117,46 +131,44 @@ class ModelLog:
         extra: dict[str, Any] = {}
         if exc is not None:
             extra["error"] = error_fields(exc)
-        text = message or (f"{type(exc).__name__}: {exc}" if exc is not None else "error")
+        text = _text(message) or (
+            f"{type(exc).__name__}: {extra['error']['message']}" if exc is not None else "error")
         return self._emit("error", "error", text, {}, request_id=request_id,
                           outcome="failure", extra=extra, fields=fields)
 
     def model_loaded(self, *, duration_seconds: float | None = None, source: str | None = None,
                      **fields: Any) -> int | None:
-        model = {"source": source} if source else {}
+        model = _present(source=_text(source))
         return self._emit("model-loaded", "info", f"model {self._model['name']} "
                           f"{self._model['version']} loaded", model, category="configuration",
-                          type_="creation", duration=duration_seconds, fields=fields)
+                          type_="creation", duration=number(duration_seconds), fields=fields)
 
     def model_reloaded(self, *, previous_version: str | None = None,
                        duration_seconds: float | None = None, **fields: Any) -> int | None:
-        model = {"previous_version": previous_version} if previous_version else {}
+        model = _present(previous_version=_text(previous_version))
         return self._emit("model-reloaded", "info", f"model {self._model['name']} reloaded "
                           f"as {self._model['version']}", model, category="configuration",
-                          type_="change", duration=duration_seconds, fields=fields)
+                          type_="change", duration=number(duration_seconds), fields=fields)
 
     def model_rolled_back(self, *, from_version: str, reason: str | None = None,
                           **fields: Any) -> int | None:
-        model: dict[str, Any] = {"rolled_back_from": from_version}
-        if reason:
-            model["rollback_reason"] = reason
+        model = _present(rolled_back_from=keyword(from_version), rollback_reason=_text(reason))
         return self._emit("model-rolled-back", "warning", f"model {self._model['name']} rolled "
-                          f"back from {from_version} to {self._model['version']}", model,
+                          f"back from {model['rolled_back_from']} to {self._model['version']}",
+                          model,
                           category="configuration", type_="change", fields=fields)
 
     def drift_detected(self, *, feature: str, statistic: str, value: float, threshold: float,
                        **fields: Any) -> int | None:
-        model = {"drift": {"feature": feature, "statistic": statistic, "value": value,
-                           "threshold": threshold}}
+        drift = _present(feature=keyword(feature), statistic=keyword(statistic),
+                         value=number(value), threshold=number(threshold))
         return self._emit("drift-threshold-crossed", "warning",
-                          f"drift on {feature}: {statistic}={value:.4g} > {threshold:.4g}",
-                          model, fields=fields)
+                          f"drift on {drift['feature']}: {drift['statistic']}={_short(value)} > "
+                          f"{_short(threshold)}", {"drift": drift}, fields=fields)
 
     def feedback_received(self, *, request_id: str, y_true: Any = None,
                           correct: bool | None = None, **fields: Any) -> int | None:
-        model: dict[str, Any] = {}
-        if correct is not None:
-            model["correct"] = correct
+        model = _present(correct=flag(correct))
         if y_true is not None and self._shipper is not None and self._shipper.log_outputs:
             model["ground_truth"] = self._clip(y_true)
         return self._emit("feedback-received", "info", "feedback received", model,
@@ -164,7 +176,7 @@ class ModelLog:
 
     def edge_link_lost(self, *, device: str | None = None, reason: str | None = None,
                        **fields: Any) -> int | None:
-        model = {"edge": {k: v for k, v in (("device", device), ("reason", reason)) if v}}
+        model = {"edge": _present(device=_text(device), reason=_text(reason))}
         return self._emit("edge-link-lost", "warning", "edge link lost", model,
                           category="network", type_="connection", outcome="failure",
                           fields=fields)
@@ -172,8 +184,8 @@ class ModelLog:
     def edge_link_restored(self, *, device: str | None = None,
                            outage_seconds: float | None = None, backlog: int | None = None,
                            **fields: Any) -> int | None:
-        edge = {k: v for k, v in (("device", device), ("outage_seconds", outage_seconds),
-                                  ("backlog", backlog)) if v is not None}
+        edge = _present(device=_text(device),
+                        outage_seconds=number(outage_seconds), backlog=count(backlog))
         return self._emit("edge-link-restored", "info", "edge link restored", {"edge": edge},
                           category="network", type_="connection", outcome="success",
                           fields=fields)
@@ -194,17 +206,17 @@ class ModelLog:
         if outcome:
             event["outcome"] = outcome
         if duration is not None:
-            event["duration"] = int(duration * 1e9)  # ECS: nanoseconds
+            event["duration"] = count(duration * 1e9)  # ECS: nanoseconds
         doc: dict[str, Any] = {
             "@timestamp": timestamp(), "log": {"level": level}, "message": message,
             "event": event, "model": {**self._model, **model},
         }
         if request_id is not None:
-            doc["http"] = {"request": {"id": request_id}}
+            doc["http"] = {"request": {"id": keyword(request_id)}}
         if extra:
             doc.update(extra)
-        if fields:
-            doc.update(fields)
+        for key, value in (fields or {}).items():
+            add_extra(doc, key, value)
         return self._shipper.emit(doc)
 
     def _add_inputs(self, model: dict[str, Any], inputs: Any) -> None:
@@ -214,16 +226,34 @@ class ModelLog:
     def _clip(self, value: Any) -> str:
         assert self._shipper is not None, "payloads are clipped only when they are shipped"
         limit = self._shipper.max_payload_chars
-        text = value if isinstance(value, str) else orjson.dumps(
-            value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        text = keyword(value)
         if len(text) > limit:
             return text[:limit] + f"...[truncated {len(text) - limit} chars]"
         return text
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A violation's detail for the flattened mapping: finite scalars, nested
+    objects up to a depth Elasticsearch accepts, anything else as text."""
+    if isinstance(value, str | bool) or value is None:
         return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
+    if isinstance(value, int | float):
+        return number(value) if number(value) is not None else keyword(value)
+    if isinstance(value, Mapping) and depth < 8:
+        return {keyword(k): _plain(v, depth + 1) for k, v in value.items()}
+    return keyword(value)
+
+
+def _text(value: Any) -> str | None:
+    """A keyword for an optional field: None when not given or empty."""
+    return None if value is None else keyword(value) or None
+
+
+def _present(**values: Any) -> dict[str, Any]:
+    """The fields that have a value (a value that did not fit its type is None)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _short(value: Any) -> str:
+    n = number(value)
+    return f"{n:.4g}" if n is not None else keyword(value)[:40]
