@@ -5,8 +5,10 @@ in Elasticsearch's HTTP API, faithfully: the ``X-Elastic-Product`` header the
 client checks, NDJSON ``_bulk`` (action/source line pairs, per-item results
 in order), ``create`` with 409 ``version_conflict_engine_exception`` on an
 existing ``_id``, data streams that accept only ``create``, dynamic mapping
-conflicts (an object where a scalar was mapped) as per-item 400
-``document_parsing_exception``, 413 above ``http.max_content_length``,
+conflicts (an object where a scalar was mapped) and values that the explicit
+mappings of an installed index template cannot parse (``support.es_mapping``;
+``strict_mappings`` also refuses what Elasticsearch would coerce) as per-item
+400 ``document_parsing_exception``, 413 above ``http.max_content_length``,
 ``filter_path`` on every answer (the Logstash output asks ``_bulk`` for
 ``errors,items.*.error,items.*.status`` only), and scripted faults: whole-request 429/5xx with ``Retry-After``, per-item errors,
 closing the connection after committing a batch, refusing connections.
@@ -28,6 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import orjson
+
+from support.es_mapping import mapping_errors, template_mappings
 
 ItemFault = Callable[[str, str, Any], "tuple[int, str, str] | None"]
 
@@ -52,6 +56,7 @@ class EsTestServer:
         self.close_after_commit = 0
         self.item_fault: ItemFault | None = None
         self.refuse = False  # flapping: drop connections without answering
+        self.strict_mappings = False  # no coercion by template mappings ("1.5" into a double)
         self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -161,6 +166,12 @@ class EsTestServer:
             return _item_error(index, doc_id, 409, "version_conflict_engine_exception",
                                f"[{doc_id}]: version conflict, document already exists "
                                "(current version [1])")
+        explicit = template_mappings(self.templates, index) if self.templates else None
+        if explicit is not None:
+            refused = mapping_errors(explicit, source, strict=self.strict_mappings)
+            if refused:
+                return _item_error(index, doc_id, 400, "document_parsing_exception",
+                                   f"[1:1] {refused[0]}")
         shape = _shape(source)
         known = self.shapes.setdefault(index, set())
         conflict = None if shape in known else _map(self.mappings.setdefault(index, {}),
