@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmon.config import ConfigError
-from modelmon.exporters.logs.sinks import Secret
+from modelmon.exporters.logs.sinks import Secret, split_userinfo
 from modelmon.units import parse_duration, parse_size
 
 _TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size", "batch_bytes",
@@ -189,6 +189,7 @@ def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> 
         elif options.get(key) is not None:
             options[key] = Secret(str(options[key]))
         options.pop(file_key, None)
+    _move_url_credentials(sink, options)
     for key in (*_FILE_KEYS, "path"):
         if options.get(key) is not None:
             options[key] = str(_path(options[key], base_dir))
@@ -198,13 +199,33 @@ def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> 
     return options
 
 
+def _move_url_credentials(sink: str, options: dict[str, Any]) -> None:
+    """``user:password@`` of ``url``/``hosts`` become username and a Secret password."""
+    for key in ("url", "hosts"):
+        urls = options.get(key)
+        many = isinstance(urls, list)
+        clean = []
+        for url in (urls if many else [urls] if isinstance(urls, str) else []):
+            bare, user, password = split_userinfo(str(url))
+            clean.append(bare)
+            if user is None:
+                continue
+            if options.get("username") not in (None, user) or options.get("api_key") is not None:
+                raise ConfigError(f"logs.{sink}.{key}: has user:password@ and other credentials; "
+                                  "keep one")
+            options["username"], options["password"] = user, Secret(password or "")
+        if clean:
+            options[key] = clean if many else clean[0]
+
+
 def _with_secrets_hidden(section: Mapping[str, Any]) -> dict[str, Any]:
     """The ``logs:`` section with every sink's inline secret made a Secret."""
     hidden = dict(section)
     for name in _SINK_SECTIONS:
         sink = hidden.get(name)
         if isinstance(sink, Mapping):
-            hidden[name] = {k: Secret(str(v)) if k in _SECRET_KEYS and v is not None else v
+            hidden[name] = {k: Secret(str(v)) if (k in _SECRET_KEYS and v is not None)
+                            or (k in ("url", "hosts") and "@" in str(v)) else v
                             for k, v in sink.items()}
     return hidden
 
