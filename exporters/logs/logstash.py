@@ -24,6 +24,7 @@ from modelmon.exporters.logs.sinks import (
     SendResult,
     client_tls_context,
     parse_retry_after,
+    split_userinfo,
     tls_files,
     with_event_ids,
 )
@@ -118,7 +119,9 @@ class LogstashHttpSink:
                  ca_certs: str | None = None, ca_file: str | None = None,
                  cert_file: str | None = None, key_file: str | None = None,
                  verify_certs: bool = True, timeout: float = 30.0) -> None:
-        self.url = url
+        self.url, url_user, url_password = split_userinfo(url)  # self.url is logged
+        if url_user is not None and username is None:
+            username, password = url_user, url_password
         self._session = requests.Session()
         if username is not None:
             self._session.auth = (username, password or "")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import ssl
 
 __all__ = ["Item", "ItemBatch", "Secret", "SendResult", "Sink", "client_tls_context",
-           "parse_retry_after", "seqs_of", "tls_files", "with_event_id", "with_event_ids"]
+           "parse_retry_after", "seqs_of", "split_userinfo", "tls_files", "with_event_id", "with_event_ids"]
 
 
 class Secret(str):
@@ -30,6 +30,19 @@ class Secret(str):
 
     def __repr__(self) -> str:
         return "Secret('********')"
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """(``url`` without ``user:password@``, user, password): credentials in a
+    URL would be shown wherever the URL is (logs, errors, reprs)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None, None
+    netloc = parts.netloc.rpartition("@")[2]
+    return (urlunsplit(parts._replace(netloc=netloc)), unquote(parts.username),
+            unquote(parts.password or ""))
 
 
 def client_tls_context(*, ca_file: str | None = None, cert_file: str | None = None,

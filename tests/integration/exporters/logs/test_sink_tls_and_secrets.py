@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -186,17 +187,19 @@ def _capture_es_auth(es: EsTestServer) -> list[str | None]:
 
 
 @pytest.mark.parametrize("how", ["api_key_file", "password_file", "api_key", "password",
-                                 "http_password_file"])
+                                 "url_userinfo", "http_password_file", "http_url_userinfo"])
 def test_secrets_reach_the_server_and_nowhere_else(tmp_path, caplog, how) -> None:
     caplog.set_level(logging.DEBUG)
     (tmp_path / "secret").write_text(SECRET + "\n")
     secret_file = str(tmp_path / "secret")
     servers: list[Callable[[], None]] = []
-    if how == "http_password_file":
+    if how.startswith("http_"):
         http = _HttpInput()
         servers.append(http.stop)
         sink, sink_options = "logstash_http", {"url": http.url, "username": "shipper",
                                                 "password_file": secret_file}
+        if how == "http_url_userinfo":
+            sink_options = {"url": http.url.replace("http://", f"http://shipper:{SECRET}@")}
         seen = http.authorization
     else:
         es = EsTestServer()
@@ -210,6 +213,7 @@ def test_secrets_reach_the_server_and_nowhere_else(tmp_path, caplog, how) -> Non
             "password_file": {"username": "shipper", "password_file": secret_file},
             "api_key": {"api_key": SECRET},
             "password": {"username": "shipper", "password": SECRET},
+            "url_userinfo": {"url": es.url.replace("http://", f"http://shipper:{SECRET}@")},
         }[how]
     section = {"sink": sink, "spool_dir": str(tmp_path / "spool"), sink: sink_options,
                "backoff": {"initial": "20ms", "max": "100ms"}}
@@ -229,6 +233,18 @@ def test_secrets_reach_the_server_and_nowhere_else(tmp_path, caplog, how) -> Non
         shipper.close(timeout=1)
         for stop in servers:
             stop()
+    # A failure is logged with the URL: the same settings, a port nobody listens on.
+    from modelmon.demo.processes import free_port
+
+    dead = {**sink_options, "url": re.sub(r":\d+/?", f":{free_port()}/", sink_options["url"], count=1)}
+    down = LogShipper(**shipper_options({**section, sink: dead, "spool_dir": str(tmp_path / "s2")},
+                                        tmp_path), registry=CollectorRegistry())
+    try:
+        down.emit({"message": "while the server is gone"})
+        assert not down.flush(0.5)
+    finally:
+        down.close(timeout=0.5)
+    assert "connection" in caplog.text.lower() or "refused" in caplog.text.lower()
     assert seen and all(auth is not None for auth in seen)
     scheme, value = seen[0].split(" ", 1)
     assert SECRET in (value if scheme == "ApiKey" else base64.b64decode(value).decode())
