@@ -45,6 +45,7 @@ class _Pending:
     head_seen: bool = False
     continued: bool = False
     eof: bool = False
+    registered: bool = False
 
 
 # How long a closed connection waits for the client's FIN before the socket is
@@ -186,8 +187,12 @@ class ReadFirstWorker(ThreadWorker):
                 return
             pending.handshaking = True
         self._reading[conn] = pending
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        # A kept-alive connection comes here because it is readable: the whole
+        # request is often in already, and needs no poller round trip.
         self._advance(conn, pending)
+        if conn in self._reading:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+            pending.registered = True
 
     def _on_readable(self, conn: TConn, _fileobj: object) -> None:
         pending = self._reading.get(conn)
@@ -249,11 +254,12 @@ class ReadFirstWorker(ThreadWorker):
             pass  # the connection closes anyway; nothing to tell a client that is gone
 
     def _forget(self, conn: TConn) -> None:
-        self._reading.pop(conn, None)
-        try:
-            self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
+        pending = self._reading.pop(conn, None)
+        if pending is not None and pending.registered:
+            try:
+                self.poller.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
 
     def _drop(self, conn: TConn, answer: bytes | None = None) -> None:
         self._forget(conn)
