@@ -10,7 +10,8 @@ The log shipper and the edge agent both put what they must deliver in a
 
 Modules, one role each:
 
-``spool``     the facade: appends on the caller's thread, reads, settlements
+``spool``     the facade: appends on the caller's thread, stats, lifecycle
+``reader``    reads for the delivery worker, settlements, dead letters
 ``writer``    the writer thread: journal -> SQLite group commits, fsync, expiry
 ``journal``   the CRC-framed append journal and its scanner
 ``store``     SQLite: pending records, dead letters, the ledger, in one transaction
@@ -18,6 +19,9 @@ Modules, one role each:
 ``ledger``    ``Tally`` and ``Ledger``: the accounting, as named tallies
 ``recovery``  replaying journals on open; ``salvage``: reading a damaged database
 ``files``     owner-only directories and files
+``health``    storage failures (a full disk): counted by operation, logged at a bounded rate
+``crypto``    encryption at rest: AES-GCM sealing and opening, key ids
+``keys``      spool keys from the configuration: files, variables or a KMS plugin
 ``types``     the public settings, records, stats and errors
 ``delivery``  the delivery worker: peek -> send -> settle -> back off
 ``destination``  what a destination implements (``send(batch) -> SendResult``)
@@ -36,6 +40,10 @@ On-disk layout of a spool directory (mode 0700; every file 0600)::
                              per tally: accepted, delivered, dead_lettered, dropped:<reason>
                            meta(key, value): spool_id, ingested_seq, clean, synced_at
     spool.db.corrupt*      a database that could not be read, moved aside
+
+With encryption on, every payload above (journal frame and SQLite row alike)
+is sealed before it is written: "MME1" | key id (8 hex) | nonce (12) |
+ciphertext | tag (16) (``crypto``).
 
 Invariants, each with a test in tests/unit/core/spool:
 
@@ -64,6 +72,15 @@ Invariants, each with a test in tests/unit/core/spool:
    frame is skipped and counted as dropped ``"corrupt"``. After an unclean
    stop SQLite is checked (``quick_check``); an unreadable database is moved
    aside, what can be read is salvaged and the rest counted ``"corrupt"``.
+   A full disk: an append that cannot be journalled is refused and counted
+   (``"disk_full"``), never acknowledged; failed storage operations are
+   counted by name (``SpoolStats.storage_errors``), the spool reports itself
+   ``degraded`` while they last and logs at most once a minute; the delivery
+   worker keeps an answer it cannot record and records it again after a
+   growing backoff, sending nothing meanwhile, so a delivered batch is never
+   sent again for want of space; ``close`` never raises for want of space
+   (the journal is kept and replayed). A directory that cannot be made or
+   written raises ``SpoolUnavailable`` (path and reason).
 4. ``accepted == delivered + sum(dropped) + dead_lettered + pending`` at all
    times and across restarts: each record is counted once as accepted and ends
    once, and the ledger is written in the same transaction as the change it
@@ -72,7 +89,13 @@ Invariants, each with a test in tests/unit/core/spool:
    since the last group commit (at most ~50,000; appends wait beyond that);
    reads stream from SQLite with a 4 MiB page cache.
 6. Files are owner-only: the directory 0700, every file 0600 whatever the umask;
-   a spool written by an earlier version is made so when opened.
+   a spool written by an earlier version is made so when opened. With a
+   ``SpoolCipher`` (``cipher=``, ``SpoolSettings.encryption``) no plaintext
+   payload rests in any file: sealed with AES-GCM before the journal, opened
+   on read; a record names its key, so older keys still open (rotation); a
+   spool holding records no configured key opens refuses to open
+   (``SpoolKeyMismatch``); a record that fails to open is dead-lettered
+   (``"undecryptable: ..."``), counted, never a crash loop.
 
 A record appended is peekable once the writer has moved it into SQLite (within
 100 ms, sooner when records come fast). One process owns a directory at a
@@ -82,6 +105,7 @@ thread-safe.
 
 from __future__ import annotations
 
+from .crypto import SpoolCipher, SpoolKeyMismatch
 from .ledger import Ledger, Tally
 from .spool import DEFAULT_JOURNAL_BYTES, Spool
 from .types import (
@@ -101,6 +125,7 @@ from .types import (
 
 __all__ = [
     "DEFAULT_JOURNAL_BYTES", "FSYNC_MODES", "FULL_POLICIES", "DeadLetter", "FsyncMode",
-    "FullPolicy", "Ledger", "Record", "Spool", "SpoolClosed", "SpoolFull", "SpoolLocked",
+    "FullPolicy", "Ledger", "Record", "Spool", "SpoolCipher", "SpoolClosed", "SpoolFull",
+    "SpoolKeyMismatch", "SpoolLocked",
     "SpoolSettings", "SpoolStats", "SpoolUnavailable", "Tally",
 ]

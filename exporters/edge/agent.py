@@ -34,8 +34,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from modelmon.collectors import PluginCollectors
 from modelmon.config import ConfigError
 from modelmon.spool import Spool, SpoolFull, SpoolLocked, SpoolUnavailable
-from modelmon.spool.crypto import SpoolKeyMismatch, cipher_from_config
+from modelmon.spool.crypto import SpoolKeyMismatch
 from modelmon.spool.health import is_disk_full
+from modelmon.spool.keys import cipher_from_config
 
 from .config import EdgeConfig
 from .remote_write import RemoteWriteClient

@@ -271,7 +271,7 @@ class _Fields:
 
 
 def _spool(p: _Fields, base_dir: Path | None) -> SpoolConfig:
-    from modelmon.spool.crypto import encryption_section
+    from modelmon.spool.keys import encryption_section
 
     p.only("path", "max_bytes", "max_age", "full_policy", "fsync", "encryption")
     path = p.path("path")

@@ -122,7 +122,7 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
             if spool.get(key) is not None:
                 opts[key] = parse_duration(spool[key], f"logs.spool.{key}")
         if spool.get("encryption") is not None:
-            from modelmon.spool.crypto import encryption_section
+            from modelmon.spool.keys import encryption_section
 
             # Checked here, keys read when the shipper opens its spool.
             opts["encryption"] = encryption_section(spool["encryption"],
@@ -258,13 +258,8 @@ def _check_spool_keys(section: Mapping[str, Any], root: Path, base_dir: Path | N
     field's name instead of a traceback in every worker."""
     import sqlite3
 
-    from modelmon.spool.crypto import (
-        SpoolKeyMismatch,
-        check_keys,
-        cipher_from_config,
-        encryption_section,
-        key_ids_in,
-    )
+    from modelmon.spool.crypto import SpoolKeyMismatch, check_keys, key_ids_in
+    from modelmon.spool.keys import cipher_from_config, encryption_section
 
     spool = section.get("spool") or {}
     field = "logs.spool.encryption"

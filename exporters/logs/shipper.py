@@ -342,7 +342,7 @@ def _settings(
     single keyword arguments (which win); what is left goes to the sink."""
     spool_fields = {k: options.pop(k) for k in _SPOOL_OPTIONS if k in options}
     if isinstance(spool_fields.get("encryption"), Mapping):
-        from modelmon.spool.crypto import cipher_from_config
+        from modelmon.spool.keys import cipher_from_config
 
         spool_fields["encryption"] = cipher_from_config(spool_fields["encryption"],
                                                         "logs.spool.encryption")

@@ -17,14 +17,8 @@ from modelmon import plugin_manager
 from modelmon.config import ConfigError
 from modelmon.hookspecs import hookimpl
 from modelmon.spool import Spool
-from modelmon.spool.crypto import (
-    OVERHEAD,
-    SpoolCipher,
-    SpoolKeyMismatch,
-    cipher_from_config,
-    encryption_section,
-    key_id,
-)
+from modelmon.spool.crypto import OVERHEAD, SpoolCipher, SpoolKeyMismatch, key_id
+from modelmon.spool.keys import cipher_from_config, encryption_section
 
 pytest.importorskip("cryptography")
 
