@@ -117,14 +117,15 @@ def wait_for_banner(server) -> None:
         time.sleep(0.1)
 
 
-def serve_tls(start_server, modelmon_cmd, tmp_path, pki, **tls_extra):
+def serve_tls(start_server, modelmon_cmd, tmp_path, pki, *flags: str, **tls_extra):
     web = {"tls_server_config": {"cert_file": str(pki / "server.crt"),
                                  "key_file": str(pki / "server.key"), **tls_extra},
            "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}}}
     (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
     (tmp_path / "serve.yml").write_text("web_config_file: web.yml\n")
     server = start_server([*modelmon_cmd, "serve", "--config", str(tmp_path / "serve.yml"),
-                           "--listen", "127.0.0.1:{port}"], scheme="https", ready=False)
+                           "--listen", "127.0.0.1:{port}", *flags], scheme="https",
+                          ready=False)
     wait_for_banner(server)
     return server
 
@@ -295,3 +296,29 @@ def test_a_renewed_certificate_is_served_without_a_restart(start_server, modelmo
     (live / "server.key").write_bytes((pki / "new.key").read_bytes())
     (live / "server.crt").write_bytes((pki / "new.crt").read_bytes())
     assert serial() != before
+
+
+def test_clients_stalling_in_the_tls_handshake_hold_no_thread(start_server, modelmon_cmd,
+                                                             tmp_path, pki):
+    import time
+    server = serve_tls(start_server, modelmon_cmd, tmp_path, pki, "--header-timeout", "2")
+    host, port = server.url.removeprefix("https://").split(":")
+    stalled = []
+    for _ in range(16):  # the first bytes of a ClientHello, then nothing
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"\x16\x03\x01\x02\x00")
+        stalled.append(s)
+    opened = time.monotonic()
+    try:
+        for _ in range(5):
+            assert get(server, client(pki))[0] == 200
+        for s in stalled:
+            s.settimeout(10)
+            try:
+                assert s.recv(100) == b""
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - opened < 2 + 1.5
+    finally:
+        for s in stalled:
+            s.close()
