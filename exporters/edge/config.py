@@ -134,9 +134,10 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         plugins = data.get("plugins") or {}
         logs = data.get("logs")
         if logs is not None:
-            from modelmon.exporters.logs.config import shipper_options
+            from modelmon.exporters.logs.config import hide_secrets, shipper_options
 
             shipper_options(logs, base_dir)  # fail here, naming logs.<field>
+            logs = hide_secrets(logs)  # EdgeConfig's repr gets logged
     else:
         section, where = data, ""
         prefix = DEFAULT_PREFIX

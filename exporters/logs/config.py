@@ -160,7 +160,7 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(str(exc)) from None
-    opts["processor_config"] = _with_secrets_hidden(section)
+    opts["processor_config"] = hide_secrets(section)
     sink_options = section.get(sink) or {}
     if not isinstance(sink_options, Mapping):
         raise ConfigError(f"logs.{sink}: expected a mapping of options for the {sink} sink")
@@ -218,8 +218,9 @@ def _move_url_credentials(sink: str, options: dict[str, Any]) -> None:
             options[key] = clean if many else clean[0]
 
 
-def _with_secrets_hidden(section: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``logs:`` section with every sink's inline secret made a Secret."""
+def hide_secrets(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``logs:`` section with every sink's inline secret (and URL with
+    credentials) made a Secret: the same strings, but no repr shows them."""
     hidden = dict(section)
     for name in _SINK_SECTIONS:
         sink = hidden.get(name)

@@ -156,3 +156,14 @@ def test_authorization_type_and_both_credentials_fields(tmp_path, receiver) -> N
     finally:
         agent.stop()
     assert receiver.requests[0]["headers"]["Authorization"] == "Token tok"
+
+
+def test_the_logs_section_s_secrets_are_not_in_the_edge_config_repr(tmp_path) -> None:
+    config = edge_config_from_mapping({
+        "edge": {"device_id": "d", "spool": {"path": str(tmp_path)},
+                 "remote_write": {"url": "http://127.0.0.1:9/api/v1/write"}},
+        "logs": {"sink": "elasticsearch", "spool_dir": str(tmp_path / "logs"),
+                 "elasticsearch": {"url": f"http://shipper:{SECRET}@127.0.0.1:9", "password": SECRET}},
+    })
+    assert SECRET not in repr(config)
+    assert config.logs is not None and config.logs["elasticsearch"]["password"] == SECRET
