@@ -239,6 +239,17 @@ class MappedJournal:
         os.close(self.fd)
 
 
+class KeptJournal:
+    """A journal an earlier process left whose records are not yet in SQLite
+    (a full disk at start): deleted by the writer once they are."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def close(self) -> None:
+        pass
+
+
 Journal = AppendJournal | MappedJournal
 _MADV_POPULATE_WRITE = 23  # linux/mman.h, Linux 5.14+
 

@@ -101,7 +101,8 @@ class Spool(SpoolReader, SpoolWriter):
         try:
             self._store = Store(self.path, fsync)
             self.id: str = self._store.spool_id
-            self._next_seq, self._first_journal_no = recover(self.path, self._store)
+            recovered = recover(self.path, self._store)
+            self._next_seq, self._first_journal_no = recovered.next_seq, recovered.next_journal
             # Records no configured key opens would be dead-lettered one by
             # one: refuse to start instead, naming the key ids (the fix is a key).
             check_keys(self._store.key_ids(), cipher, self.path)
@@ -114,11 +115,13 @@ class Spool(SpoolReader, SpoolWriter):
             raise
         self._append_lock = threading.Lock()
         self._changed = threading.Condition(threading.Lock())
-        self._buffer = []
+        self._buffer = recovered.unsaved
         self._caller_drops = {}
-        self._pending_bytes = self._store.pending().bytes
+        self._pending_bytes = self._store.pending().bytes + sum(r[3] for r in self._buffer)
         self._synced_seq = self._next_seq - 1
-        self._rotated = []
+        self._rotated = [(journal.KeptJournal(p), last) for p, last in recovered.kept]
+        if recovered.error is not None:
+            self.health.failed("recover", recovered.error)
         self._journal_no = self._first_journal_no
         self._journal = self._open_journal(journal_bytes)
         if fsync != "never":

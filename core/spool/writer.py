@@ -68,7 +68,7 @@ class SpoolWriter:
     _synced_seq: int
     _journal: journal.Journal
     _journal_no: int
-    _rotated: list[tuple[journal.Journal, int]]  # (journal, its last seq)
+    _rotated: list[tuple[journal.Journal | journal.KeptJournal, int]]  # (journal, its last seq)
     _closed: bool
     _wake: threading.Event
     _writer_idle: bool  # True while the writer waits: only then does an append wake it
@@ -106,6 +106,7 @@ class SpoolWriter:
                 operation = "ingest"
                 self._ingest()
                 self.health.succeeded("ingest")
+                self.health.succeeded("recover")  # journals left at start are in SQLite
                 now = time.monotonic()
                 if self.fsync == "interval" and now >= next_sync:
                     operation = "sync"

@@ -120,3 +120,38 @@ def test_close_on_a_full_disk_does_not_raise_and_loses_nothing(disk: SmallDisk) 
         assert stats.balanced
         assert stats.pending == 200 + acknowledged
         assert stats.dropped.get("corrupt", 0) == 0
+
+
+_CHILD = """
+import os, sys
+from modelmon.spool import Spool
+spool = Spool(sys.argv[1], max_bytes=1 << 30, max_age=None)
+for i in range(2000):
+    spool.append(b"x" * 300)
+os._exit(0)  # killed: the journal is left for the next start to replay
+"""
+
+
+def test_a_spool_opens_on_a_full_disk_degraded_not_a_crash_loop(disk: SmallDisk) -> None:
+    import subprocess
+    import sys
+
+    path = disk.path / "spool"
+    subprocess.run([sys.executable, "-c", _CHILD, str(path)], check=True, timeout=60)
+    disk.fill()
+    spool = Spool(path, max_bytes=1 << 30, max_age=None)  # must not raise
+    stats = spool.stats()
+    assert stats.pending == 2000 and stats.balanced
+    assert stats.degraded is not None and "disk full" in stats.degraded
+    disk.free()  # the writer moves the replayed records into SQLite, by itself
+    assert spool.flush_buffer(30)
+    assert len(spool.peek(10_000)) == 2000
+    assert spool.stats().degraded is None
+    spool.close()
+    assert [p.name for p in path.glob("journal-*")] == []
+    with Spool(path, max_bytes=1 << 30, max_age=None) as reopened:
+        assert reopened.flush_buffer()
+        stats = reopened.stats()
+        assert stats.pending == 2000 and stats.balanced and stats.dropped_total == 0
+        assert len(reopened.peek(10_000)) == 2000
+        assert stats.degraded is None
