@@ -88,6 +88,11 @@ class _DropCounter:
         for reason, seqs in result.dropped.items():
             self._metrics.count_dropped(reason, batch.item_count(seqs))
 
+    def unrecorded(self, batch: Batch, exc: BaseException) -> None:
+        """The spool could not record an answer (a full disk); it is recorded
+        again later and nothing is sent meanwhile."""
+        self._metrics.count_unrecorded()
+
 
 def delivery_settings(config: RemoteWriteConfig) -> DeliverySettings:
     return DeliverySettings(

@@ -53,7 +53,7 @@ class EdgeMetrics:
         self.last_error: str = ""
         self._spool_drops_seen: dict[str, int] = {}
         # Series that exist from the start, so rate() and alerts see 0, not "no data".
-        for outcome in ("success", "retry", "rejected", "dropped"):
+        for outcome in ("success", "retry", "rejected", "dropped", "unrecorded"):
             self._requests.labels(device, outcome)
         for reason in SPOOL_DROP_REASONS:
             self._dropped.labels(device, reason)
@@ -69,6 +69,11 @@ class EdgeMetrics:
         self._dropped.labels(self.device, reason).inc(samples)
         with self._lock:
             self.dropped_totals[reason] = self.dropped_totals.get(reason, 0) + samples
+
+    def count_unrecorded(self) -> None:
+        """A receiver's answer the spool could not record (a full disk): counted as
+        the request outcome ``unrecorded``, once per try."""
+        self._requests.labels(self.device, "unrecorded").inc()
 
     def observe_send(self, result: RemoteWriteResult, samples: int, now: float) -> None:
         self._requests.labels(self.device, result.outcome).inc()

@@ -74,6 +74,9 @@ def test_agent_on_a_full_disk_keeps_running_reports_why_and_does_not_flood(
         assert proc.returncode == 0, proc.stderr
         assert "agent:         running" in proc.stdout, proc.stdout
         assert "DEGRADED" in proc.stdout and "disk full" in proc.stdout, proc.stdout
+        unrecorded = registry.get_sample_value("modelmon_edge_send_requests_total",
+                                                {"device": "press-7", "outcome": "unrecorded"})
+        assert unrecorded is not None and unrecorded >= 1
         lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(lines) <= 8, [r.getMessage()[:120] for r in lines]
     finally:
