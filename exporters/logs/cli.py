@@ -93,6 +93,18 @@ def _spool_root(args: argparse.Namespace) -> Path:
     return default_spool_dir()
 
 
+def _cipher(args: argparse.Namespace) -> Any:
+    """The SpoolCipher of logs.spool.encryption in --config, or None."""
+    spool = _logs_section(args.config).get("spool") or {}
+    if not isinstance(spool, dict) or spool.get("encryption") is None:
+        return None
+    from modelmon.spool.keys import cipher_from_config, encryption_section
+
+    field = "logs.spool.encryption"
+    return cipher_from_config(encryption_section(spool["encryption"], field,
+                                                 Path(args.config).parent), field)
+
+
 def _slots(root: Path) -> Iterator[Path]:
     if (root / "spool.db").exists():
         yield root  # a bare spool directory (the edge agent's, or a Spool used directly)
@@ -165,6 +177,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_dl_list(args: argparse.Namespace) -> int:
     root = _spool_root(args)
+    cipher = _cipher(args)
     shown = 0
     for slot in _slots(root):
         conn = _read_only(slot)
@@ -176,6 +189,13 @@ def run_dl_list(args: argparse.Namespace) -> int:
             conn.close()
         for seq, created, dead_at, reason, payload in rows:
             shown += 1
+            if cipher is not None:  # an encrypted spool (logs.spool.encryption)
+                from modelmon.spool.crypto import Undecryptable
+
+                try:
+                    payload = cipher.open(payload)
+                except Undecryptable as exc:
+                    payload = f"(encrypted: {exc})".encode()
             if args.json:
                 print(json.dumps({"slot": slot.name, "seq": seq, "created": created,
                                   "dead_at": dead_at, "reason": reason,
@@ -191,11 +211,15 @@ def run_dl_list(args: argparse.Namespace) -> int:
 
 
 def _each_spool(args: argparse.Namespace) -> Iterator[Any]:
-    from modelmon.spool import Spool, SpoolLocked
+    from modelmon.spool import Spool, SpoolKeyMismatch, SpoolLocked
 
+    cipher = _cipher(args)
     for slot in list(_slots(_spool_root(args))):
         try:
-            spool = Spool(slot, max_bytes=1 << 62, max_age=None)
+            spool = Spool(slot, max_bytes=1 << 62, max_age=None, cipher=cipher)
+        except SpoolKeyMismatch as exc:
+            raise ConfigError(f"logs.spool.encryption: {exc} (give --config with the keys)"
+                              ) from None
         except SpoolLocked:
             raise SpoolLocked(
                 f"{slot} belongs to a running shipper; stop the model server or "

@@ -84,3 +84,29 @@ def test_a_missing_key_variable_names_the_field(tmp_path: Path,
     with pytest.raises(ConfigError, match=r"^logs\.spool\.encryption\.key_env: .*LOG_SPOOL_KEY"):
         LogShipper.from_config(section(tmp_path, key_env="LOG_SPOOL_KEY"),
                                registry=CollectorRegistry())
+
+
+def test_dead_letter_commands_open_an_encrypted_spool_with_the_configured_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+
+    from modelmon.cli import main
+
+    monkeypatch.setenv("LOG_SPOOL_KEY", KEY_A)
+    with Spool(tmp_path / "spool" / "slot-0", max_bytes=1 << 20, max_age=None,
+               cipher=SpoolCipher([bytes.fromhex(KEY_A)])) as spool:
+        spool.append(json.dumps({"message": MARKER}).encode())
+        assert spool.flush_buffer()
+        spool.dead_letter([r.seq for r in spool.peek(10)], "mapping")
+    config = tmp_path / "modelmon.yaml"
+    config.write_text(yaml.safe_dump({"logs": section(tmp_path, key_env="LOG_SPOOL_KEY")}))
+    assert main(["logs", "dead-letter", "list", "--config", str(config), "--json"]) == 0
+    assert MARKER in capsys.readouterr().out  # opened for the reader
+    assert main(["logs", "dead-letter", "replay", "--config", str(config)]) == 0
+    capsys.readouterr()
+    # Without the keys: one line naming the field, not a traceback.
+    no_keys = tmp_path / "no-keys.yaml"
+    no_keys.write_text(yaml.safe_dump({"logs": {"spool_dir": str(tmp_path / "spool")}}))
+    assert main(["logs", "dead-letter", "replay", "--config", str(no_keys)]) == 2
+    assert "logs.spool.encryption:" in capsys.readouterr().err
