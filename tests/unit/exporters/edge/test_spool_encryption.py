@@ -85,3 +85,10 @@ def test_a_key_that_opens_nothing_pending_stops_the_agent_at_start(tmp_path: Pat
 def test_a_missing_key_file_names_the_field(tmp_path: Path, receiver) -> None:
     with pytest.raises(ConfigError, match=r"^edge\.spool\.encryption\.key_file: cannot read"):
         EdgeAgent(config(tmp_path, receiver.url, key_file="missing.key"), marked_registry())
+
+
+def test_reading_the_config_reads_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`modelmon edge status` loads the config on a shell without the agent's key."""
+    monkeypatch.delenv("EDGE_SPOOL_KEY", raising=False)
+    loaded = config(tmp_path, "http://127.0.0.1:9/api/v1/write", key_env="EDGE_SPOOL_KEY")
+    assert loaded.spool.encryption == {"key_env": "EDGE_SPOOL_KEY", "previous_keys": []}
