@@ -243,8 +243,15 @@ def ssl_context(tls: TLS) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if tls.cert_file is not None:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None,
+                                password=_no_passphrase)
     return context
+
+
+def _no_passphrase() -> str:
+    # Without a callback OpenSSL asks for the passphrase on the terminal: a
+    # daemon would hang at start. An encrypted key is an error instead.
+    raise ValueError("the key is encrypted; give an unencrypted PEM key")
 
 
 def _retry_after(value: str | None) -> float | None:

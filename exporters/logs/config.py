@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmon.config import ConfigError
-from modelmon.exporters.logs.sinks import Secret, split_userinfo
+from modelmon.exporters.logs.sinks import Secret, check_client_cert, split_userinfo
 from modelmon.units import parse_duration, parse_size
 
 _TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size", "batch_bytes",
@@ -196,6 +196,11 @@ def _sink_options(sink: str, options: dict[str, Any], base_dir: Path | None) -> 
     for key in _FILE_KEYS:  # TLS files: a missing one fails at start, named
         if options.get(key) is not None and not Path(options[key]).is_file():
             raise ConfigError(f"logs.{sink}.{key}: {options[key]} does not exist or is not a file")
+    if options.get("cert_file") is not None:
+        try:
+            check_client_cert(options["cert_file"], options.get("key_file"))
+        except ValueError as exc:
+            raise ConfigError(f"logs.{sink}.cert_file: {exc}") from None
     return options
 
 

@@ -18,7 +18,7 @@ from modelmon.spool.destination import SendResult, seqs_of
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Item", "ItemBatch", "Secret", "SendResult", "Sink", "client_tls_context",
+__all__ = ["Item", "ItemBatch", "Secret", "SendResult", "Sink", "check_client_cert", "client_tls_context",
            "parse_retry_after", "seqs_of", "split_userinfo", "tls_files", "with_event_id", "with_event_ids"]
 
 
@@ -56,8 +56,27 @@ def client_tls_context(*, ca_file: str | None = None, cert_file: str | None = No
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if cert_file:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
     return context
+
+
+def _no_passphrase() -> str:
+    # Without a callback OpenSSL asks for the passphrase on the terminal: a
+    # daemon would hang at start. An encrypted key is an error instead.
+    raise ValueError("the key is encrypted; give an unencrypted PEM key")
+
+
+def check_client_cert(cert_file: str, key_file: str | None) -> None:
+    """Raise ValueError (with OpenSSL's reason) unless the certificate and key
+    load: what the HTTP clients would otherwise find at the first send."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert_file, key_file,
+                                                                password=_no_passphrase)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ValueError(f"cannot load the client certificate and key ({exc}); give PEM "
+                         "files, the key unencrypted") from None
 
 
 def tls_files(*, ca_certs: str | None, ca_file: str | None, cert_file: str | None,

@@ -25,6 +25,7 @@ class Pki:
     client_key: Path
     rogue_cert: Path  # self-signed: a certificate, but not from the CA
     rogue_key: Path
+    encrypted_client_key: Path  # the client key under a passphrase ("secret")
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -53,8 +54,10 @@ def make_pki(directory: Path) -> Pki:
                  cwd=d)
     _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
              "-keyout", "rogue.key", "-out", "rogue.crt", "-days", "2", "-subj", "/CN=rogue", cwd=d)
+    _openssl("pkey", "-in", "client.key", "-aes256", "-passout", "pass:secret", "-out",
+             "client-encrypted.key", cwd=d)
     return Pki(d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key",
-               d / "rogue.crt", d / "rogue.key")
+               d / "rogue.crt", d / "rogue.key", d / "client-encrypted.key")
 
 
 def server_context(pki: Pki) -> ssl.SSLContext:

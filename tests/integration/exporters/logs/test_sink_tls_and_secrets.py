@@ -164,6 +164,11 @@ def test_a_client_key_without_its_certificate_or_a_missing_tls_file_names_the_fi
     section["elasticsearch"] = {"url": "https://127.0.0.1:9", "cert_file": str(tmp_path / "nope.pem")}
     with pytest.raises(ConfigError, match=r"logs\.elasticsearch\.cert_file: .*nope\.pem"):
         check_sink(section)
+    # An encrypted key would make OpenSSL ask for its passphrase on the terminal.
+    section["elasticsearch"] = {"url": "https://127.0.0.1:9", "cert_file": str(pki.client_cert),
+                                "key_file": str(pki.encrypted_client_key)}
+    with pytest.raises(ConfigError, match=r"logs\.elasticsearch\.cert_file: .*unencrypted"):
+        check_sink(section)
     section = {"sink": "logstash_tcp", "spool_dir": str(tmp_path / "spool"),
                "logstash_tcp": {"port": 5044, "cert_file": str(pki.client_cert),
                                 "key_file": str(pki.client_key)}}

@@ -95,6 +95,15 @@ def test_a_key_file_without_its_certificate_is_refused_at_load(tmp_path, pki) ->
     with pytest.raises(ConfigError, match=r"remote_write\.tls\.cert_file"):
         _agent(tmp_path, {"url": "https://127.0.0.1:9/w", "tls": {"key_file": str(pki.client_key)}},
                CollectorRegistry())
+    # An encrypted key would make OpenSSL ask for its passphrase on the terminal.
+    with pytest.raises(ConfigError, match=r"remote_write\.tls\.cert_file: .*unencrypted"):
+        _agent(tmp_path, {"url": "https://127.0.0.1:9/w", "tls": {
+            "cert_file": str(pki.client_cert), "key_file": str(pki.encrypted_client_key)}},
+            CollectorRegistry())
+    with pytest.raises(ConfigError, match=r"remote_write\.tls\.key_file: .*does not exist"):
+        _agent(tmp_path, {"url": "https://127.0.0.1:9/w", "tls": {
+            "cert_file": str(pki.client_cert), "key_file": str(tmp_path / "nope.key")}},
+            CollectorRegistry())
 
 
 def _secret_configs(tmp_path: Path, url: str) -> dict[str, dict[str, Any]]:
