@@ -143,7 +143,8 @@ class Spool(SpoolReader, SpoolWriter):
 
     def append(self, payload: bytes, *, created: float | None = None, items: int = 1) -> int | None:
         """Add one record; returns its seq once durable per the fsync mode, or
-        None when it was dropped (``drop_newest`` on a full spool, too large)."""
+        None when it was dropped (``drop_newest`` on a full spool, too large, or a
+        disk that cannot take it: ``disk_full``, counted)."""
         if self._cipher is not None:
             payload = self._cipher.seal(payload)  # before anything touches the disk
         size = len(payload)
