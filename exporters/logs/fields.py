@@ -45,6 +45,7 @@ _FLOATS = frozenset({"double", "float", "half_float", "scaled_float"})
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _MAX_DEPTH = 16  # deeper extras are kept as text (Elasticsearch's default depth limit is 20)
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def number(value: Any) -> float | int | None:
@@ -124,22 +125,41 @@ def _flat_numbers(value: Any, max_items: int) -> tuple[list[float], list[int]] |
 
 def fits(path: str, value: Any, depth: int = 0) -> bool:
     """Whether ``value`` parses as the type ECS (or our template) gives ``path``;
-    fields neither names are the caller's own and always fit."""
+    fields neither names are the caller's own and fit unless JSON cannot carry them."""
     kind = _TYPES.get(path)
+    if kind is None and "." in path and _below_a_value(path):
+        return False  # "message.x": Elasticsearch would nest an object in a text field
+    cls = type(value)
+    if cls is str:  # the common case first: exact type checks cost a fraction of isinstance
+        return kind is None or kind in _TEXT
     if depth > _MAX_DEPTH:
         return False
-    if isinstance(value, Mapping):
+    if cls is dict or (cls not in _SCALARS and isinstance(value, Mapping)):
         if kind == "flattened" or kind == "nested":
             return True
         if kind not in (None, "object"):
             return False
-        return all(isinstance(k, str) and fits(f"{path}.{k}", v, depth + 1)
+        return all(type(k) is str and fits(f"{path}.{k}", v, depth + 1)
                    for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(not isinstance(v, list | tuple) and fits(path, v, depth + 1) for v in value)
+    if cls is list or cls is tuple:
+        return all(type(v) is not list and type(v) is not tuple and fits(path, v, depth + 1)
+                   for v in value)
+    if cls is int and not _LONG_MIN <= value <= _LONG_MAX:
+        return False  # JSON encoders (ours) and Elasticsearch's longs stop at 64 bits
     if value is None or kind is None:
         return True
     return _leaf_fits(kind, value)
+
+
+def _below_a_value(path: str) -> bool:
+    parts = path.split(".")
+    for end in range(1, len(parts)):
+        kind = _TYPES.get(".".join(parts[:end]))
+        if kind == "flattened":
+            return False
+        if kind not in (None, "object", "nested"):
+            return True
+    return False
 
 
 def _leaf_fits(kind: str, value: Any) -> bool:
@@ -175,13 +195,15 @@ def add_extra(event: dict[str, Any], key: str, value: Any) -> None:
     pairs: merged, their values made keywords. A field under an ECS (or our
     ``model``) name whose value would not parse as that field's type goes to
     ``labels.<key>`` as a keyword: the event ships, the value stays readable."""
-    if key == "labels":
-        if isinstance(value, Mapping):
+    if key.startswith("labels."):
+        _label(event, key[len("labels."):], value)
+    elif key == "labels":
+        if type(value) is dict or isinstance(value, Mapping):
             for name, item in value.items():
                 _label(event, str(name), item)
         else:
             _label(event, key, value)
-    elif key not in _TYPES or fits(key, value):
+    elif fits(key, value):
         event[key] = value
     else:
         _label(event, key, value)

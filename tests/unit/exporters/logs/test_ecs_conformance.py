@@ -374,3 +374,27 @@ def test_any_value_given_to_any_logging_point_ships_a_conforming_document(
         score = doc["model"].get("score")
         for number in score if isinstance(score, list) else [score] if score is not None else []:
             assert isinstance(number, float | int) and math.isfinite(number)
+
+
+_ecs_names = st.sampled_from(sorted(
+    {*ecs_schema.TOP_LEVEL_TYPES, *list(ecs_schema.FIELD_TYPES)[::7], "model", "model.score",
+     "labels.team", "message.x", "event.duration.x", "custom", "custom.field"}))
+
+
+@settings(max_examples=150, deadline=None)
+@given(extra=st.dictionaries(_ecs_names, _values, max_size=4),
+       as_fields=st.dictionaries(_ecs_names, _values, max_size=3))
+def test_any_extra_fields_under_any_names_ship_a_document_elasticsearch_accepts(
+        capture: Capture, extra: dict[str, Any], as_fields: dict[str, Any]) -> None:
+    reserved = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+    record = _record({k: v for k, v in extra.items() if k not in reserved}, exc=False)
+    doc = capture.spooled(from_log_record(record, dict(capture._shipper.base_fields)))
+    capture.docs.clear()
+    ModelLog(_Identity(), capture).prediction(0.01, **as_fields)  # type: ignore[arg-type]
+    for shipped in (doc, *capture.docs):
+        # Names are the caller's: a custom field may be dynamic, but nothing may be refused.
+        problems = mapping_errors(ECS, shipped, strict=True) + mapping_errors(
+            TEMPLATE, shipped, strict=True)
+        labels = shipped.get("labels", {})
+        problems += [f"labels.{k}" for k, v in labels.items() if not isinstance(v, str)]
+        assert not problems, f"{problems}\nin {shipped}"
