@@ -151,6 +151,16 @@ def fits(path: str, value: Any, depth: int = 0) -> bool:
     return _leaf_fits(kind, value)
 
 
+def hashable_field_error(path: str) -> str | None:
+    """Why a redactor may not replace ``path`` by its hash (a string), or None."""
+    kind = _TYPES.get(path)
+    if kind is None or kind in _TEXT:
+        return None
+    return (f"{path} is a {kind} field in ECS or the modelmon template and its hash is a "
+            f"string, which Elasticsearch would refuse there: hash a keyword field, or drop "
+            f"this one with drop_fields")
+
+
 def _below_a_value(path: str) -> bool:
     parts = path.split(".")
     for end in range(1, len(parts)):

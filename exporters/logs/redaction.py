@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from modelmon.exporters.logs.fields import hashable_field_error
+
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # 13-19 digits, optionally grouped by spaces or dashes.
 CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
@@ -117,6 +119,10 @@ class Redactor:
         self._ip_hint = re.compile(_MAY_HAVE_IP) if ip_addresses else None
         self._number_hint = re.compile(_MAY_HAVE_NUMBER)
         self._drop = [tuple(f.split(".")) for f in drop_fields]
+        for name in hash_fields:  # a hash is a string: only where a string fits
+            refused = hashable_field_error(name)
+            if refused:
+                raise ValueError(f"logs.redact.hash_fields: {refused}")
         self._hash = [tuple(f.split(".")) for f in hash_fields]
         self._salt = hash_salt.encode()
 

@@ -398,3 +398,15 @@ def test_any_extra_fields_under_any_names_ship_a_document_elasticsearch_accepts(
         labels = shipped.get("labels", {})
         problems += [f"labels.{k}" for k, v in labels.items() if not isinstance(v, str)]
         assert not problems, f"{problems}\nin {shipped}"
+
+
+def test_the_redactor_refuses_to_hash_a_field_a_string_does_not_fit() -> None:
+    from modelmon.exporters.logs.redaction import Redactor
+
+    for name in ("process.pid", "model.latency_seconds", "user", "event.duration"):
+        with pytest.raises(ValueError, match=rf"logs.redact.hash_fields: {name} is a"):
+            Redactor(hash_fields=[name])
+    redactor = Redactor(hash_fields=["user.id", "model.name", "custom.id"])
+    doc = redactor({"user": {"id": "jane"}, "model": {"name": "m"}, "custom": {"id": 5}})
+    assert doc["user"]["id"].startswith("sha256:")
+    assert not mapping_errors(ECS, doc, strict=True) + mapping_errors(TEMPLATE, doc, strict=True)
