@@ -1,0 +1,91 @@
+"""Samples in memory, per series, in timestamp order.
+
+A series is its sorted label set (``prompb.LabelSet``, ``__name__`` included).
+Timestamps are integer milliseconds as in Prometheus's TSDB. The staleness
+marker is the NaN with the bit pattern ``0x7ff0000000000002``: appended when a
+series ends, it hides the series from instant selectors from that moment and
+is skipped inside range selectors.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from modelmon.exporters.edge.prompb import STALE_NAN_BITS, LabelSet
+
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+_DOUBLE = struct.Struct("<d")
+_BITS = struct.Struct("<Q")
+
+
+def is_stale(value: float) -> bool:
+    """True for the staleness marker only (not for other NaNs)."""
+    return value != value and _BITS.unpack(_DOUBLE.pack(value))[0] == STALE_NAN_BITS
+
+
+@dataclass
+class SeriesSamples:
+    """One series: parallel lists of timestamps (ms) and values, sorted by time."""
+
+    labels: LabelSet
+    timestamps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def append(self, timestamp_ms: int, value: float) -> None:
+        if self.timestamps and timestamp_ms <= self.timestamps[-1]:
+            i = bisect.bisect_left(self.timestamps, timestamp_ms)
+            if i < len(self.timestamps) and self.timestamps[i] == timestamp_ms:
+                self.values[i] = value  # same series and timestamp: idempotent
+                return
+            self.timestamps.insert(i, timestamp_ms)
+            self.values.insert(i, value)
+            return
+        self.timestamps.append(timestamp_ms)
+        self.values.append(value)
+
+    def drop_before(self, timestamp_ms: int) -> None:
+        i = bisect.bisect_left(self.timestamps, timestamp_ms)
+        if i:
+            del self.timestamps[:i]
+            del self.values[:i]
+
+
+class MemoryStorage:
+    """The evaluator's view of samples: series by label set.
+
+    ``retain(min_ms)`` drops what no expression can look at any more (the
+    agent keeps its window: the longest range + offset + 5 m lookback).
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[LabelSet, SeriesSamples] = {}
+        self._by_name: dict[str, dict[LabelSet, SeriesSamples]] = {}
+
+    def append(self, labels: Iterable[tuple[str, str]], timestamp_ms: int, value: float) -> None:
+        key: LabelSet = tuple(sorted((n, v) for n, v in labels if v != ""))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = SeriesSamples(key)
+            self._by_name.setdefault(dict(key).get("__name__", ""), {})[key] = series
+        series.append(timestamp_ms, value)
+
+    def series(self, metric_name: str | None = None) -> Iterator[SeriesSamples]:
+        """All series (or those of one metric name), in label-set order as Prometheus
+        returns them from its index."""
+        pool = self._series if metric_name is None else self._by_name.get(metric_name, {})
+        for key in sorted(pool):
+            yield pool[key]
+
+    def retain(self, min_timestamp_ms: int) -> None:
+        for key, series in list(self._series.items()):
+            series.drop_before(min_timestamp_ms)
+            if not series.timestamps:
+                del self._series[key]
+                by_name = self._by_name.get(dict(key).get("__name__", ""), {})
+                by_name.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._series)
