@@ -59,7 +59,19 @@ def test_agent_on_a_full_disk_keeps_running_reports_why_and_does_not_flood(
     agent.start()
     try:
         _wait_for(lambda: agent.metrics.sent_total > 0, "a first delivery")
+        # Hold the next request until the disk is full: its answer then cannot
+        # be recorded.
+        gate, held = threading.Event(), threading.Event()
+
+        def hold(series):  # type: ignore[no-untyped-def]
+            held.set()
+            gate.wait(30)
+
+        receiver.judge = hold
+        _wait_for(held.is_set, "a request in flight")
         disk.fill()
+        receiver.judge = None
+        gate.set()
         _wait_for(lambda: agent.spool.stats().degraded is not None, "the spool degraded")
         requests_then = len(receiver.requests)
         # Two seconds of a full disk at ten collections a second.
