@@ -79,7 +79,8 @@ class RemoteWriteConfig:
     timeout: float = 30.0
     auth: Auth = field(default_factory=Auth)
     tls: TLS = field(default_factory=TLS)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Out of repr: a managed receiver may take its API key in a header.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_samples_per_send: int = 2000
     backfill_rate_limit: float | None = 20_000.0
     order: Order = "fifo"
@@ -375,9 +376,7 @@ def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
         raise ConfigError(f"{p.where}headers: expected a mapping of header name to string value")
     reserved = reserved_header(headers)
     if reserved is not None:
-        raise ConfigError(f"{p.where}headers.{reserved}: set by modelmon as remote_write requires "
-                          "(Content-Encoding, Content-Type, User-Agent, X-Prometheus-Remote-Write-Version); "
-                          "remove it")
+        raise ConfigError(f"{p.where}headers.{reserved[0]}: {reserved[1]}; remove it")
     rate: float | None = RemoteWriteConfig.backfill_rate_limit
     if "backfill_rate_limit" in p.data:
         raw = p.data["backfill_rate_limit"]

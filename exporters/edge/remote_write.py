@@ -46,14 +46,29 @@ _REJECTIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-# Set by the client as the protocol requires; remote_write.headers cannot change them.
-RESERVED_HEADERS = ("Content-Encoding", "Content-Type", "User-Agent", "X-Prometheus-Remote-Write-Version")
+# Headers remote_write.headers cannot set, and why (Prometheus refuses the same
+# set): the protocol's own, HTTP's framing, and credentials, which have
+# settings of their own that keep them out of logs and reprs.
+_PROTOCOL = "set by modelmon as remote_write requires"
+_FRAMING = "managed by the HTTP client"
+_CREDENTIALS = "use basic_auth or authorization, which keep the secret out of logs"
+RESERVED_HEADERS: dict[str, str] = {
+    **dict.fromkeys(("Content-Encoding", "Content-Type", "User-Agent",
+                     "X-Prometheus-Remote-Write-Version"), _PROTOCOL),
+    **dict.fromkeys(("Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+                     "Accept-Encoding"), _FRAMING),
+    **dict.fromkeys(("Authorization", "Proxy-Authorization"), _CREDENTIALS),
+}
+_RESERVED = {name.lower(): why for name, why in RESERVED_HEADERS.items()}
 
 
-def reserved_header(headers: Mapping[str, str]) -> str | None:
-    """The first of ``headers`` that the protocol reserves (any case), or None."""
-    reserved = {h.lower() for h in RESERVED_HEADERS}
-    return next((name for name in headers if name.strip().lower() in reserved), None)
+def reserved_header(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """(name, why) of the first of ``headers`` that cannot be set (any case), or None."""
+    for name in headers:
+        why = _RESERVED.get(str(name).strip().lower())
+        if why is not None:
+            return str(name), why
+    return None
 
 
 @dataclass(frozen=True)
@@ -150,7 +165,7 @@ class RemoteWriteClient:
         self._path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
         bad = reserved_header(headers or {})
         if bad is not None:
-            raise ValueError(f"headers.{bad}: set by modelmon as remote_write requires; remove it")
+            raise ValueError(f"headers.{bad[0]}: {bad[1]}; remove it")
         self._headers = {
             "Content-Encoding": "snappy",
             "Content-Type": "application/x-protobuf",

@@ -214,10 +214,14 @@ def test_body_is_snappy_block_format_with_the_protocol_headers(receiver) -> None
     assert headers["User-Agent"].startswith("modelmon-edge/")
 
 
-@pytest.mark.parametrize("header", ["Content-Encoding", "content-type", "X-Prometheus-Remote-Write-Version",
-                                    "User-Agent"])
-def test_the_protocol_headers_cannot_be_overridden(tmp_path, header) -> None:
-    with pytest.raises(ConfigError, match=rf"remote_write\.headers\.{header}: .*set by modelmon"):
+@pytest.mark.parametrize("header,why", [
+    ("Content-Encoding", "set by modelmon"), ("content-type", "set by modelmon"),
+    ("X-Prometheus-Remote-Write-Version", "set by modelmon"), ("User-Agent", "set by modelmon"),
+    ("Host", "HTTP client"), ("Content-Length", "HTTP client"), ("Connection", "HTTP client"),
+    ("Authorization", "basic_auth or authorization"),
+])
+def test_the_protocol_headers_cannot_be_overridden(tmp_path, header, why) -> None:
+    with pytest.raises(ConfigError, match=rf"remote_write\.headers\.{header}: .*{why}"):
         edge_config_from_mapping({"edge": {
             "device_id": "d", "spool": {"path": str(tmp_path)},
             "remote_write": {"url": "http://127.0.0.1:9/api/v1/write", "headers": {header: "x"}},

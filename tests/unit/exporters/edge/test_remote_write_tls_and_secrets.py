@@ -116,11 +116,12 @@ def _secret_configs(tmp_path: Path, url: str) -> dict[str, dict[str, Any]]:
         "credentials_file": {"url": url, "authorization": {"credentials_file": str(tmp_path / "pw")}},
         "credentials": {"url": url, "authorization": {"type": "Bearer", "credentials": SECRET}},
         "url_userinfo": {"url": url.replace("http://", f"http://edge:{SECRET}@")},
+        "header": {"url": url, "headers": {"X-API-Key": SECRET}},
     }
 
 
 @pytest.mark.parametrize("how", ["password_file", "password", "bearer_token", "credentials_file",
-                                 "credentials", "url_userinfo"])
+                                 "credentials", "url_userinfo", "header"])
 def test_secrets_reach_the_receiver_and_nowhere_else(tmp_path, receiver, caplog, how) -> None:
     caplog.set_level(logging.DEBUG)
     remote_write = _secret_configs(tmp_path, receiver.url)[how]
@@ -138,10 +139,14 @@ def test_secrets_reach_the_receiver_and_nowhere_else(tmp_path, receiver, caplog,
         config_repr = repr(agent.config)
     finally:
         agent.stop()
-    authorization = receiver.requests[-1]["headers"]["Authorization"]
-    assert SECRET in authorization or SECRET in __import__("base64").b64decode(
-        authorization.split()[1]).decode()
-    assert authorization.split()[0] in ("Basic", "Bearer")
+    headers = receiver.requests[-1]["headers"]
+    if how == "header":
+        assert headers["X-API-Key"] == SECRET
+    else:
+        authorization = headers["Authorization"]
+        assert SECRET in authorization or SECRET in __import__("base64").b64decode(
+            authorization.split()[1]).decode()
+        assert authorization.split()[0] in ("Basic", "Bearer")
     assert SECRET not in caplog.text
     assert SECRET not in status and SECRET not in (tmp_path / "state" / "status.json").read_text()
     assert SECRET not in metrics
