@@ -74,9 +74,10 @@ class StorageHealth:
             counts = ", ".join(f"{k}={v}" for k, v in sorted(self._errors.items()))
         if first:
             self._log.error(
-                "modelmon spool %s: %s failed (%s); nothing is lost: records stay pending and "
-                "delivered ones are not sent again; retrying with backoff (at most one log "
-                "line a minute while this lasts)", self._where, operation, reason)
+                "modelmon spool %s: %s failed (%s); retrying with backoff. Pending records "
+                "are kept and delivered ones are not sent again; new records the disk cannot "
+                "take are refused and counted (dropped, reason disk_full). At most one log "
+                "line a minute while this lasts", self._where, operation, reason)
         else:
             self._log.error("modelmon spool %s: still failing (%s); %d more failures since the "
                             "last line; storage errors so far: %s", self._where, reason,
