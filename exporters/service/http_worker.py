@@ -20,7 +20,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
@@ -46,6 +46,7 @@ class _Pending:
     continued: bool = False
     eof: bool = False
     registered: bool = False
+    framing: Framing = field(default_factory=lambda: Framing())
 
 
 # How long a closed connection waits for the client's FIN before the socket is
@@ -70,62 +71,80 @@ def _too_large(limit: int) -> bytes:
     return _response("413 Content Too Large", "application/json", body.encode())
 
 
-def _chunked_end(buf: bytearray, pos: int, limit: int) -> str | bytes:
-    """Whether a chunked body starting at ``pos`` is complete (_READY), needs more
-    bytes (_WAIT), or is over ``limit`` (an answer)."""
-    total = 0
+_HEAD_TOO_LARGE = _response("431 Request Header Fields Too Large", "text/plain",
+                            b"request header fields too large\n")
+_BAD_CHUNK = _response("400 Bad Request", "text/plain", b"malformed chunked body\n")
+
+
+@dataclass
+class Framing:
+    """What is known of a request so far: each scan resumes where the last stopped,
+    so a body trickled in tiny pieces costs linear, not quadratic, work."""
+
+    searched: int = 0       # the head's end was looked for up to here
+    head_end: int = -1
+    length: int | None = None
+    chunked: bool = False
+    chunk_pos: int = 0      # start of the next chunk-size line
+    chunk_total: int = 0
+
+
+def _chunked_end(buf: bytearray, f: Framing, limit: int) -> str | bytes:
+    """Whether the chunked body is complete (_READY), needs more bytes (_WAIT),
+    or is refused (an answer)."""
     while True:
-        eol = buf.find(b"\r\n", pos)
+        eol = buf.find(b"\r\n", f.chunk_pos)
         if eol < 0:
-            return _WAIT if len(buf) - pos < 4096 else _READY  # gunicorn answers 400
+            return _WAIT if len(buf) - f.chunk_pos < 1024 else _BAD_CHUNK
         try:
-            size = int(bytes(buf[pos:eol]).split(b";")[0].strip(), 16)
+            size = int(bytes(buf[f.chunk_pos:eol]).split(b";")[0].strip(), 16)
         except ValueError:
-            return _READY  # malformed: gunicorn's parser answers 400
+            return _READY  # gunicorn's parser answers 400 from what is buffered
         if size == 0:
             trailers = eol + 2
             if buf[trailers:trailers + 2] == b"\r\n" or buf.find(b"\r\n\r\n", trailers) >= 0:
                 return _READY
-            return _WAIT
-        total += size
-        if total > limit:
+            return _WAIT if len(buf) - trailers < 8192 else _HEAD_TOO_LARGE
+        if f.chunk_total + size > limit:
             return _too_large(limit)
-        pos = eol + 2 + size + 2
-        if pos > len(buf):
+        after = eol + 2 + size + 2
+        if after > len(buf):
             return _WAIT
+        f.chunk_total += size
+        f.chunk_pos = after
 
 
-def scan(buf: bytearray, limits: ReadLimits) -> tuple[str | bytes, int]:
-    """(_READY | _WAIT | an error answer, offset where the head ends or -1)."""
-    head_end = buf.find(b"\r\n\r\n")
-    if head_end < 0:
-        if len(buf) > limits.max_head_bytes:
-            return _response("431 Request Header Fields Too Large", "text/plain",
-                             b"request header fields too large\n"), -1
-        return _WAIT, -1
-    if head_end > limits.max_head_bytes:
-        return _response("431 Request Header Fields Too Large", "text/plain",
-                         b"request header fields too large\n"), -1
-    length: int | None = None
-    chunked = False
-    for line in bytes(buf[:head_end]).split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            try:
-                length = int(value.strip())
-            except ValueError:
-                return _READY, head_end  # gunicorn's parser answers 400
-        elif name == b"transfer-encoding":
-            chunked = value.strip().lower().endswith(b"chunked")
-    body_start = head_end + 4
-    if chunked:
-        return _chunked_end(buf, body_start, limits.max_body_bytes), head_end
-    if length is None or length <= 0:
-        return _READY, head_end
-    if length > limits.max_body_bytes:
-        return _too_large(limits.max_body_bytes), head_end
-    return (_READY if len(buf) >= body_start + length else _WAIT), head_end
+def scan(buf: bytearray, limits: ReadLimits, f: Framing | None = None,
+         ) -> tuple[str | bytes, int]:
+    """(_READY | _WAIT | an answer refusing the request, offset where the head
+    ends or -1). Pass the same ``f`` while ``buf`` grows."""
+    f = f if f is not None else Framing()
+    if f.head_end < 0:
+        head_end = buf.find(b"\r\n\r\n", max(0, f.searched - 3))
+        f.searched = len(buf)
+        if head_end < 0:
+            return (_HEAD_TOO_LARGE if len(buf) > limits.max_head_bytes else _WAIT), -1
+        if head_end > limits.max_head_bytes:
+            return _HEAD_TOO_LARGE, -1
+        for line in bytes(buf[:head_end]).split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    f.length = int(value.strip())
+                except ValueError:
+                    return _READY, head_end  # gunicorn's parser answers 400
+            elif name == b"transfer-encoding":
+                f.chunked = value.strip().lower().endswith(b"chunked")
+        f.head_end = head_end
+        f.chunk_pos = head_end + 4
+    if f.chunked:
+        return _chunked_end(buf, f, limits.max_body_bytes), f.head_end
+    if f.length is None or f.length <= 0:
+        return _READY, f.head_end
+    if f.length > limits.max_body_bytes:
+        return _too_large(limits.max_body_bytes), f.head_end
+    return (_READY if len(buf) >= f.head_end + 4 + f.length else _WAIT), f.head_end
 
 
 class _TimedReads:
@@ -231,7 +250,9 @@ class ReadFirstWorker(ThreadWorker):
                 p.eof = True
                 break
             p.buf += chunk
-        verdict, head_end = scan(p.buf, self.limits)
+        verdict, head_end = scan(p.buf, self.limits, p.framing)
+        if verdict == _WAIT and len(p.buf) > cap:
+            verdict = _too_large(self.limits.max_body_bytes)  # framing that never ends
         if head_end >= 0 and not p.head_seen:
             p.head_seen = True
             p.deadline = time.monotonic() + self.limits.body_timeout

@@ -22,6 +22,7 @@ import collections, json, os, sys, threading, time
 import requests
 url, stop_file = sys.argv[1], sys.argv[2]
 answers = collections.Counter()
+started = threading.Event()
 def guess(i):
     n, deadline = 0, time.monotonic() + 120
     with requests.Session() as s:
@@ -29,8 +30,11 @@ def guess(i):
             n += 1
             user = "prometheus" if n % 2 else f"user{i}"
             answers[s.get(url + "/metrics", auth=(user, f"guess-{i}-{n}"), timeout=20).status_code] += 1
+            started.set()
 threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
 for t in threads: t.start()
+started.wait(60)
+print("guessing", flush=True)
 for t in threads: t.join()
 print(json.dumps(answers))
 """
@@ -124,7 +128,8 @@ def test_password_guessing_does_not_slow_an_authenticated_scrape(start_server, m
     guesser = subprocess.Popen([sys.executable, "-c", GUESSER, server.url, str(stop_file)],
                                stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        assert guesser.stdout is not None
+        assert guesser.stdout.readline() == "guessing\n"  # under way before we scrape
         times = scrape_times(server.url, auth=auth)
     finally:
         stop_file.touch()

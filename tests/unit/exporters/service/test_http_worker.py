@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from modelmon.exporters.service.http_worker import ReadLimits, scan
+from modelmon.exporters.service.http_worker import Framing, ReadLimits, scan
 
 LIMITS = ReadLimits(max_head_bytes=1024, max_body_bytes=100)
+LIMITS_1M = ReadLimits(max_body_bytes=1 << 20)
 
 
 def verdict(raw: bytes) -> str | bytes:
@@ -46,3 +47,45 @@ def test_oversized_heads_and_bodies_are_answered_without_reading_them():
     chunked = b"POST /ingest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + (
         b"40\r\n" + b"a" * 64 + b"\r\n") * 2
     assert verdict(chunked).startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.parametrize("raw", [
+    b"POST /ingest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    b"POST /ingest HTTP/1.1\r\nContent-Length: 7\r\n\r\n[1,2,3]",
+])
+def test_a_request_fed_byte_by_byte_is_ready_exactly_when_whole(raw):
+    framing = Framing()
+    buf = bytearray()
+    verdicts = []
+    for byte in raw:
+        buf.append(byte)
+        verdicts.append(scan(buf, LIMITS, framing)[0])
+    assert verdicts[-1] == "ready" and set(verdicts[:-1]) == {"wait"}
+
+
+def test_chunked_framing_that_never_ends_is_refused():
+    head = b"POST /ingest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert verdict(head + b"1" * 2000).startswith(b"HTTP/1.1 400")  # no chunk-size line end
+    assert verdict(head + b"0\r\nX: " + b"a" * 9000).startswith(b"HTTP/1.1 431")  # trailers
+
+
+class CountingBuffer(bytearray):
+    """Counts the bytes each search starts from (an upper bound of the work done)."""
+
+    examined = 0
+
+    def find(self, sub, start=0, *args):  # type: ignore[override]
+        CountingBuffer.examined += len(self) - start
+        return super().find(sub, start, *args)
+
+
+def test_a_body_trickled_in_tiny_chunks_costs_linear_work():
+    CountingBuffer.examined = 0
+    buf = CountingBuffer(b"POST /ingest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    framing = Framing()
+    for _ in range(5000):
+        buf += b"1\r\na\r\n"
+        assert scan(buf, LIMITS_1M, framing)[0] == "wait"
+    buf += b"0\r\n\r\n"
+    assert scan(buf, LIMITS_1M, framing)[0] == "ready"
+    assert CountingBuffer.examined < 20 * len(buf)  # from scratch each time: ~2,500 x len
