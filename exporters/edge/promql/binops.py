@@ -119,17 +119,17 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, matching: Matching,
     if one_to_many:
         lhs, rhs = rhs, lhs
     right: dict[LabelSet, Sample] = {}
-    for rs in rhs:
-        key = matching.signature(rs.labels)
+    for sample in rhs:
+        key = matching.signature(sample.labels)
         dup = right.get(key)
         if dup is not None:
             side = "left" if one_to_many else "right"
             raise PromQLError(
                 f"found duplicate series for the match group {format_labels(key)} on the "
-                f"{side} hand-side of the operation: [{format_labels(rs.labels)}, "
+                f"{side} hand-side of the operation: [{format_labels(sample.labels)}, "
                 f"{format_labels(dup.labels)}];many-to-many matching not allowed: matching "
                 "labels must be unique on one side")
-        right[key] = rs
+        right[key] = sample
     matched_sigs: dict[LabelSet, set[LabelSet]] = {}
     out: Vector = []
     for ls in lhs:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 
 from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import gomath
-from modelmon.exporters.edge.promql.errors import PromQLError
 from modelmon.exporters.edge.promql.selectors import Matcher
 from modelmon.exporters.edge.promql.values import (
     METRIC_NAME,
@@ -193,11 +192,11 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         else:
             coalesced.append([upper, count])
     highest = coalesced[0][1]
-    for b in coalesced[1:]:
-        if b[1] > highest:
-            highest = b[1]
-        elif b[1] < highest:
-            b[1] = highest
+    for bucket in coalesced[1:]:
+        if bucket[1] > highest:
+            highest = bucket[1]
+        elif bucket[1] < highest:
+            bucket[1] = highest
     if len(coalesced) < 2:
         return math.nan
     observations = coalesced[-1][1]
@@ -211,7 +210,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     if b == 0 and coalesced[0][0] <= 0:
         return coalesced[0][0]
     start = 0.0
-    end, count = coalesced[b]
+    end, count = coalesced[b][0], coalesced[b][1]
     if b > 0:
         start = coalesced[b - 1][0]
         count -= coalesced[b - 1][1]
@@ -219,6 +218,3 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return start + (end - start) * gomath.div(rank, count)
 
 
-def check_label_name(name: str, function: str) -> None:
-    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
-        raise PromQLError(f"invalid destination label name in {function}(): {name}")
