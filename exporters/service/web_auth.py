@@ -5,8 +5,9 @@ every wrong password a CPU cost the server pays. As exporter-toolkit does,
 verified credentials are cached, one bcrypt runs at a time per process, and
 an unknown user costs the same bcrypt as a known one (no user enumeration by
 timing). Beyond exporter-toolkit, at most ``max_waiting`` requests queue for
-bcrypt: a password-guessing client gets 429 instead of taking every thread,
-so a scrape whose credentials are cached never waits behind it.
+bcrypt, which runs on one thread of lower CPU priority: a password-guessing
+client gets 429 instead of taking every thread, and its bcrypt work yields
+the CPU to a scrape whose credentials are cached.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import bcrypt
@@ -48,11 +51,17 @@ class BasicAuth:
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._refused: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
-        self._bcrypt_lock = threading.Lock()
+        # One thread does every bcrypt, at a lower CPU priority: the guesses
+        # queue behind each other and yield the CPU to scrapes. Its thread
+        # starts on first use, in the gunicorn worker.
+        self._bcrypt = ThreadPoolExecutor(1, "modelmon-bcrypt", initializer=_lower_priority)
         self._waiting = 0
         self._max_waiting = max_waiting
         #: bcrypt comparisons run so far (what a guessing client costs).
         self.bcrypt_checks = 0
+
+    def _checkpw(self, password: bytes, hashed: bytes) -> bool:
+        return self._bcrypt.submit(bcrypt.checkpw, password, hashed).result()
 
     def check(self, header: str | None) -> bool | None:
         """True for valid credentials, False for invalid, None when too many
@@ -77,10 +86,9 @@ class BasicAuth:
             if self._waiting >= self._max_waiting + 1:
                 return None
             self._waiting += 1
+            self.bcrypt_checks += 1
         try:
-            with self._bcrypt_lock:
-                self.bcrypt_checks += 1
-                ok = bcrypt.checkpw(password, hashed) and known
+            ok = self._checkpw(password, hashed) and known
         finally:
             with self._lock:
                 self._waiting -= 1
@@ -91,6 +99,14 @@ class BasicAuth:
             while len(cache) > size:
                 cache.popitem(last=False)
         return ok
+
+
+def _lower_priority() -> None:
+    try:
+        # On Linux a thread id is a task of its own: this nices only this thread.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass  # elsewhere the process would be niced: leave it
 
 
 def _parse(header: str | None) -> tuple[str, bytes] | None:
