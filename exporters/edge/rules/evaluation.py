@@ -1,0 +1,169 @@
+"""Evaluating a rule group at an instant, with Prometheus 2.42's semantics
+(``rules/manager.go`` ``Group.Eval``, ``rules/recording.go``,
+``rules/alerting.go``).
+
+Rules run in order; each one's output is appended to the storage at the
+evaluation time, so later rules see it. A series a rule produced last time
+and not this time gets a staleness marker. An alert is pending from the
+first evaluation that returns it, firing once it has been returned for
+``for``, kept firing ``keep_firing_for`` after its expression stops returning
+it, then resolved (kept 15 minutes for the notifier, as Prometheus does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from modelmon.exporters.edge.prompb import LabelSet
+from modelmon.exporters.edge.promql import (
+    STALE_NAN,
+    MemoryStorage,
+    PromQLError,
+    Sample,
+    Scalar,
+)
+from modelmon.exporters.edge.promql.values import METRIC_NAME
+from modelmon.exporters.edge.rules.files import AlertingRule, RecordingRule, RuleGroup
+from modelmon.exporters.edge.rules.templates import TemplateData
+
+log = logging.getLogger(__name__)
+
+RESOLVED_RETENTION_MS = 15 * 60_000
+PENDING, FIRING, INACTIVE = "pending", "firing", "inactive"
+
+
+@dataclass
+class Alert:
+    labels: LabelSet  # alertname included
+    annotations: dict[str, str]
+    active_at_ms: int
+    value: float
+    state: str = PENDING
+    fired_at_ms: int | None = None
+    resolved_at_ms: int | None = None
+    keep_firing_since_ms: int | None = None
+
+
+@dataclass
+class GroupResult:
+    """What one evaluation produced: samples to store and remote-write (recording
+    results, ``ALERTS``, ``ALERTS_FOR_STATE`` and staleness markers, all at ``t_ms``),
+    the alerts to notify about, and per-rule errors (the rule is skipped)."""
+
+    t_ms: int
+    samples: list[tuple[LabelSet, float]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class RuleGroupEvaluator:
+    def __init__(self, group: RuleGroup, storage: MemoryStorage,
+                 external_labels: Mapping[str, str] | None = None) -> None:
+        self.group = group
+        self.storage = storage
+        self.external_labels = dict(external_labels or {})
+        self._previous: list[set[LabelSet]] = [set() for _ in group.rules]
+        self._active: list[dict[LabelSet, Alert]] = [{} for _ in group.rules]
+
+    def evaluate(self, t_ms: int) -> GroupResult:
+        result = GroupResult(t_ms)
+        for i, rule in enumerate(self.group.rules):
+            try:
+                if isinstance(rule, RecordingRule):
+                    produced = self._record(rule, t_ms)
+                else:
+                    produced = self._alert(i, rule, t_ms, result)
+            except PromQLError as exc:
+                result.errors[rule.name] = str(exc)
+                log.warning("rule %r in group %r failed at %d ms: %s", rule.name,
+                            self.group.name, t_ms, exc)
+                continue
+            seen = set()
+            for labels, value in produced:
+                seen.add(labels)
+                self._append(result, labels, value)
+            for labels in sorted(self._previous[i] - seen):
+                self._append(result, labels, STALE_NAN)
+            self._previous[i] = seen
+        return result
+
+    def active_alerts(self) -> list[Alert]:
+        return [a for alerts in self._active for a in alerts.values()]
+
+    def _append(self, result: GroupResult, labels: LabelSet, value: float) -> None:
+        self.storage.append(labels, result.t_ms, value)
+        result.samples.append((labels, value))
+
+    def _query(self, rule: RecordingRule | AlertingRule, t_ms: int) -> list[Sample]:
+        value = rule.query.evaluate(self.storage, t_ms)
+        if isinstance(value, Scalar):
+            return [Sample((), value.value)]
+        return value
+
+    def _record(self, rule: RecordingRule, t_ms: int) -> list[tuple[LabelSet, float]]:
+        out: list[tuple[LabelSet, float]] = []
+        for s in self._query(rule, t_ms):
+            labels = {**dict(s.labels), METRIC_NAME: rule.name, **rule.labels}
+            out.append((_labelset(labels), s.value))
+        if len({labels for labels, _ in out}) != len(out):
+            raise PromQLError("vector contains metrics with the same labelset after applying "
+                              "rule labels")
+        return out
+
+    def _alert(self, index: int, rule: AlertingRule, t_ms: int, result: GroupResult
+               ) -> list[tuple[LabelSet, float]]:
+        fresh: dict[LabelSet, Alert] = {}
+        for s in self._query(rule, t_ms):
+            data = TemplateData(dict(s.labels), self.external_labels, s.value)
+            labels = {n: v for n, v in s.labels if n != METRIC_NAME}
+            for name, template in rule.labels.items():
+                labels[name] = template.expand(data)
+            labels["alertname"] = rule.name
+            key = _labelset(labels)
+            if key in fresh:
+                raise PromQLError("vector contains metrics with the same labelset after "
+                                  "applying alert labels")
+            annotations = {name: t.expand(data) for name, t in rule.annotations.items()}
+            fresh[key] = Alert(key, annotations, t_ms, s.value)
+        active = self._active[index]
+        for key, alert in fresh.items():
+            current = active.get(key)
+            if current is not None and current.state != INACTIVE:
+                current.value = alert.value
+                current.annotations = alert.annotations
+                continue
+            active[key] = alert
+        out: list[tuple[LabelSet, float]] = []
+        for key, alert in list(active.items()):
+            if key not in fresh:
+                keep_firing = False
+                if alert.state == FIRING and rule.keep_firing_for_ms > 0:
+                    if alert.keep_firing_since_ms is None:
+                        alert.keep_firing_since_ms = t_ms
+                    keep_firing = t_ms - alert.keep_firing_since_ms < rule.keep_firing_for_ms
+                if alert.state == PENDING or (alert.resolved_at_ms is not None and
+                                              t_ms - alert.resolved_at_ms > RESOLVED_RETENTION_MS):
+                    del active[key]
+                if alert.state != INACTIVE and not keep_firing:
+                    alert.state = INACTIVE
+                    alert.resolved_at_ms = t_ms
+                if not keep_firing:
+                    continue
+            else:
+                alert.keep_firing_since_ms = None
+            if alert.state == PENDING and t_ms - alert.active_at_ms >= rule.for_ms:
+                alert.state = FIRING
+                alert.fired_at_ms = t_ms
+            labels = dict(alert.labels)
+            out.append((_labelset({**labels, METRIC_NAME: "ALERTS", "alertstate": alert.state}),
+                        1.0))
+            out.append((_labelset({**labels, METRIC_NAME: "ALERTS_FOR_STATE"}),
+                        float(alert.active_at_ms // 1000)))
+        result.alerts.extend(active.values())
+        return out
+
+
+def _labelset(labels: Mapping[str, str]) -> LabelSet:
+    return tuple(sorted((n, v) for n, v in labels.items() if v != ""))

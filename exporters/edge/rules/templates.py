@@ -1,0 +1,257 @@
+"""The subset of Prometheus's alert templates (Go ``text/template``) rules use:
+``{{ $labels.x }}``, ``{{ $value }}``, ``{{ $externalLabels.x }}``, ``.Labels.x``,
+``.Value``, pipelines, and the functions ``humanize``, ``humanize1024``,
+``humanizePercentage``, ``humanizeDuration``, ``printf``, ``toUpper``,
+``toLower``, ``title``. Actions (``if``, ``range``, ...) are refused at load.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`|\||[^\s|]+')
+_ACTIONS = ("if", "else", "end", "range", "with", "define", "template", "block", "break",
+            "continue")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def go_float(v: float) -> str:
+    """``fmt.Sprint(float64)`` (``%v``, strconv's shortest ``g``): exponent form below
+    1e-4 and from 1e6, e.g. ``1.234567e+06``."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    sign, digits, exponent = Decimal(repr(v)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    exp = len(text) + exponent - 1
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        out = f"{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    elif exp < 0:
+        out = "0." + "0" * (-exp - 1) + text
+    elif len(text) <= exp + 1:
+        out = text + "0" * (exp + 1 - len(text))
+    else:
+        out = text[: exp + 1] + "." + text[exp + 1:]
+    return ("-" if sign else "") + out
+
+
+def _g4(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return f"{v:.4g}"
+
+
+def humanize(v: float) -> str:
+    if v == 0 or math.isnan(v) or math.isinf(v):
+        return _g4(v)
+    if abs(v) >= 1:
+        prefix = ""
+        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(v) < 1000:
+                break
+            prefix = p
+            v /= 1000
+        return _g4(v) + prefix
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return _g4(v) + prefix
+
+
+def humanize1024(v: float) -> str:
+    if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
+        return _g4(v)
+    prefix = ""
+    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
+        if abs(v) < 1024:
+            break
+        prefix = p
+        v /= 1024
+    return _g4(v) + prefix
+
+
+def humanize_percentage(v: float) -> str:
+    return _g4(v * 100) + "%"
+
+
+def humanize_duration(v: float) -> str:
+    if math.isnan(v) or math.isinf(v):
+        return _g4(v)
+    if v == 0:
+        return _g4(v) + "s"
+    if abs(v) >= 1:
+        sign = "-" if v < 0 else ""
+        v = abs(v)
+        d = int(v)
+        seconds, minutes, hours, days = d % 60, d // 60 % 60, d // 3600 % 24, d // 86400
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_g4(v)}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return f"{_g4(v)}{prefix}s"
+
+
+def _to_float(x: object) -> float:
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, str):
+        return float(x)
+    raise TemplateError(f"cannot convert {x!r} to a number")
+
+
+def _printf(fmt: object, *args: object) -> str:
+    if not isinstance(fmt, str):
+        raise TemplateError("printf needs a format string first")
+    converted = tuple(go_float(a) if isinstance(a, float) and re.search(r"%[vs]", fmt) else a
+                      for a in args)
+    return fmt.replace("%v", "%s") % converted
+
+
+FUNCTIONS: dict[str, Callable[..., str]] = {
+    "humanize": lambda v: humanize(_to_float(v)),
+    "humanize1024": lambda v: humanize1024(_to_float(v)),
+    "humanizePercentage": lambda v: humanize_percentage(_to_float(v)),
+    "humanizeDuration": lambda v: humanize_duration(_to_float(v)),
+    "printf": _printf,
+    "toUpper": lambda s: str(s).upper(),
+    "toLower": lambda s: str(s).lower(),
+    "title": lambda s: str(s).title(),
+}
+
+
+@dataclass(frozen=True)
+class TemplateData:
+    labels: Mapping[str, str]
+    external_labels: Mapping[str, str]
+    value: float
+
+
+def _operand(token: str, data: TemplateData) -> object:
+    if token.startswith('"'):
+        return bytes(token[1:-1], "utf-8").decode("unicode_escape")
+    if token.startswith("`"):
+        return token[1:-1]
+    if re.fullmatch(r"-?\d+(\.\d*)?([eE][+-]?\d+)?", token):
+        return float(token) if any(c in token for c in ".eE") else int(token)
+    for prefix, mapping in (("$labels.", data.labels), (".Labels.", data.labels),
+                            ("$externalLabels.", data.external_labels),
+                            (".ExternalLabels.", data.external_labels)):
+        if token.startswith(prefix):
+            return mapping.get(token[len(prefix):], "<no value>")
+    if token in ("$value", ".Value"):
+        return data.value
+    raise TemplateError(f"unsupported operand {token!r}")
+
+
+def _show(x: object) -> str:
+    return go_float(x) if isinstance(x, float) else str(x)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template; ``expand`` never raises (as Prometheus, it returns
+    ``<error expanding template: ...>``)."""
+
+    parts: tuple[str | tuple[tuple[str, ...], ...], ...]
+
+    def expand(self, data: TemplateData) -> str:
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            try:
+                out.append(_show(_run(part, data)))
+            except (TemplateError, TypeError, ValueError) as exc:
+                return f"<error expanding template: {exc}>"
+        return "".join(out)
+
+
+def _run(pipeline: Sequence[tuple[str, ...]], data: TemplateData) -> object:
+    value: object = None
+    for i, command in enumerate(pipeline):
+        head, *rest = command
+        if head in FUNCTIONS:
+            args = [_operand(t, data) for t in rest]
+            if i > 0:
+                args.append(value)
+            value = FUNCTIONS[head](*args)
+        else:
+            if rest or i > 0:
+                raise TemplateError(f"{head!r} is not a function")
+            value = _operand(head, data)
+    return value
+
+
+def parse_template(text: str) -> Template:
+    """Parse ``text``; :class:`TemplateError` says what is not supported."""
+    parts: list[str | tuple[tuple[str, ...], ...]] = []
+    pos = 0
+    for m in _ACTION.finditer(text):
+        literal = text[pos:m.start()]
+        if m.group(1):
+            literal = literal.rstrip()
+        if parts and isinstance(parts[-1], str) and parts[-1] == "\x00trim":
+            parts.pop()
+            literal = literal.lstrip()
+        parts.append(literal)
+        body = m.group(2)
+        if body.startswith("/*"):
+            pos = m.end()
+            continue
+        tokens = _TOKEN.findall(body)
+        if not tokens or tokens[0] in _ACTIONS or any(":=" in t or t == "=" for t in tokens):
+            raise TemplateError(f"{{{{ {body} }}}}: only values and pipelines are supported "
+                                "on the edge (no if/range/with/variables)")
+        pipeline: list[tuple[str, ...]] = []
+        command: list[str] = []
+        for token in tokens:
+            if token == "|":
+                pipeline.append(tuple(command))
+                command = []
+            else:
+                command.append(token)
+        pipeline.append(tuple(command))
+        for command_tokens in pipeline:
+            if not command_tokens:
+                raise TemplateError(f"{{{{ {body} }}}}: empty command in pipeline")
+            head = command_tokens[0]
+            if head not in FUNCTIONS:
+                _operand(head, TemplateData({}, {}, 0.0))  # raises for what is unsupported
+        parts.append(tuple(pipeline))
+        if m.group(3):
+            parts.append("\x00trim")
+        pos = m.end()
+    tail = text[pos:]
+    if parts and parts[-1] == "\x00trim":
+        parts.pop()
+        tail = tail.lstrip()
+    parts.append(tail)
+    return Template(tuple(parts))
