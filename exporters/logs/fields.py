@@ -50,6 +50,11 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 def number(value: Any) -> float | int | None:
     """A finite number for a ``double`` field, or None (JSON has no NaN or infinity)."""
+    cls = type(value)
+    if cls is float:  # the common case, without the ABC checks below
+        return value if math.isfinite(value) else None
+    if cls is int:
+        return value if _LONG_MIN <= value <= _LONG_MAX else None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     if isinstance(value, numbers.Integral):
@@ -135,9 +140,7 @@ def fits(path: str, value: Any, depth: int = 0) -> bool:
     if depth > _MAX_DEPTH:
         return False
     if cls is dict or (cls not in _SCALARS and isinstance(value, Mapping)):
-        if kind == "flattened" or kind == "nested":
-            return True
-        if kind not in (None, "object"):
+        if kind not in (None, "object", "flattened", "nested"):
             return False
         return all(type(k) is str and fits(f"{path}.{k}", v, depth + 1)
                    for k, v in value.items())
