@@ -62,6 +62,9 @@ class QualityThresholds:
     drift_threshold: float = 0.25
     prediction_drift_threshold: float = 0.25
     drift_for: str = "30m"
+    # Windows of the fleet drift recording rules (modelmon:feature_drift:<window>):
+    # one set of rules per window, computed from the bin counters of every replica.
+    drift_windows: tuple[str, ...] = ("1h", "1d")
     # Data-quality problems (missing, out of range, wrong type, unseen
     # category) per input row.
     violation_ratio: float = 0.05
@@ -152,7 +155,17 @@ def _section(cls: type, data: object, path: str) -> Any:
     for key, value in data.items():
         name = f"{path}.{key}" if path else key
         default = known[key].default
-        if isinstance(default, int) and not isinstance(default, bool):
+        if key.endswith("_windows"):
+            if (not isinstance(value, list | tuple) or not value
+                    or len(set(map(str, value))) != len(value)):
+                raise ConfigError(
+                    f"{name}: expected a non-empty list of distinct durations such as "
+                    f"[1h, 1d], got {value!r}"
+                )
+            kwargs[key] = tuple(_duration(v, f"{name}[{i}]") for i, v in enumerate(value))
+            if "0s" in kwargs[key]:
+                raise ConfigError(f"{name}: a window must be longer than 0s, got {value!r}")
+        elif isinstance(default, int) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected a non-negative integer, got {value!r}")
             kwargs[key] = value
@@ -197,4 +210,14 @@ def load_thresholds(path: str | Path | None) -> ThresholdsConfig:
 
 def defaults_as_mapping() -> dict[str, Any]:
     """The default config as plain data: written to alert_rules/config.defaults.yml."""
-    return dataclasses.asdict(ThresholdsConfig())
+    plain: dict[str, Any] = _plain(dataclasses.asdict(ThresholdsConfig()))
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so the defaults dump as plain YAML."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from modelmon.alerting.drift import drift_series
 from modelmon.dashboards.common import (
     Row,
     custom_variable,
@@ -28,6 +29,7 @@ NAME = "model-quality"
 UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Model quality"
 DRIFT_METHODS = ("psi", "js", "ks")
+FLEET_ROW = "Fleet drift (all replicas)"
 _MV = "{{model}} {{version}}"
 # Data-quality counters shown as problems per input row, by kind.
 _VIOLATIONS = (
@@ -36,6 +38,64 @@ _VIOLATIONS = (
     ("feature_type_errors_total", "wrong type"),
     ("feature_unseen_category_total", "unseen category"),
 )
+
+
+def _fleet(record: str, **matchers: str) -> str:
+    """A fleet recording rule's series, filtered by the model variables."""
+    parts = ['model=~"$model"', 'version=~"$version"'] + [f'{k}="{v}"' for k, v in matchers.items()]
+    return f"{record}{{{','.join(parts)}}}"
+
+
+def fleet_drift_row(config: ThresholdsConfig) -> Row:
+    """Drift computed by the recording rules over every replica, worker and device."""
+    p, q = config.prefix, config.quality
+    row = Row(FLEET_ROW)
+    if not in_catalog("feature_cumulative_bin_values_total", "feature_reference_cumulative_share"):
+        return row
+    windows = q.drift_windows
+    listed = ", ".join(windows)
+    row.panels.append(timeseries(
+        "Fleet feature drift ($drift_method)",
+        f"Drift of each feature over the last {listed} of rows of every replica, worker and "
+        "device of a model version, computed by Prometheus from the bin counters "
+        f"({drift_series(p, 'feature', windows[0])} and the other windows); the value to "
+        "watch for a model served by more than one process. The red line is the "
+        f"ModelFeatureDrift threshold ({q.drift_threshold:g} on {q.drift_method.upper()}).",
+        "none",
+        [(f"topk(15, {_fleet(drift_series(p, 'feature', w), method='$drift_method')})",
+          _MV + " {{feature}} " + w) for w in windows],
+        width=24,
+        thresholds=[(q.drift_threshold, "red")],
+    ))
+    for kind, threshold in (("prediction", q.prediction_drift_threshold), ("score", None)):
+        if not in_catalog(f"{kind}_cumulative_bin_values_total"):
+            continue
+        alert = (f"The red line is the ModelPredictionDrift threshold ({threshold:g} on "
+                 f"{q.drift_method.upper()})." if threshold is not None else "No alert watches it.")
+        row.panels.append(timeseries(
+            f"Fleet {kind} drift ($drift_method)",
+            f"Drift of the {kind}s of every replica over the last {listed} against the "
+            f"reference profile ({drift_series(p, kind, windows[0])}, ...). {alert}",
+            "none",
+            [(_fleet(drift_series(p, kind, w), method="$drift_method"), f"{_MV} {w}")
+             for w in windows],
+            thresholds=[(threshold, "red")] if threshold is not None else (),
+        ))
+    counters = [k for k in ("feature", "prediction", "score")
+                if in_catalog(f"{k}_cumulative_bin_values_total")]
+    row.panels.append(timeseries(
+        "Values behind fleet drift per second",
+        "Values per second counted into the reference bins across the fleet (the last, "
+        "cumulative bin holds them all): drift over a few dozen values is noise.",
+        "cps",
+        [(
+            f"max by (model, version{', feature' if k == 'feature' else ''}) "
+            f"(sum by (model, version{', feature' if k == 'feature' else ''}, bin) "
+            f"({rate(f'{k}_cumulative_bin_values_total', p)}))",
+            _MV + (" {{feature}}" if k == "feature" else f" {k}s"),
+        ) for k in counters],
+    ))
+    return row
 
 
 def rows(config: ThresholdsConfig) -> list[Row]:
@@ -79,7 +139,9 @@ def rows(config: ThresholdsConfig) -> list[Row]:
     if in_catalog("feature_drift"):
         drift.panels.append(timeseries(
             "Feature drift ($drift_method)",
-            "Per-feature drift of the live window against the reference profile (PSI: below "
+            "Per-feature drift of each process's own live window against the reference "
+            "profile; under gunicorn or with replicas each shows its share of the traffic "
+            "only (the fleet row above has the model's drift). PSI: below "
             "0.1 stable, 0.1-0.25 moderate, above 0.25 major). The red line is the "
             f"ModelFeatureDrift threshold ({q.drift_threshold:g} on {q.drift_method.upper()}).",
             "none",
@@ -158,7 +220,7 @@ def rows(config: ThresholdsConfig) -> list[Row]:
                 _MV,
             )],
         ))
-    return [quality, drift, predictions, truth]
+    return [quality, fleet_drift_row(config), drift, predictions, truth]
 
 
 def build(config: ThresholdsConfig) -> Dashboard:

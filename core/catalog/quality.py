@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from modelmon.kpi import KPI
 
+# Bin shares are floored at this before PSI's logarithm, so an empty bin gives
+# a large but finite term. One value for the in-process statistic and the
+# fleet recording rules, so both agree on the same rows.
+PSI_EPSILON = 1e-4
+
 _ML = ("model", "version")
 _FEATURE = (*_ML, "feature")
 
@@ -129,6 +134,57 @@ KPIS: tuple[KPI, ...] = (
         "How much data the drift gauges rest on: drift over a few dozen rows is noise. "
         "Alert rules require a minimum here.",
         "quality", dashboard="model-quality", row="Drift against the reference profile",
+    ),
+    # --- fleet drift: what aggregates across replicas, workers and devices -------
+    KPI(
+        "feature_cumulative_bin_values_total", "counter", "values", (*_FEATURE, "bin", "previous_bin"),
+        "Values of a drift feature that fell in its reference bins 0..bin (cumulative, like a "
+        "histogram's le buckets); previous_bin names the bin before (empty for bin 0).",
+        "Summed over every replica and worker, these counts give the fleet's live histogram: "
+        "the recording rules modelmon:feature_drift:<window> compute PSI, JS and KS from them "
+        "against feature_reference_cumulative_share. One series per bin of the reference "
+        "profile (10 by default) and drift feature; exported at 0 before the first row.",
+        "quality", dashboard="model-quality", row="Fleet drift (all replicas)",
+    ),
+    KPI(
+        "feature_reference_cumulative_share", "gauge", "ratio",
+        (*_FEATURE, "bin", "previous_bin", "kind"),
+        "Share of the reference profile's values of a drift feature in bins 0..bin; kind is "
+        "numeric or categorical (KS is computed for numeric features only).",
+        "The training distribution the fleet drift rules compare against; constant for a "
+        "model version (one profile per version).",
+        "quality", dashboard="model-quality", row="Fleet drift (all replicas)",
+        multiprocess_mode="max",
+    ),
+    KPI(
+        "prediction_cumulative_bin_values_total", "counter", "predictions",
+        (*_ML, "bin", "previous_bin"),
+        "Predictions that fell in the reference profile's prediction bins 0..bin (cumulative).",
+        "The fleet's live prediction histogram behind modelmon:prediction_drift:<window>.",
+        "quality", dashboard="model-quality", row="Fleet drift (all replicas)",
+    ),
+    KPI(
+        "prediction_reference_cumulative_share", "gauge", "ratio",
+        (*_ML, "bin", "previous_bin", "kind"),
+        "Share of the reference profile's predictions in bins 0..bin.",
+        "The reference prediction distribution of the fleet drift rules.",
+        "quality", dashboard="model-quality", row="Fleet drift (all replicas)",
+        multiprocess_mode="max",
+    ),
+    KPI(
+        "score_cumulative_bin_values_total", "counter", "predictions",
+        (*_ML, "bin", "previous_bin"),
+        "Confidence scores that fell in the reference profile's score bins 0..bin (cumulative).",
+        "The fleet's live score histogram behind modelmon:score_drift:<window>.",
+        "quality", dashboard="model-quality", row="Fleet drift (all replicas)",
+    ),
+    KPI(
+        "score_reference_cumulative_share", "gauge", "ratio",
+        (*_ML, "bin", "previous_bin", "kind"),
+        "Share of the reference profile's confidence scores in bins 0..bin.",
+        "The reference score distribution of the fleet drift rules.",
+        "quality", dashboard="model-quality", row="Fleet drift (all replicas)",
+        multiprocess_mode="max",
     ),
     # --- predictions ------------------------------------------------------------
     KPI(

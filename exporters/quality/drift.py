@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelmon.catalog.quality import PSI_EPSILON
 from modelmon.exporters.quality.profile import FeatureProfile
 
-PSI_EPSILON = 1e-4
+__all__ = ["METHODS", "PSI_EPSILON", "BinLayout", "DriftScores", "bin_numeric",
+           "numeric_edge_matrix"]
 METHODS = ("psi", "js", "ks")
 
 

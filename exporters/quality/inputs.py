@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter
 
+from modelmon.exporters.quality.bin_counters import BinCounters
 from modelmon.exporters.quality.columns import ABSENT, RawBatch, read_batch
 from modelmon.exporters.quality.drift import (
     BinLayout,
@@ -115,6 +116,10 @@ class InputChecker:
 
         self.layout = BinLayout(drift_features) if drift_features else None
         self.window = window if self.layout is not None else None
+        self.bin_counters = (
+            BinCounters(metrics, model, version, "feature", drift_features)
+            if self.layout is not None else None
+        )
         offsets = {}
         if self.layout is not None:
             offsets = {f.name: int(o) for f, o in zip(drift_features, self.layout.offsets, strict=True)}
@@ -206,6 +211,7 @@ class InputChecker:
         if self.window is not None:
             with self._lock:
                 self.window.add_row(bins)
+                self.bin_counters.add_row(bins)  # type: ignore[union-attr]
                 self.version += 1
 
     # -- batches -----------------------------------------------------------------
@@ -256,6 +262,7 @@ class InputChecker:
         if drift_index is not None and self.window is not None:
             with self._lock:
                 self.window.add_batch(drift_index)
+                self.bin_counters.add_bins(drift_index)  # type: ignore[union-attr]
                 self.version += 1
 
     def _numeric_values(self, batch: RawBatch) -> tuple[np.ndarray, list[int], int]:
@@ -320,6 +327,12 @@ class InputChecker:
         if f.drift and drift_index is not None:
             drift_index[:, self._drift_column[f.name]] = bins
         return absent
+
+    def flush(self) -> None:
+        """Count the single rows still pending in the bin counters."""
+        if self.bin_counters is not None:
+            with self._lock:
+                self.bin_counters.flush()
 
     # -- drift -----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from prometheus_client import Counter as CounterMetric  # collections.Counter is used too
 
+from modelmon.exporters.quality.bin_counters import BinCounters
 from modelmon.exporters.quality.drift import BinLayout, DriftScores
 from modelmon.exporters.quality.profile import FeatureProfile, confidence_of
 from modelmon.exporters.quality.values import category_key, is_missing, to_float_or_none
@@ -40,10 +41,13 @@ def as_list(values: Any) -> list[Any]:
 class _DriftTarget:
     """A one-feature window (predictions or scores) with its reference bins."""
 
-    def __init__(self, reference: FeatureProfile, window: SlidingCounts) -> None:
+    def __init__(
+        self, reference: FeatureProfile, window: SlidingCounts, counters: BinCounters
+    ) -> None:
         self.reference = reference
         self.layout = BinLayout([reference])
         self.window = window
+        self.counters = counters
         self.edges = list(reference.edges)
         self.categories = {c: i for i, c in enumerate(reference.categories)}
         self.other = len(reference.categories)
@@ -61,6 +65,7 @@ class _DriftTarget:
         bins = [self.bin_of(v) for v in values]
         index = np.array([[self.layout.total if b is None else b] for b in bins], dtype=np.int64)
         self.window.add_batch(index)
+        self.counters.add_bins(index)
 
 
 class PredictionRecorder:
@@ -88,14 +93,17 @@ class PredictionRecorder:
         self._value = metrics.histogram("prediction_value").labels(model, version)
         self._lock = threading.Lock()
         self.version = 0
-        self.prediction_drift = (
-            _DriftTarget(prediction_reference, make_window(prediction_reference.bins))
-            if prediction_reference is not None else None
-        )
-        self.score_drift = (
-            _DriftTarget(score_reference, make_window(score_reference.bins))
-            if score_reference is not None else None
-        )
+        self.prediction_drift = self._target("prediction", prediction_reference, make_window)
+        self.score_drift = self._target("score", score_reference, make_window)
+
+    def _target(
+        self, kind: str, reference: FeatureProfile | None,
+        make_window: Callable[[int], SlidingCounts],
+    ) -> _DriftTarget | None:
+        if reference is None:
+            return None
+        counters = BinCounters(self._metrics, *self._labels, kind, [reference])
+        return _DriftTarget(reference, make_window(reference.bins), counters)
 
     def record(self, y_pred: Any, scores: Any) -> list[Any]:
         """Count one batch; return one normalized prediction per row (class key or

@@ -218,11 +218,15 @@ class QualityTracker:
             log.debug("record_feedback failed", exc_info=True)
 
     def flush(self) -> None:
-        """Process queued predictions and labels now (tests, shutdown)."""
+        """Process queued predictions and labels, and count pending rows, now (tests, shutdown)."""
+        if self.inputs is not None:
+            self.inputs.flush()
         self.feedback.flush()
 
     def close(self) -> None:
         """Flush and close the feedback store (at shutdown; the tracker is unusable after)."""
+        if self.inputs is not None:
+            self.inputs.flush()
         self.feedback.close()
 
     def drift(self) -> dict[str, dict[str, float]]:
