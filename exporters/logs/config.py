@@ -208,9 +208,14 @@ def _move_url_credentials(sink: str, options: dict[str, Any]) -> None:
     """``user:password@`` of ``url``/``hosts`` become username and a Secret password."""
     for key in ("url", "hosts"):
         urls = options.get(key)
-        many = isinstance(urls, list)
+        if isinstance(urls, str):
+            given, many = [urls], False
+        elif isinstance(urls, list):
+            given, many = urls, True
+        else:
+            continue
         clean = []
-        for url in (urls if many else [urls] if isinstance(urls, str) else []):
+        for url in given:
             bare, user, password = split_userinfo(str(url))
             clean.append(bare)
             if user is None:
