@@ -99,6 +99,45 @@ class SpoolCipher:
             raise Undecryptable("authentication failed (altered or corrupt record)") from None
 
 
+KEY_META = "key:"  # meta rows "key:<id>" -> the last seq sealed under that key
+
+
+def key_ids_of(rows: Sequence[tuple[int, float, int, int, bytes]]) -> dict[str, int]:
+    """The last seq sealed under each key among journalled rows (recovery, salvage)."""
+    found: dict[str, int] = {}
+    for row in rows:
+        payload = row[4]
+        if payload[:4] == MAGIC:
+            kid = bytes(payload[4:HEADER_LEN - NONCE_LEN]).decode("ascii", "replace")
+            found[kid] = max(found.get(kid, 0), row[0])
+    return found
+
+
+def note_key_ids(conn: sqlite3.Connection, last_seqs: Mapping[str, int]) -> None:
+    """Remember, in the store's meta table, the last seq sealed under each key
+    (inside the transaction that stores those rows)."""
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value ="
+        " CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+        [(KEY_META + kid, str(seq)) for kid, seq in last_seqs.items()],
+    )
+
+
+def check_store_keys(conn: sqlite3.Connection, cipher: SpoolCipher | None, where: Path) -> None:
+    """``check_keys`` for the records pending in a store, cheaply: a key whose
+    last sealed seq is below the oldest pending record cannot seal any of
+    them, so the pending records are scanned only when the meta table names
+    a key that may still be in use and is not configured."""
+    low = conn.execute("SELECT MIN(seq) FROM records").fetchone()[0]
+    if low is None:
+        return
+    maybe = {str(key)[len(KEY_META):] for key, value in conn.execute(
+        "SELECT key, value FROM meta WHERE key LIKE ?", (KEY_META + "%",)) if int(value) >= low}
+    known = cipher.key_ids if cipher is not None else frozenset()
+    if maybe - known:
+        check_keys(key_ids_in(conn), cipher, where)
+
+
 def key_ids_in(conn: sqlite3.Connection) -> dict[str, int]:
     """Pending records per key id (``""``: not sealed), read from SQLite."""
     rows = conn.execute(

@@ -59,7 +59,7 @@ def recover(directory: Path, store: Store) -> Recovered:
         frames.sort()
         if out.error is None:
             try:
-                store.ingest(frames, {}, None)
+                store.ingest(frames, {}, None, scan_keys=True)
                 if corrupt:
                     store.count_corrupt(corrupt)
                 continue

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import journal
-from .crypto import SpoolCipher, SpoolKeyMismatch, check_keys
+from .crypto import SpoolCipher, SpoolKeyMismatch
 from .files import FILE_MODE, make_private_dir
 from .health import StorageHealth, is_disk_full
 from .ledger import Tally
@@ -86,6 +86,7 @@ class Spool(SpoolReader, SpoolWriter):
         self._inline_max = max_bytes if full_policy == "drop_oldest" and fsync != "always" else -1
         self.block_timeout = block_timeout
         self._cipher = cipher
+        self._sealing_key = None if cipher is None else cipher.current_id
         self.undecryptable = 0  # records no key opened, dead-lettered
         self._fsync_interval = fsync_interval
         self._journal_bytes = journal_bytes
@@ -105,7 +106,7 @@ class Spool(SpoolReader, SpoolWriter):
             self._next_seq, self._first_journal_no = recovered.next_seq, recovered.next_journal
             # Records no configured key opens would be dead-lettered one by
             # one: refuse to start instead, naming the key ids (the fix is a key).
-            check_keys(self._store.key_ids(), cipher, self.path)
+            self._store.check_keys(cipher)
         except SpoolKeyMismatch:
             self._store.close(clean=False)
             os.close(self._lock_fd)

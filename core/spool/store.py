@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from . import sql
+from . import crypto, sql
 from .files import make_private, write_private
 from .ledger import Ending, Ledger, Tally
 from .salvage import read_what_you_can
@@ -153,6 +153,9 @@ class Store:
             c.executemany(
                 "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)", dead
             )
+            crypto.note_key_ids(c, crypto.key_ids_of(
+                [(s, cr, it, len(p), p) for s, cr, it, p in rows]
+                + [(row[0], row[1], row[2], row[3], row[6]) for row in dead]))
             c.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('ingested_seq', ?)", (str(self.ingested_seq),)
             )
@@ -203,14 +206,20 @@ class Store:
 
     # -- writes --------------------------------------------------------------
 
-    def ingest(self, rows: Sequence[Row], drops: dict[str, Tally], trim_to: int | None) -> int:
+    def ingest(self, rows: Sequence[Row], drops: dict[str, Tally], trim_to: int | None,
+               key_id: str | None = None, scan_keys: bool = False) -> int:
         """Insert journalled rows, count caller-side drops; trim oldest to ``trim_to``
-        bytes (drop_oldest). Returns bytes trimmed."""
+        bytes (drop_oldest). Returns bytes trimmed. ``key_id``: every row is
+        sealed under that key; ``scan_keys``: look at each row (recovery)."""
 
         def body(d: Ledger) -> int:
             c = self._conn
             if rows:
                 sql.insert_rows(c, rows)
+                if key_id is not None:
+                    crypto.note_key_ids(c, {key_id: rows[-1][0]})
+                elif scan_keys:
+                    crypto.note_key_ids(c, crypto.key_ids_of(rows))
                 d.accepted.add(len(rows), sum(map(_items_of, rows)), sum(map(_size_of, rows)))
                 last = max(self.ingested_seq, rows[-1][0])
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('ingested_seq', ?)", (str(last),))
@@ -346,12 +355,10 @@ class Store:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
 
-    def key_ids(self) -> dict[str, int]:
-        """Pending records per encryption key id (``""``: not encrypted)."""
-        from .crypto import key_ids_in
-
+    def check_keys(self, cipher: crypto.SpoolCipher | None) -> None:
+        """Raise ``SpoolKeyMismatch`` when pending records need a key ``cipher`` lacks."""
         with self.lock:
-            return key_ids_in(self._conn)
+            crypto.check_store_keys(self._conn, cipher, self._dir)
 
     def abandon(self) -> None:
         """Close without the clean mark (a close that failed): the next open

@@ -73,6 +73,7 @@ class SpoolWriter:
     _wake: threading.Event
     _writer_idle: bool  # True while the writer waits: only then does an append wake it
     health: StorageHealth
+    _sealing_key: str | None  # the id of the key every new record is sealed under
 
     def _wake_writer(self) -> None:
         self._writer_idle = False
@@ -151,7 +152,8 @@ class SpoolWriter:
                 drops, self._caller_drops = self._caller_drops, {}
             try:
                 trimmed = self._store.ingest(
-                    batch, drops, self.max_bytes if self.full_policy == "drop_oldest" else None
+                    batch, drops, self.max_bytes if self.full_policy == "drop_oldest" else None,
+                    key_id=self._sealing_key,
                 )
             except BaseException:
                 # Still journalled; keep it in memory too and let the writer retry.

@@ -269,7 +269,7 @@ def _check_spool_keys(section: Mapping[str, Any], root: Path, base_dir: Path | N
     field's name instead of a traceback in every worker."""
     import sqlite3
 
-    from modelmon.spool.crypto import SpoolKeyMismatch, check_keys, key_ids_in
+    from modelmon.spool.crypto import SpoolKeyMismatch, check_store_keys
     from modelmon.spool.keys import cipher_from_config, encryption_section
 
     spool = section.get("spool") or {}
@@ -280,13 +280,11 @@ def _check_spool_keys(section: Mapping[str, Any], root: Path, base_dir: Path | N
         try:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
             try:
-                found = key_ids_in(conn)
+                check_store_keys(conn, cipher, db.parent)
             finally:
                 conn.close()
         except sqlite3.Error:
             continue  # unreadable: the spool salvages it when it opens
-        try:
-            check_keys(found, cipher, db.parent)
         except SpoolKeyMismatch as exc:
             raise ConfigError(f"logs.spool.encryption: {exc}") from None
 

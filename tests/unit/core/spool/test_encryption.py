@@ -199,3 +199,25 @@ def test_env_key_is_not_kept_in_the_environment_of_the_message(monkeypatch: pyte
         cipher_from_config({"key_env": "BAD_KEY"}, "logs.spool.encryption")
     assert "zz" * 32 not in str(info.value)
     assert os.environ["BAD_KEY"]  # untouched
+
+
+def test_an_old_key_is_needed_only_while_records_sealed_under_it_are_pending(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool"
+    with open_spool(path, KEY_A) as spool:
+        spool.append(b"delivered under A")
+        spool.append(b"dead-lettered under A")
+        assert spool.flush_buffer()
+        first, second = (r.seq for r in spool.peek(10))
+        spool.ack([first])
+        spool.dead_letter([second], "mapping")
+    with open_spool(path, KEY_B) as spool:  # nothing pending needs A: A may go
+        spool.append(b"under B")
+        assert spool.flush_buffer()
+        spool.ack([r.seq for r in spool.peek(10)])
+        assert spool.replay_dead_letters() == 1  # a record sealed under A is pending again
+    with pytest.raises(SpoolKeyMismatch, match=key_id(KEY_A)):
+        open_spool(path, KEY_B)
+    with open_spool(path, KEY_B, KEY_A) as spool:
+        assert [r.payload for r in spool.peek(10)] == [b"dead-lettered under A"]
