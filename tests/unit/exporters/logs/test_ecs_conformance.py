@@ -428,3 +428,13 @@ def test_the_committed_schema_matches_the_ecs_release_it_names() -> None:
 
     assert ecs_schema_gen.main(["--git-dir", git_dir, "--ref", f"v{ecs_schema.ECS_VERSION}",
                                 "--check"]) == 0
+
+
+def test_the_fields_the_logs_dashboard_queries_are_mapped_for_it() -> None:
+    from modelmon.dashboards import logs_elasticsearch as dash
+
+    types = dict(mapped_types(TEMPLATE))
+    assert types[dash.TIME_FIELD] == "date"
+    for field in (dash.MODEL_FIELD, dash.VERSION_FIELD, dash.DEVICE_FIELD, dash.LEVEL_FIELD):
+        assert types[field] == "keyword", field  # terms variables aggregate on them
+    assert all(column in types for column in dash.TABLE_COLUMNS)
