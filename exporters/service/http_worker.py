@@ -35,6 +35,9 @@ class ReadLimits:
     write_timeout: float = 30.0
     max_head_bytes: int = 64 * 1024
     max_body_bytes: int = 1 << 20
+    #: Bytes of unfinished requests one worker holds at most, all clients
+    #: together: past it the client that brought the excess gets 503.
+    max_buffered_bytes: int = 64 << 20
 
 
 @dataclass
@@ -58,9 +61,9 @@ _WAIT = "wait"
 _READY = "ready"
 
 
-def _response(status: str, content_type: str, body: bytes) -> bytes:
+def _response(status: str, content_type: str, body: bytes, extra: str = "") -> bytes:
     return (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+            f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 def _too_large(limit: int) -> bytes:
@@ -73,6 +76,8 @@ def _too_large(limit: int) -> bytes:
 
 _HEAD_TOO_LARGE = _response("431 Request Header Fields Too Large", "text/plain",
                             b"request header fields too large\n")
+_BUSY = _response("503 Service Unavailable", "text/plain",
+                  b"too many requests being received; retry\n", "Retry-After: 1\r\n")
 _BAD_CHUNK = _response("400 Bad Request", "text/plain", b"malformed chunked body\n")
 
 
@@ -182,6 +187,7 @@ class ReadFirstWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self._reading: dict[TConn, _Pending] = {}
         self._lingering: dict[TConn, tuple[float, int]] = {}
+        self._buffered = 0
 
     def enqueue_req(self, conn: TConn) -> None:
         if getattr(conn, "modelmon_ready", False):
@@ -206,6 +212,7 @@ class ReadFirstWorker(ThreadWorker):
                 return
             pending.handshaking = True
         self._reading[conn] = pending
+        self._buffered += len(pending.buf)
         # A kept-alive connection comes here because it is readable: the whole
         # request is often in already, and needs no poller round trip.
         self._advance(conn, pending)
@@ -250,6 +257,12 @@ class ReadFirstWorker(ThreadWorker):
                 p.eof = True
                 break
             p.buf += chunk
+            self._buffered += len(chunk)
+            if self._buffered > self.limits.max_buffered_bytes:
+                self.log.warning("answering 503 to %s: unfinished requests hold more than "
+                                 "%d bytes", conn.client, self.limits.max_buffered_bytes)
+                self._drop(conn, _BUSY)
+                return
         verdict, head_end = scan(p.buf, self.limits, p.framing)
         if verdict == _WAIT and len(p.buf) > cap:
             verdict = _too_large(self.limits.max_body_bytes)  # framing that never ends
@@ -276,6 +289,8 @@ class ReadFirstWorker(ThreadWorker):
 
     def _forget(self, conn: TConn) -> None:
         pending = self._reading.pop(conn, None)
+        if pending is not None:
+            self._buffered -= len(pending.buf)
         if pending is not None and pending.registered:
             try:
                 self.poller.unregister(conn.sock)

@@ -137,3 +137,48 @@ def test_password_guessing_does_not_slow_an_authenticated_scrape(start_server, m
     answers = {int(k): v for k, v in json.loads(out).items()}
     assert statistics.median(times) < 0.1, times
     assert set(answers) <= {401, 429} and answers.get(401, 0) > 0, answers
+
+
+SERVE_WITH_LIMITS = """
+import sys
+from modelmon.config import ServeConfig
+from modelmon.exporters.service.app import create_app
+from modelmon.exporters.service.http_worker import ReadLimits
+from modelmon.exporters.service.wsgi import gunicorn_options, run_gunicorn
+limits = ReadLimits(max_body_bytes=1 << 20, max_buffered_bytes=256 * 1024)
+run_gunicorn(lambda: create_app(ServeConfig()), gunicorn_options("127.0.0.1", int(sys.argv[1]),
+                                                                 limits=limits))
+"""
+
+
+def test_unfinished_requests_hold_bounded_memory(start_server, tmp_path):
+    server = start_server([sys.executable, "-c", SERVE_WITH_LIMITS, "{port}"])
+    port = int(server.url.rsplit(":", 1)[1])
+    head = (b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n")
+    held = []
+    try:
+        for _ in range(8):  # 8 x 60 kB of bodies that never finish: over the 256 kB budget
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(head + b" " * 60000)
+            held.append(s)
+        answers = []
+        for s in held:
+            s.settimeout(0.5)
+            try:
+                answers.append(s.recv(100))
+            except TimeoutError:
+                answers.append(b"")  # still being read: within the budget
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert 1 <= len(busy) <= 5, answers
+        assert requests.get(f"{server.url}/metrics", timeout=5).status_code == 200
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)  # the worker sees the closes
+    # The budget is free again: a large request in one piece goes through.
+    events = json.dumps([{"model": "m", "latency_seconds": 0.01}] * 4000)
+    assert len(events) > 128 * 1024
+    r = requests.post(f"{server.url}/ingest", data=events, timeout=10,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
