@@ -19,6 +19,8 @@ from typing import Any
 
 import cramjam
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
@@ -314,3 +316,51 @@ def test_a_too_old_answer_as_500_is_bounded_by_max_retry_duration(tmp_path, rece
         assert stats.delivered_items == new and stats.pending == 0
     finally:
         agent.stop()
+
+
+# -- any input ------------------------------------------------------------------
+
+_any_name = st.text(min_size=0, max_size=12)
+_any_value = st.one_of(st.text(max_size=12), st.sampled_from(["", "\ud800", "a\udfffb", "\x00"]))
+
+
+class _AnyCollector:
+    def __init__(self, families: list[tuple[str, list[tuple[dict[str, str], float]]]]) -> None:
+        self.families = families
+
+    def collect(self) -> Any:
+        from prometheus_client.metrics_core import Metric
+
+        for name, samples in self.families:
+            family = Metric("placeholder", "any", "gauge")
+            family.name = name  # as a collector built without the client's checks would
+            for labels, value in samples:
+                family.add_sample(name, labels, value)
+            yield family
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(
+    st.one_of(_any_name, st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)),
+    st.lists(st.tuples(st.dictionaries(st.one_of(_any_name, st.sampled_from(["__name__", "device"])),
+                                       _any_value, max_size=4),
+                       st.floats(allow_nan=True, allow_infinity=True)), max_size=3)),
+    max_size=5), st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True), _any_value,
+                                 max_size=3))
+def test_whatever_collectors_yield_every_series_sent_meets_the_spec(families, extra) -> None:
+    from modelmon.exporters.edge.prompb import decode_write_request
+    from modelmon.exporters.edge.remote_write import decompress
+    from modelmon.exporters.edge.stream import DeviceView, SampleStream
+
+    stream = SampleStream(DeviceView([_AnyCollector(families)], {"device": "d", **extra}), 7)
+    for ts in (1_000.0, 2_000.0):
+        for payload, count in stream.collect(ts):
+            series = decode_write_request(decompress(payload))
+            assert len(series) == count
+            for labels, samples in series:
+                names = [name for name, _ in labels]
+                assert names == sorted(names) and len(set(names)) == len(names)
+                assert _METRIC_NAME.match(dict(labels)["__name__"])
+                assert all(_LABEL_NAME.match(name) for name in names)
+                assert all(value != "" for _, value in labels)
+                assert [t for _, t in samples] == [int(ts * 1000)]
