@@ -85,7 +85,7 @@ class SampleStream:
         label_set = self._label_set
         records: list[tuple[bytes, int]] = []
         chunk: list[bytes] = []
-        current: list[LabelSet] = []
+        seen: set[LabelSet] = set()
         # The view's sources are read directly: the device labels are merged into
         # each series' cached label set, not copied into every sample.
         for source in self._view.sources:
@@ -96,14 +96,16 @@ class SampleStream:
                     if skip_created and name.endswith("_created"):
                         continue
                     labels = label_set(name, sample.labels)
-                    if labels is None:
+                    if labels is None or labels in seen:
+                        # A series twice in one collection (two sources, or a
+                        # label left out as empty) would be two samples at one
+                        # timestamp: a receiver refuses the whole request.
                         continue
-                    current.append(labels)
+                    seen.add(labels)
                     chunk.append(encode(labels, float(sample.value), ts_ms))
                     if len(chunk) >= self._max:
                         records.append((compress(b"".join(chunk)), len(chunk)))
                         chunk = []
-        seen = set(current)
         for labels in self._previous - seen:
             chunk.append(self._encoder.encode_stale(labels, ts_ms))
             if len(chunk) >= self._max:

@@ -131,6 +131,31 @@ def test_every_series_has_a_valid_name_sorted_unique_label_names_and_utf8_values
                 or dict(labels)["__name__"].startswith("plugin-")]
 
 
+class _Twin:
+    def collect(self) -> Any:
+        twin = GaugeMetricFamily("app_twin", "the same series from two places", labels=["k", "e"])
+        twin.add_metric(["v", ""], 1.0)
+        twin.add_metric(["v", "x"], 2.0)
+        yield twin
+
+
+def test_a_series_is_sent_once_per_collection_even_from_two_sources(tmp_path, receiver) -> None:
+    registry = CollectorRegistry()
+    registry.register(_Twin())  # type: ignore[arg-type]
+    Gauge("app_twin", "the same series again", ["k"], registry=registry).labels("v").set(3.0)
+    agent = _agent(tmp_path, receiver.url, registry, labels={})
+    try:
+        agent.collect_once(now=T0)
+        _drain(agent)
+    finally:
+        agent.stop()
+    twins = [(dict(labels), v) for labels, v, _ in receiver.accepted
+             if dict(labels)["__name__"] == "app_twin"]
+    # {k="v", e=""} is {k="v"} on the wire: the first one collected is kept.
+    assert twins == [({"__name__": "app_twin", "device": "press-7", "k": "v"}, 1.0),
+                     ({"__name__": "app_twin", "device": "press-7", "e": "x", "k": "v"}, 2.0)]
+
+
 # -- samples --------------------------------------------------------------------
 
 def test_a_series_that_disappears_gets_a_staleness_marker_at_the_next_collection(
