@@ -89,7 +89,10 @@ def safe_text(value: object, limit: int = 60) -> str:
         text = ascii(value)
     else:
         text = f"a {type(value).__name__}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    # A cut string keeps its closing quote: the message stays parseable.
+    return text[: limit - 4] + "..." + text[0] if isinstance(value, str) else text[:limit]
 
 
 class LabelLimiter:

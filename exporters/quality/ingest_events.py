@@ -25,12 +25,14 @@ feedback::
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from modelmon.labels import label_value_problem, safe_text
 
 MAX_STRING = 200
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The largest integer a float holds exactly: counters and histograms are floats.
 MAX_INTEGER = 2**53
 MAX_FEATURES = 1000
@@ -115,7 +117,8 @@ def parse_prediction(event: Mapping[str, Any], monitor_for: MonitorFor) -> Appli
             raise InvalidQualityEvent(f"features: more than {MAX_FEATURES} features")
         for name, value in features.items():
             _text(name, "features: a feature name")
-            _feature_value(value, f"features.{name}")
+            _feature_value(value, "features." + (
+                name if _PLAIN_NAME.fullmatch(name) else safe_text(name)))
     _timestamp(event)
 
     def apply() -> None:
@@ -161,8 +164,9 @@ def _no_unknown(event: Mapping[str, Any], known: frozenset[str], kind: str) -> N
     unknown = sorted(set(event) - known)
     if unknown:
         name = unknown[0]
-        shown = name if name and len(name) <= MAX_STRING and label_value_problem(name) is None \
-            else safe_text(name)
+        # A plain name is shown as sent; anything else quoted and escaped, so the
+        # message still starts with one token naming the field.
+        shown = name if _PLAIN_NAME.fullmatch(name) else safe_text(name)
         raise InvalidQualityEvent(
             f"{shown}: unknown field for a {kind} event; known fields are "
             f"{', '.join(sorted(known))}"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from modelmon.labels import label_value_problem, safe_text
 
 OUTCOMES = ("success", "error", "rejected")
 MAX_STRING = 200
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The largest integer a float holds exactly: counters and histograms are floats.
 MAX_INTEGER = 2**53
 _INFERENCE_FIELDS = {
@@ -137,8 +139,9 @@ def unknown_field_error(event: Mapping[str, Any], known: set[str] | frozenset[st
     if not unknown:
         return None
     name = unknown[0]
-    shown = name if label_value_problem(name) is None and len(name) <= MAX_STRING and name \
-        else safe_text(name)
+    # A plain name is shown as sent; anything else quoted and escaped, so the
+    # message still starts with one token naming the field.
+    shown = name if _PLAIN_NAME.fullmatch(name) else safe_text(name)
     return InvalidEvent(
         f"{shown}: unknown field for {kind} event; known fields are {', '.join(sorted(known))}"
     )

@@ -27,5 +27,20 @@ def scrape(client: Any) -> dict[str, str]:
     return bodies
 
 
+def scrape_quick(client: Any) -> None:
+    """Both formats answer 200 with UTF-8 text free of characters no consumer takes.
+
+    The parsers cost ~100x the render; callers run ``scrape`` when the series
+    may have changed and this in between.
+    """
+    from modelmon.labels import label_value_problem
+
+    for accept in (TEXT, OPENMETRICS):
+        answer = client.get("/metrics", headers={"Accept": accept})
+        assert answer.status_code == 200, answer.data[:500]
+        for line in answer.data.decode("utf-8").splitlines():
+            assert label_value_problem(line) is None, line
+
+
 def series_lines(body: str) -> list[str]:
     return [line for line in body.splitlines() if line and not line.startswith("#")]
