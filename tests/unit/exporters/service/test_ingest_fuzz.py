@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from support.scrape_check import scrape, scrape_quick
 
 from modelmon import Profile
 from modelmon.catalog import CATALOG
 from modelmon.config import serve_config_from_mapping
 from modelmon.exporters.service.app import create_app
+from support.scrape_check import scrape, scrape_quick
 
 MAX_BODY = 16 * 1024
 # Counted by design on a refused request, or updated by the feedback worker's
