@@ -14,7 +14,6 @@ gets 408 and is closed; a head over ``max_head_bytes`` gets 431, a body over
 
 from __future__ import annotations
 
-import json
 import selectors
 import socket
 import ssl
@@ -27,17 +26,18 @@ from typing import Any, ClassVar
 from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from modelmon.exporters.service.request_framing import (
+    BUSY,
+    READY,
+    WAIT,
+    Framing,
+    ReadLimits,
+    response,
+    scan,
+    too_large,
+)
 
-@dataclass(frozen=True)
-class ReadLimits:
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    write_timeout: float = 30.0
-    max_head_bytes: int = 64 * 1024
-    max_body_bytes: int = 1 << 20
-    #: Bytes of unfinished requests one worker holds at most, all clients
-    #: together: past it the client that brought the excess gets 503.
-    max_buffered_bytes: int = 64 << 20
+__all__ = ["ReadFirstWorker", "ReadLimits", "worker_class"]
 
 
 @dataclass
@@ -49,107 +49,13 @@ class _Pending:
     continued: bool = False
     eof: bool = False
     registered: bool = False
-    framing: Framing = field(default_factory=lambda: Framing())
+    framing: Framing = field(default_factory=Framing)
 
 
 # How long a closed connection waits for the client's FIN before the socket is
 # dropped (gunicorn's close_graceful default), and how much it drains meanwhile.
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 64 * 1024
-
-_WAIT = "wait"
-_READY = "ready"
-
-
-def _response(status: str, content_type: str, body: bytes, extra: str = "") -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
-            f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def _too_large(limit: int) -> bytes:
-    # The same answer as the app's own 413 (exporters/service/app.py).
-    body = json.dumps({"status": "error", "errors": [
-        f"body: exceeds ingest.max_body_bytes={limit}; send smaller batches or raise the limit"
-    ]}) + "\n"
-    return _response("413 Content Too Large", "application/json", body.encode())
-
-
-_HEAD_TOO_LARGE = _response("431 Request Header Fields Too Large", "text/plain",
-                            b"request header fields too large\n")
-_BUSY = _response("503 Service Unavailable", "text/plain",
-                  b"too many requests being received; retry\n", "Retry-After: 1\r\n")
-_BAD_CHUNK = _response("400 Bad Request", "text/plain", b"malformed chunked body\n")
-
-
-@dataclass
-class Framing:
-    """What is known of a request so far: each scan resumes where the last stopped,
-    so a body trickled in tiny pieces costs linear, not quadratic, work."""
-
-    searched: int = 0       # the head's end was looked for up to here
-    head_end: int = -1
-    length: int | None = None
-    chunked: bool = False
-    chunk_pos: int = 0      # start of the next chunk-size line
-    chunk_total: int = 0
-
-
-def _chunked_end(buf: bytearray, f: Framing, limit: int) -> str | bytes:
-    """Whether the chunked body is complete (_READY), needs more bytes (_WAIT),
-    or is refused (an answer)."""
-    while True:
-        eol = buf.find(b"\r\n", f.chunk_pos)
-        if eol < 0:
-            return _WAIT if len(buf) - f.chunk_pos < 1024 else _BAD_CHUNK
-        try:
-            size = int(bytes(buf[f.chunk_pos:eol]).split(b";")[0].strip(), 16)
-        except ValueError:
-            return _READY  # gunicorn's parser answers 400 from what is buffered
-        if size == 0:
-            trailers = eol + 2
-            if buf[trailers:trailers + 2] == b"\r\n" or buf.find(b"\r\n\r\n", trailers) >= 0:
-                return _READY
-            return _WAIT if len(buf) - trailers < 8192 else _HEAD_TOO_LARGE
-        if f.chunk_total + size > limit:
-            return _too_large(limit)
-        after = eol + 2 + size + 2
-        if after > len(buf):
-            return _WAIT
-        f.chunk_total += size
-        f.chunk_pos = after
-
-
-def scan(buf: bytearray, limits: ReadLimits, f: Framing | None = None,
-         ) -> tuple[str | bytes, int]:
-    """(_READY | _WAIT | an answer refusing the request, offset where the head
-    ends or -1). Pass the same ``f`` while ``buf`` grows."""
-    f = f if f is not None else Framing()
-    if f.head_end < 0:
-        head_end = buf.find(b"\r\n\r\n", max(0, f.searched - 3))
-        f.searched = len(buf)
-        if head_end < 0:
-            return (_HEAD_TOO_LARGE if len(buf) > limits.max_head_bytes else _WAIT), -1
-        if head_end > limits.max_head_bytes:
-            return _HEAD_TOO_LARGE, -1
-        for line in bytes(buf[:head_end]).split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                try:
-                    f.length = int(value.strip())
-                except ValueError:
-                    return _READY, head_end  # gunicorn's parser answers 400
-            elif name == b"transfer-encoding":
-                f.chunked = value.strip().lower().endswith(b"chunked")
-        f.head_end = head_end
-        f.chunk_pos = head_end + 4
-    if f.chunked:
-        return _chunked_end(buf, f, limits.max_body_bytes), f.head_end
-    if f.length is None or f.length <= 0:
-        return _READY, f.head_end
-    if f.length > limits.max_body_bytes:
-        return _too_large(limits.max_body_bytes), f.head_end
-    return (_READY if len(buf) >= f.head_end + 4 + f.length else _WAIT), f.head_end
 
 
 class _TimedReads:
@@ -261,15 +167,15 @@ class ReadFirstWorker(ThreadWorker):
             if self._buffered > self.limits.max_buffered_bytes:
                 self.log.warning("answering 503 to %s: unfinished requests hold more than "
                                  "%d bytes", conn.client, self.limits.max_buffered_bytes)
-                self._drop(conn, _BUSY)
+                self._drop(conn, BUSY)
                 return
         verdict, head_end = scan(p.buf, self.limits, p.framing)
-        if verdict == _WAIT and len(p.buf) > cap:
-            verdict = _too_large(self.limits.max_body_bytes)  # framing that never ends
+        if verdict == WAIT and len(p.buf) > cap:
+            verdict = too_large(self.limits.max_body_bytes)  # framing that never ends
         if head_end >= 0 and not p.head_seen:
             p.head_seen = True
             p.deadline = time.monotonic() + self.limits.body_timeout
-        if verdict == _READY:
+        if verdict == READY:
             self._hand_over(conn, p)
         elif isinstance(verdict, bytes):
             self._drop(conn, verdict)
@@ -371,7 +277,7 @@ class ReadFirstWorker(ThreadWorker):
             if not self.alive:
                 self._drop(conn)
             elif now > p.deadline:
-                self._drop(conn, None if p.handshaking or not p.buf else _response(
+                self._drop(conn, None if p.handshaking or not p.buf else response(
                     "408 Request Timeout", "text/plain", b"request not received in time\n"))
 
     def handle_request(self, req: Any, conn: TConn) -> bool:

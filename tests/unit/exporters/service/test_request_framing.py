@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelmon.exporters.service.http_worker import Framing, ReadLimits, scan
+from modelmon.exporters.service.request_framing import Framing, ReadLimits, scan
 
 LIMITS = ReadLimits(max_head_bytes=1024, max_body_bytes=100)
 LIMITS_1M = ReadLimits(max_body_bytes=1 << 20)
