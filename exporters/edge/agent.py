@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
@@ -43,6 +43,9 @@ from .remote_write import RemoteWriteClient
 from .sender import remote_write_worker
 from .stream import DeviceView, SampleStream
 from .telemetry import EdgeMetrics
+
+if TYPE_CHECKING:
+    from .rules.runner import EdgeRuleRunner
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,10 @@ class EdgeAgent:
         self.view = DeviceView([self.registry, self.plugins],
                                {"device": config.device_id, **config.labels})
         self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
+        # Before the spool is opened: a refused rule file leaves nothing locked.
+        self.rules: EdgeRuleRunner | None = None
+        if config.rules:
+            self.rules = _rule_runner(config)
         spool_kwargs: dict[str, Any] = {
             "max_bytes": config.spool.max_bytes,
             "max_age": config.spool.max_age,
@@ -209,6 +216,8 @@ class EdgeAgent:
         records = self._stream.collect(now)
         if not records:
             return 0
+        if self.rules is not None:
+            records = records + self._evaluate_rules(records, now)
         try:
             seqs = self.spool.append_many(
                 [payload for payload, _ in records], created=now, items=[n for _, n in records]
@@ -221,6 +230,20 @@ class EdgeAgent:
         # Written once the samples are durable: the crash tests use it as ground truth.
         log.debug("spooled %d samples collected at %d ms", spooled, int(now * 1000))
         return spooled
+
+    def _evaluate_rules(self, records: list[tuple[bytes, int]], now: float
+                        ) -> list[tuple[bytes, int]]:
+        """The collection into the rules' window, then the groups that are due:
+        their results are spooled with the collection, at its timestamp."""
+        assert self.rules is not None
+        try:
+            self.rules.observe([payload for payload, _ in records])
+            return self.rules.evaluate_due(int(now * 1000))
+        except Exception:  # a rule bug must not stop collection
+            if self._due("rules"):
+                log.exception("edge rule evaluation failed; the collection is spooled without "
+                              "rule results (logged at most once a minute)")
+            return []
 
     def _refresh_spool_metrics(self, now: float) -> None:
         self.metrics.update_spool(self.spool.stats(), now, self._drop_baseline)
@@ -338,6 +361,19 @@ def write_json_atomic(path: os.PathLike[str] | str, data: Mapping[str, Any]) -> 
             os.ftruncate(fd, len(text))  # shrinking needs no space
         finally:
             os.close(fd)
+
+
+def _rule_runner(config: EdgeConfig) -> EdgeRuleRunner:
+    # Imported only when rules are configured: the parser is a native extension.
+    from .rules import RuleFileError
+    from .rules.runner import EdgeRuleRunner
+
+    try:
+        return EdgeRuleRunner.from_files(
+            config.rules, config.base_dir, config.evaluation_interval or config.interval,
+            {"device": config.device_id, **config.labels})
+    except RuleFileError as exc:  # the files changed since the config was read
+        raise ConfigError(f"edge.rules: {exc}") from None
 
 
 def _plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> PluginCollectors:

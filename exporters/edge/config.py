@@ -12,6 +12,8 @@ Example (``modelmon edge run --config edge.yaml``)::
       collectors: [system]            # plugin collectors by name; model KPIs of ModelMonitors
                                       # in the same process are always included
       labels: {site: plant-3}         # extra labels on every series (optional)
+      rules: [rules/*.yml]            # Prometheus rule files evaluated on the device (optional)
+      evaluation_interval: 30s        # how often the rules run; default: interval
       spool:
         path: /var/lib/modelmon/edge  # state directory: spool/ and status.json
         max_bytes: 512MiB             # full policy applies above this
@@ -104,6 +106,10 @@ class EdgeConfig:
     # edge-link-lost / edge-link-restored events (docs/logging.md).
     logs: Mapping[str, Any] | None = None
     base_dir: Path | None = None
+    # Prometheus rule files (paths or globs) evaluated on the device (docs/edge.md,
+    # "Rules on the device"); every evaluation_interval (default: interval).
+    rules: tuple[str, ...] = ()
+    evaluation_interval: float | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -146,7 +152,8 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
     if not isinstance(section, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a mapping with device_id, spool, remote_write")
     p = _Fields(section, where, base_dir)
-    p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write")
+    p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write",
+           "rules", "evaluation_interval")
     device_id = p.required_str("device_id")
     if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", device_id):
         raise ConfigError(
@@ -176,7 +183,11 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
             )
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{where}labels.{name}: expected a string value, got {value!r}")
+    rules = _rules(section.get("rules"), where, base_dir)
+    evaluation_interval = p.optional_duration("evaluation_interval", None)
     return EdgeConfig(
+        rules=rules,
+        evaluation_interval=evaluation_interval,
         device_id=device_id,
         spool=_spool(p.section("spool", required=True), base_dir),
         remote_write=_remote_write(p.section("remote_write", required=True), base_dir),
@@ -189,6 +200,23 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         logs=logs,
         base_dir=base_dir,
     )
+
+
+def _rules(raw: Any, where: str, base_dir: Path | None) -> tuple[str, ...]:
+    """``rules: [paths or globs]``, each file loaded now so that a bad rule stops
+    ``edge run`` with the file, group, rule and construct named."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(r, str) and r for r in raw):
+        raise ConfigError(f"{where}rules: expected a list of rule file paths or globs, got {raw!r}")
+    if raw:
+        from modelmon.exporters.edge.rules import RuleFileError, load_rule_files
+
+        try:
+            load_rule_files(raw, base_dir)
+        except RuleFileError as exc:
+            raise ConfigError(f"{where}rules: {exc}") from None
+    return tuple(raw)
 
 
 class _Fields:
