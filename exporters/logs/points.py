@@ -91,7 +91,8 @@ class ModelLog:
                        message: str | None = None, **fields: Any) -> int | None:
         # Objects, each of them: the flattened mapping refuses a bare value.
         if isinstance(violations, Mapping):
-            listed = [{"check": keyword(k), "detail": _plain(v)} for k, v in violations.items()]
+            listed = [{"check": _plain(keyword(k)), "detail": _plain(v)}
+                      for k, v in violations.items()]
         elif isinstance(violations, str | bytes) or not isinstance(violations, Sequence):
             listed = [{"detail": _plain(violations)}]
         else:
@@ -232,16 +233,28 @@ class ModelLog:
         return text
 
 
+# A flattened field indexes each leaf as "<key>\0<value>", one Lucene term of
+# at most 32766 bytes, and refuses the document beyond: 4096 characters are at
+# most 16 KiB of UTF-8.
+_MAX_DETAIL_CHARS = 4096
+_MAX_KEY_CHARS = 256
+
+
 def _plain(value: Any, depth: int = 0) -> Any:
     """A violation's detail for the flattened mapping: finite scalars, nested
-    objects up to a depth Elasticsearch accepts, anything else as text."""
-    if isinstance(value, str | bool) or value is None:
+    objects up to a depth Elasticsearch accepts (20), keys without the \\0 it
+    reserves, anything else as text; text clipped to one indexable term."""
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
         return number(value) if number(value) is not None else keyword(value)
     if isinstance(value, Mapping) and depth < 8:
-        return {keyword(k): _plain(v, depth + 1) for k, v in value.items()}
-    return keyword(value)
+        return {keyword(k).replace("\0", "")[:_MAX_KEY_CHARS]: _plain(v, depth + 1)
+                for k, v in value.items()}
+    text = keyword(value)
+    if len(text) > _MAX_DETAIL_CHARS:
+        return text[:_MAX_DETAIL_CHARS] + f"...[truncated {len(text) - _MAX_DETAIL_CHARS} chars]"
+    return text
 
 
 def _text(value: Any) -> str | None:

@@ -100,6 +100,8 @@ def _field(spec: dict[str, Any], value: Any, path: str, strict: bool,
             if item is not None and not isinstance(item, dict):
                 errors.append(f"failed to parse field [{path}] of type [flattened]: expected an "
                               f"object, got {_preview(item)}")
+            elif item is not None:
+                _flattened_leaves(item, path, "", 1, errors)
         return
     if isinstance(value, list) and strict and any(isinstance(v, list) for v in value):
         errors.append(f"field [{path}] of type [{kind}]: an array of arrays")
@@ -112,6 +114,26 @@ def _field(spec: dict[str, Any], value: Any, path: str, strict: bool,
         elif not _leaf_ok(kind, item, strict):
             errors.append(f"failed to parse field [{path}] of type [{kind}]. Preview of "
                           f"field's value: {_preview(item)}")
+
+
+def _flattened_leaves(value: dict[str, Any], root: str, prefix: str, depth: int,
+                      errors: list[str]) -> None:
+    """FlattenedFieldParser's refusals: a \\0 in a key, deeper than depth_limit (20),
+    a keyed value (key, \\0, value) beyond Lucene's 32766-byte term."""
+    if depth > 20:
+        errors.append(f"The provided [flattened] field [{root}] exceeds the maximum depth "
+                      "limit of [20].")
+        return
+    for key, item in value.items():
+        name = prefix + str(key)
+        if "\0" in name:
+            errors.append(f"Keys in [flattened] fields cannot contain the reserved character "
+                          f"\\0. Offending key: [{name!r}].")
+        for leaf in _elements(item, nested_ok=True):
+            if isinstance(leaf, dict):
+                _flattened_leaves(leaf, root, name + ".", depth + 1, errors)
+            elif leaf is not None and len(f"{name}\0{leaf}".encode()) > 32766:
+                errors.append(f"Flattened field [{root}] contains one immense field")
 
 
 def _elements(value: Any, nested_ok: bool) -> Iterator[Any]:

@@ -438,3 +438,17 @@ def test_the_fields_the_logs_dashboard_queries_are_mapped_for_it() -> None:
     for field in (dash.MODEL_FIELD, dash.VERSION_FIELD, dash.DEVICE_FIELD, dash.LEVEL_FIELD):
         assert types[field] == "keyword", field  # terms variables aggregate on them
     assert all(column in types for column in dash.TABLE_COLUMNS)
+
+
+def test_violations_stay_within_what_the_flattened_field_indexes(capture: Capture) -> None:
+    # FlattenedFieldParser refuses a \0 in a key, depth beyond 20 and a value
+    # beyond Lucene's 32766-byte term: one long detail must not lose the event.
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(30):
+        deep = {"d": deep}
+    log = ModelLog(_Identity(), capture)  # type: ignore[arg-type]
+    capture.docs.clear()
+    log.input_rejected({"a\0b": "x" * 40_000, "deep": deep, "emoji": "\U0001f600" * 9000})
+    log.input_rejected([{"check": "c\0", "detail": ["y" * 40_000]}])
+    for doc in capture.docs:
+        assert_conforms(doc)
