@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelmon.alerting.common import has, record
-from modelmon.catalog.quality import PSI_EPSILON
+from modelmon.catalog.quality import NO_PREVIOUS_BIN, PSI_EPSILON
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
 
@@ -74,7 +74,7 @@ def _own_bins(cumulative: str, keep: str) -> str:
         f"  - ignoring (bin) group_left ()\n"
         f"    label_replace({cumulative}, \"previous_bin\", \"$1\", \"bin\", \"(.*)\")\n"
         f"  or\n"
-        f"    {cumulative}{{previous_bin=\"\"}}\n"
+        f"    {cumulative}{{previous_bin=\"{NO_PREVIOUS_BIN}\"}}\n"
         f")"
     )
 

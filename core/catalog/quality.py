@@ -14,6 +14,10 @@ from modelmon.kpi import KPI
 # fleet recording rules, so both agree on the same rows.
 PSI_EPSILON = 1e-4
 
+# The previous_bin of the first bin: a value, not an empty label, so that every
+# series carries the catalog's labels.
+NO_PREVIOUS_BIN = "none"
+
 _ML = ("model", "version")
 _FEATURE = (*_ML, "feature")
 
@@ -139,7 +143,7 @@ KPIS: tuple[KPI, ...] = (
     KPI(
         "feature_cumulative_bin_values_total", "counter", "values", (*_FEATURE, "bin", "previous_bin"),
         "Values of a drift feature that fell in its reference bins 0..bin (cumulative, like a "
-        "histogram's le buckets); previous_bin names the bin before (empty for bin 0).",
+        "histogram's le buckets); previous_bin names the bin before (none for bin 0).",
         "Summed over every replica and worker, these counts give the fleet's live histogram: "
         "the recording rules modelmon:feature_drift:<window> compute PSI, JS and KS from them "
         "against feature_reference_cumulative_share. One series per bin of the reference "

@@ -10,7 +10,7 @@ fleet.
 The counters are cumulative, like a histogram's ``le`` buckets: series ``bin=k``
 counts the values in bins ``0..k``. KS needs cumulative shares and PromQL has
 no running sum over a label, while a bin's own count is one subtraction away:
-each series also carries ``previous_bin`` (``k - 1``, empty for bin 0), so the
+each series also carries ``previous_bin`` (``k - 1``, ``none`` for bin 0), so the
 rules join series ``k`` with series ``k - 1``. The reference shares are gauges
 of the same shape, plus ``kind`` (numeric or categorical: KS only for numeric).
 
@@ -23,20 +23,64 @@ rather than a partial histogram that would give wrong statistics.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from modelmon.catalog.quality import NO_PREVIOUS_BIN
 from modelmon.exporters.quality.profile import FeatureProfile
 from modelmon.labels import OTHER
 from modelmon.metrics import MetricSet
 
 log = logging.getLogger(__name__)
 
-# Rows of the single-row path are binned in bulk: a row touches up to
-# bins x features cumulative series, a batch of rows touches each once.
-_ROW_FLUSH_VALUES = 4096
+# How long counts may wait before they reach the exported counters. A
+# prometheus_client increment costs about a microsecond (a lock; an mmap write
+# in multiprocess mode) and a batch touches every bin of every drift feature,
+# so batches add into a numpy array and one background thread per process
+# turns it into increments at this period: the counters lag by at most this
+# much, a tiny fraction of any drift window.
+FLUSH_SECONDS = 1.0
+
+
+class _Flusher:
+    """The one daemon thread of a process that flushes every live BinCounters."""
+
+    def __init__(self) -> None:
+        self.counters: weakref.WeakSet[BinCounters] = weakref.WeakSet()
+        self.pid = 0  # the process whose thread runs; 0 after a fork
+        self.lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.pid = 0  # threads do not survive fork(): the child starts its own
+        self.lock = threading.Lock()
+
+    def add(self, counters: BinCounters) -> None:
+        with self.lock:
+            self.counters.add(counters)
+            self.ensure_running()
+
+    def ensure_running(self) -> None:
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            threading.Thread(target=self._run, name="modelmon-bin-counters", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            for counters in list(self.counters):
+                try:
+                    counters.flush()
+                except Exception:  # never let monitoring die; the next period retries
+                    log.exception("flushing fleet drift bin counters failed")
+
+
+_FLUSHER = _Flusher()
 
 
 class BinCounters:
@@ -46,7 +90,9 @@ class BinCounters:
     catalog entries ``<kind>_cumulative_bin_values_total`` and
     ``<kind>_reference_cumulative_share``. Bins are laid out as in
     ``BinLayout``: feature ``j`` owns ``sizes[j]`` consecutive positions.
-    Not thread-safe: the owner serializes ``add`` and ``add_row``.
+    ``add``, ``add_bins`` and ``add_row`` only accumulate; ``flush`` (every
+    ``FLUSH_SECONDS`` on a background thread, and on ``QualityTracker.flush``)
+    increments the counters.
     """
 
     def __init__(
@@ -56,9 +102,6 @@ class BinCounters:
         version: str,
         kind: str,
         features: Sequence[FeatureProfile],
-        *,
-        flush_seconds: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         counter_name = f"{kind}_cumulative_bin_values_total"
         share_name = f"{kind}_reference_cumulative_share"
@@ -88,19 +131,43 @@ class BinCounters:
             ref_total = ref[-1] if ref.size else 0.0
             start = int(self.offsets[j])
             for b in range(f.bins):
-                previous = "" if b == 0 else str(b - 1)
+                previous = NO_PREVIOUS_BIN if b == 0 else str(b - 1)
                 self._incs[start + b] = counter.labels(*labels, str(b), previous).inc
                 if ref_total > 0:
                     share.labels(*labels, str(b), previous, f.kind).set(ref[b] / ref_total)
             active[start : start + f.bins] = True
         self._active = active
-        self._pending: list[int] = []
-        self._flush_seconds = flush_seconds
-        self._clock = clock
-        self._last_flush = clock()
+        self._counts = np.zeros(self.total, dtype=np.int64)
+        self._row_bins: list[int] = []
+        self._lock = threading.Lock()
+        _FLUSHER.add(self)
 
     def add(self, counts: np.ndarray) -> None:
         """Add per-bin counts (length ``total``) of one batch."""
+        if _FLUSHER.pid != os.getpid():
+            _FLUSHER.ensure_running()  # a forked worker of a preloaded app
+        with self._lock:
+            self._counts += counts
+
+    def add_bins(self, index: np.ndarray) -> None:
+        """Add a rows x features matrix of bin positions (``total`` where there is no bin)."""
+        self.add(np.bincount(index.ravel(), minlength=self.total + 1)[: self.total])
+
+    def add_row(self, bins: list[int]) -> None:
+        """Add one row's bin positions."""
+        with self._lock:
+            self._row_bins.extend(bins)
+
+    def flush(self) -> None:
+        """Increment the exported counters by everything added since the last flush."""
+        with self._lock:
+            counts, rows = self._counts, self._row_bins
+            if not rows and not counts.any():
+                return
+            self._counts, self._row_bins = np.zeros_like(counts), []
+        if rows:
+            counts += np.bincount(np.asarray(rows, dtype=np.int64),
+                                  minlength=self.total + 1)[: self.total]
         running = np.cumsum(counts)
         before = np.concatenate(([0], running))[self.offsets]
         cumulative = running - np.repeat(before, self.sizes)
@@ -109,23 +176,3 @@ class BinCounters:
         values = cumulative.tolist()
         for i in np.flatnonzero(cumulative).tolist():
             incs[i](values[i])  # type: ignore[misc]
-
-    def add_bins(self, index: np.ndarray) -> None:
-        """Add a rows x features matrix of bin positions (``total`` where there is no bin)."""
-        self.add(np.bincount(index.ravel(), minlength=self.total + 1)[: self.total])
-
-    def add_row(self, bins: list[int]) -> None:
-        """Add one row's bin positions; counted in bulk within ``flush_seconds``."""
-        self._pending.extend(bins)
-        if len(self._pending) >= _ROW_FLUSH_VALUES or (
-            self._clock() - self._last_flush >= self._flush_seconds
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        """Count the rows of ``add_row`` that are still pending."""
-        self._last_flush = self._clock()
-        if self._pending:
-            pending = np.asarray(self._pending, dtype=np.int64)
-            self._pending.clear()
-            self.add(np.bincount(pending, minlength=self.total + 1)[: self.total])

@@ -261,8 +261,8 @@ class InputChecker:
                 self._schema["unexpected_column"].inc(unexpected)
         if drift_index is not None and self.window is not None:
             with self._lock:
-                self.window.add_batch(drift_index)
-                self.bin_counters.add_bins(drift_index)  # type: ignore[union-attr]
+                counts = self.window.add_batch(drift_index)
+                self.bin_counters.add(counts[:-1])  # type: ignore[union-attr]
                 self.version += 1
 
     def _numeric_values(self, batch: RawBatch) -> tuple[np.ndarray, list[int], int]:
@@ -329,10 +329,9 @@ class InputChecker:
         return absent
 
     def flush(self) -> None:
-        """Count the single rows still pending in the bin counters."""
+        """Bring the fleet drift bin counters up to date now (tests, shutdown)."""
         if self.bin_counters is not None:
-            with self._lock:
-                self.bin_counters.flush()
+            self.bin_counters.flush()
 
     # -- drift -----------------------------------------------------------------
 

@@ -64,8 +64,7 @@ class _DriftTarget:
     def add(self, values: list[Any]) -> None:
         bins = [self.bin_of(v) for v in values]
         index = np.array([[self.layout.total if b is None else b] for b in bins], dtype=np.int64)
-        self.window.add_batch(index)
-        self.counters.add_bins(index)
+        self.counters.add(self.window.add_batch(index)[: self.layout.total])
 
 
 class PredictionRecorder:
@@ -138,6 +137,12 @@ class PredictionRecorder:
                     self.score_drift.add(confidences)
                 self.version += 1
         return normalized
+
+    def flush(self) -> None:
+        """Bring the fleet drift bin counters up to date now (tests, shutdown)."""
+        for target in (self.prediction_drift, self.score_drift):
+            if target is not None:
+                target.counters.flush()
 
     def drift(self) -> dict[str, tuple[DriftScores, int]]:
         out = {}

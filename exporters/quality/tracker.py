@@ -14,12 +14,14 @@ exported; there the gauges are set at most every ``refresh_seconds`` on update.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Protocol
@@ -161,6 +163,8 @@ class QualityTracker:
             max_classes=max_confusion_classes, max_queue=feedback_queue,
             on_error=self._count_error,
         )
+        self._closed = False
+        _close_at_exit(self)
         self._cache_lock = threading.Lock()
         self._cache_key: tuple[int | None, int, int] | None = None
         self._cache: dict[str, tuple[DriftScores, int]] = {}
@@ -219,15 +223,26 @@ class QualityTracker:
 
     def flush(self) -> None:
         """Process queued predictions and labels, and count pending rows, now (tests, shutdown)."""
-        if self.inputs is not None:
-            self.inputs.flush()
+        self._flush_bin_counters()
         self.feedback.flush()
 
     def close(self) -> None:
-        """Flush and close the feedback store (at shutdown; the tracker is unusable after)."""
+        """Flush and close the feedback store (at shutdown; the tracker is unusable after).
+
+        Also runs at process exit (a gunicorn worker exits via sys.exit on
+        SIGTERM): predictions still queued then would otherwise be lost, and
+        their labels counted unmatched after a restart. Closing twice is a no-op.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._flush_bin_counters()
+        self.feedback.close()
+
+    def _flush_bin_counters(self) -> None:
         if self.inputs is not None:
             self.inputs.flush()
-        self.feedback.close()
+        self.predictions.flush()
 
     def drift(self) -> dict[str, dict[str, float]]:
         """Current drift per feature plus "__prediction__" / "__score__": {method: value}."""
@@ -324,6 +339,22 @@ class QualityTracker:
             child = self._errors.labels(self.model, self.version, operation)
             self._error_children[operation] = child
         child.inc()
+
+
+def _close_at_exit(tracker: QualityTracker) -> None:
+    # A weak reference: a tracker that is dropped is not kept alive for the exit.
+    ref = weakref.ref(tracker)
+
+    def close() -> None:
+        target = ref()
+        if target is not None:
+            try:
+                target.close()
+            except Exception:  # at exit: say it, never mask the exit status
+                log.exception("closing the quality tracker of %s %s failed",
+                              target.model, target.version)
+
+    atexit.register(close)
 
 
 def default_feedback_db(model: str, version: str) -> Path:

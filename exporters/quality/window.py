@@ -65,22 +65,29 @@ class SlidingCounts:
 
     # -- adding ---------------------------------------------------------------
 
-    def add_batch(self, index: np.ndarray) -> None:
-        """Count rows x features bin indices (``trash`` where there is no bin)."""
+    def add_batch(self, index: np.ndarray) -> np.ndarray:
+        """Count rows x features bin indices (``trash`` where there is no bin).
+
+        Returns the counts per bin of the whole batch (``bins + 1`` long, the
+        last is ``trash``), so callers that also need them bin only once.
+        """
         n = int(index.shape[0])
         if n == 0:
-            return
+            return np.zeros(self.bins + 1, dtype=np.int64)
         if self.time_based:
             self._advance_time()
-            self._ring[self._current] += np.bincount(index.ravel(), minlength=self.bins + 1)
+            counts = np.bincount(index.ravel(), minlength=self.bins + 1)
+            self._ring[self._current] += counts
             self._rows[self._current] += n
-            return
+            return counts
         start = 0
         window = self._capacity * self.chunks
+        total = np.zeros(self.bins + 1, dtype=np.int64)
         if n > window:
             # Older rows of a batch longer than the window would be evicted at once.
             self._roll_to_empty()
             start = n - window
+            total += np.bincount(index[:start].ravel(), minlength=self.bins + 1)
         while start < n:
             # Roll before adding, not after filling, so a full window holds N rows.
             if self._rows[self._current] >= self._capacity:
@@ -88,9 +95,12 @@ class SlidingCounts:
             room = self._capacity - self._rows[self._current]
             take = min(room, n - start)
             block = index[start : start + take]
-            self._ring[self._current] += np.bincount(block.ravel(), minlength=self.bins + 1)
+            counts = np.bincount(block.ravel(), minlength=self.bins + 1)
+            self._ring[self._current] += counts
+            total += counts
             self._rows[self._current] += take
             start += take
+        return total
 
     def add_row(self, bins: list[int]) -> None:
         """Count one row given as the list of its bin indices (missing values left out)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry
 
 from modelmon.exporters.quality import Profile
-from modelmon.exporters.quality.bin_counters import BinCounters
+from modelmon.exporters.quality.bin_counters import FLUSH_SECONDS, BinCounters
 from modelmon.exporters.quality.drift import BinLayout
 from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.metrics import MetricSet
@@ -22,7 +23,7 @@ def _live_counts(registry: CollectorRegistry, kind: str, bins: int, **labels: st
     cum = np.array([
         registry.get_sample_value(
             f"modelmon_{kind}_cumulative_bin_values_total",
-            {**MODEL, **labels, "bin": str(b), "previous_bin": "" if b == 0 else str(b - 1)},
+            {**MODEL, **labels, "bin": str(b), "previous_bin": "none" if b == 0 else str(b - 1)},
         )
         for b in range(bins)
     ])
@@ -49,7 +50,7 @@ def test_reference_shares_are_the_profile_cdf_with_its_kind(
         got = [
             registry.get_sample_value("modelmon_feature_reference_cumulative_share", {
                 **MODEL, "feature": f.name, "bin": str(b),
-                "previous_bin": "" if b == 0 else str(b - 1), "kind": f.kind,
+                "previous_bin": "none" if b == 0 else str(b - 1), "kind": f.kind,
             })
             for b in range(f.bins)
         ]
@@ -89,12 +90,18 @@ def test_counters_hold_the_same_counts_as_the_in_process_window(
     assert _live_counts(registry, "prediction", profile.prediction.bins).sum() == 200
 
 
-def test_single_rows_are_counted_within_the_flush_period(registry: CollectorRegistry) -> None:
+def test_counts_reach_the_counters_without_a_flush_call(registry: CollectorRegistry) -> None:
+    """The background flusher brings them in (the idle tail of traffic too)."""
     profile = Profile.from_data(pd.DataFrame({"x": np.arange(100.0)}), bins=4)
     mon = ModelMonitor("credit", "1", registry=registry, profile=profile)
-    mon.check_inputs({"x": 1.0})
-    mon.quality.flush()  # type: ignore[union-attr]
-    assert _live_counts(registry, "feature", 4, feature="x").tolist() == [1, 0, 0, 0]
+    mon.check_inputs({"x": 1.0})  # the single-row path
+    mon.check_inputs(pd.DataFrame({"x": [99.0, 60.0]}))  # and a batch
+    deadline = time.monotonic() + 30 * FLUSH_SECONDS
+    while time.monotonic() < deadline:
+        if _live_counts(registry, "feature", 4, feature="x").sum() == 3:
+            break
+        time.sleep(0.05)
+    assert _live_counts(registry, "feature", 4, feature="x").tolist() == [1, 0, 1, 1]
 
 
 def test_a_feature_whose_bins_do_not_fit_the_budget_gets_none(registry: CollectorRegistry) -> None:
@@ -106,6 +113,7 @@ def test_a_feature_whose_bins_do_not_fit_the_budget_gets_none(registry: Collecto
                            profile.features)
     index = np.array([[1, 15, 25, 35], [5, 12, 29, 39]])
     counters.add_bins(index)
+    counters.flush()
     present = [
         f.name for f in profile.features
         if registry.get_sample_value("modelmon_feature_cumulative_bin_values_total", {
