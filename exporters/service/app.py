@@ -10,6 +10,7 @@ import atexit
 import json
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,31 @@ class MonitorDirectory:
         return mon
 
 
+    def close(self) -> None:
+        """Close every monitor's quality tracker: queued predictions reach the store."""
+        with self._lock:
+            monitors = list(self._monitors.values())
+        for mon in monitors:
+            try:
+                mon.close()
+            except Exception:  # one store failing to close must not keep the others open
+                log.exception("closing the quality tracker of %s %s failed", mon.model, mon.version)
+
+
+def _close_at_exit(directory: MonitorDirectory) -> None:
+    """Close ``directory`` when the process exits (gunicorn's worker exits via
+    sys.exit on SIGTERM/SIGINT, which runs atexit). A weak reference: an app
+    that is dropped (tests build many) is not kept alive for the exit."""
+    ref = weakref.ref(directory)
+
+    def close() -> None:
+        target = ref()
+        if target is not None:
+            target.close()
+
+    atexit.register(close)
+
+
 def _inference_parser(directory: MonitorDirectory) -> EventParser:
     def parse(event: Mapping[str, Any]) -> Callable[[], None]:
         ev = parse_inference(event)
@@ -152,6 +178,9 @@ def create_app(
         PlatformCollector(registry=registry)
     web = web_config if web_config is not None else load_web_config(config.web_config_file)
     directory = MonitorDirectory(registry, config, _log_shipper(config, registry))
+    # Registered after the log shipper's: atexit runs it first, so what the
+    # quality trackers flush can still be shipped.
+    _close_at_exit(directory)
     register_plugin_collectors(registry, config.plugins, config.prefix)
     parsers: dict[str, EventParser] = {"inference": _inference_parser(directory)}
     parsers.update(_quality_parsers(directory))

@@ -149,6 +149,13 @@ class ModelMonitor:
         """Join late ground truth with the prediction recorded under ``request_id``."""
         self.quality.record_feedback(request_id, y_true)
 
+    def close(self) -> None:
+        """Write what the quality tracker still queues (predictions waiting for
+        their labels) and close its feedback store; call at shutdown. The log
+        shipper belongs to the caller, who closes it."""
+        if self._quality is not None:
+            self._quality.close()
+
     @property
     def log(self) -> ModelLog:
         """Structured events at the AI pipeline's critical points: ``mon.log.prediction(...)``."""
