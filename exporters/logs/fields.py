@@ -142,7 +142,7 @@ def fits(path: str, value: Any, depth: int = 0) -> bool:
     if cls is dict or (cls not in _SCALARS and isinstance(value, Mapping)):
         if kind not in (None, "object", "flattened", "nested"):
             return False
-        return all(type(k) is str and fits(f"{path}.{k}", v, depth + 1)
+        return all(type(k) is str and valid_name(k) and fits(f"{path}.{k}", v, depth + 1)
                    for k, v in value.items())
     if cls is list or cls is tuple:
         return all(type(v) is not list and type(v) is not tuple and fits(path, v, depth + 1)
@@ -152,6 +152,14 @@ def fits(path: str, value: Any, depth: int = 0) -> bool:
     if value is None or kind is None:
         return True
     return _leaf_fits(kind, value)
+
+
+def valid_name(name: str) -> bool:
+    """Elasticsearch refuses an empty or blank field name, or an empty part
+    between dots ("a..b", ".a", "a.")."""
+    if "." not in name:
+        return bool(name) and not name.isspace()
+    return all(part and not part.isspace() for part in name.split("."))
 
 
 def hashable_field_error(path: str) -> str | None:
@@ -216,7 +224,7 @@ def add_extra(event: dict[str, Any], key: str, value: Any) -> None:
                 _label(event, str(name), item)
         else:
             _label(event, key, value)
-    elif fits(key, value):
+    elif valid_name(key) and fits(key, value):
         event[key] = value
     else:
         _label(event, key, value)
@@ -227,4 +235,5 @@ def _label(event: dict[str, Any], name: str, value: Any) -> None:
     if not isinstance(labels, dict):
         labels = event["labels"] = {}
     # A dot would make Elasticsearch nest an object inside labels.
-    labels[name.replace(".", "_")] = keyword(value)
+    name = name.replace(".", "_")
+    labels[name if valid_name(name) else f"_{name}"] = keyword(value)

@@ -64,6 +64,10 @@ def _object(spec: dict[str, Any], value: dict[str, Any], prefix: str, strict: bo
     properties: dict[str, Any] = spec.get("properties", {})
     for key, item in value.items():
         parts = str(key).split(".")  # "a.b": Elasticsearch expands dotted names into objects
+        if not all(part and not part.isspace() for part in parts):
+            errors.append(f"field name [{prefix}{key}] is empty, blank or has an empty part "
+                          "between dots")
+            continue
         head, rest = parts[0], parts[1:]
         path = prefix + head
         sub = properties.get(head)

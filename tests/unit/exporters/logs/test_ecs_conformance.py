@@ -452,3 +452,14 @@ def test_violations_stay_within_what_the_flattened_field_indexes(capture: Captur
     log.input_rejected([{"check": "c\0", "detail": ["y" * 40_000]}])
     for doc in capture.docs:
         assert_conforms(doc)
+
+
+def test_field_names_elasticsearch_refuses_never_leave(capture: Capture) -> None:
+    log = ModelLog(_Identity(), capture)  # type: ignore[arg-type]
+    capture.docs.clear()
+    log.prediction(0.01, **{"": 1, " ": "blank", "a..b": 2, ".x": 3, "custom": {"": 4, "ok": 5},
+                            "labels": {"": "e", "a.b": "dotted"}})
+    [doc] = capture.docs
+    assert_conforms(doc)
+    assert "custom" not in doc and json.loads(doc["labels"]["custom"]) == {"": 4, "ok": 5}
+    assert doc["labels"]["a_b"] == "dotted"
