@@ -22,6 +22,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from modelmon.catalog import by_name
 from modelmon.hookspecs import Collector
 from modelmon.kpi import DEFAULT_PREFIX
+from modelmon.labels import clean_label_value
 from modelmon.plugin_manager import get_plugin_manager, load_failures
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class PluginCollectors:
             duration.add_metric([name], time.perf_counter() - start)
             success.add_metric([name], 0.0 if families is None else 1.0)
             if families:
-                yield from families
+                yield from (_printable(family) for family in families)
         for name in self.broken:
             success.add_metric([name], 0.0)
             duration.add_metric([name], 0.0)
@@ -96,6 +97,25 @@ class PluginCollectors:
         # An empty describe() keeps prometheus_client from calling collect()
         # at registration time (a slow plugin would stall start-up).
         return []
+
+
+def _printable(family: Metric) -> Metric:
+    """``family`` with label values and help a strict consumer takes (modelmon.labels).
+
+    Device names come from the system: a mount point decoded with
+    surrogateescape holds lone surrogates, which would fail the whole scrape
+    at encoding time, outside this collector's error boundary.
+    """
+    try:
+        family.documentation.encode("utf-8")
+    except UnicodeEncodeError:  # help is escaped by the exposition; only surrogates hurt
+        family.documentation = family.documentation.encode("utf-8", "replace").decode("utf-8")
+    if not all(v.isprintable() for s in family.samples for v in s.labels.values()):
+        family.samples = [
+            s._replace(labels={k: clean_label_value(v) for k, v in s.labels.items()})
+            for s in family.samples
+        ]
+    return family
 
 
 _registered: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, PluginCollectors]] = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from modelmon.exporters.service.flask import instrument_app
 from modelmon.exporters.service.monitor import ModelMonitor
@@ -147,3 +147,42 @@ def scrape_text(registry) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(registry).decode()
+
+
+# -- plugin collectors ---------------------------------------------------------------------
+
+def test_a_plugin_collectors_label_values_cannot_break_the_scrape(registry):
+    """A mount point decoded with surrogateescape, a sensor name with a control character."""
+    import pluggy
+    from prometheus_client.metrics_core import GaugeMetricFamily
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_om
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    from modelmon import hookimpl, hookspecs
+    from modelmon.collectors import PluginCollectors
+
+    mount = b"/media/caf\xe9".decode("utf-8", "surrogateescape")
+
+    class Disks:
+        def collect(self):
+            g = GaugeMetricFamily("site_disk_free_bytes", "Free bytes \udce9", labels=["mountpoint"])
+            g.add_metric([mount], 1.0)
+            g.add_metric(["sensor\x00\u202e"], 2.0)
+            yield g
+
+    class Site:
+        @hookimpl
+        def modelmon_register_collectors(self, register):
+            register("disks", Disks())
+
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    manager.register(Site(), name="site")
+    registry.register(PluginCollectors(pm=manager))
+    text = generate_latest(registry).decode("utf-8")
+    families = {f.name: f for f in parse_text(text)}
+    values = {s.labels["mountpoint"] for s in families["site_disk_free_bytes"].samples}
+    assert values == {"/media/caf\ufffd", "sensor\ufffd\ufffd"}
+    list(parse_om(generate_om(registry).decode("utf-8")))
+    assert registry.get_sample_value("modelmon_collector_success", {"collector": "disks"}) == 1
