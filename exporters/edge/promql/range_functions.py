@@ -8,7 +8,9 @@ operation, Kahan sums included, so results agree to the last bits.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable, Sequence
 
 from modelmon.exporters.edge.promql.aggregations import quantile
@@ -22,7 +24,8 @@ def extrapolated_rate(times: Sequence[int], values: Sequence[float], range_start
     if len(values) < 2:
         return None
     result = values[-1] - values[0]
-    if is_counter:
+    # Most windows hold no reset: checked at C speed, the loop only runs where one is.
+    if is_counter and not all(map(operator.le, values, itertools.islice(values, 1, None))):
         prev = values[0]
         for cur in values[1:]:
             if cur < prev:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ def compile_matcher(name: str, op: str, value: str) -> Matcher:
     return Matcher(name, op, value, regex)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Selector:
     """A compiled vector selector: its matchers (``__name__`` included) and offset."""
 
@@ -82,10 +83,17 @@ class Selector:
         offset = duration_ms(node.offset) if node.offset is not None else 0
         return cls(tuple(matchers), offset, fixed)
 
-    def select(self, storage: MemoryStorage) -> Iterator[SeriesSamples]:
-        for series in storage.series(self.metric_name):
-            if all(m.matches(_get(series.labels, m.name)) for m in self.matchers):
-                yield series
+    def select(self, storage: MemoryStorage) -> list[SeriesSamples]:
+        # Rules run the same selectors every interval while series rarely change:
+        # the matches are kept until the storage's set of series changes.
+        key = (storage.uid, storage.generation)
+        cached = _MATCHES.get(self)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = [series for series in storage.series(self.metric_name)
+                 if all(m.matches(_get(series.labels, m.name)) for m in self.matchers)]
+        _MATCHES[self] = (key, found)
+        return found
 
     def instant(self, storage: MemoryStorage, t_ms: int) -> Vector:
         ref = t_ms - self.offset_ms
@@ -113,6 +121,9 @@ class Selector:
             hi = bisect.bisect_right(series.timestamps, maxt)
             if lo >= hi:
                 continue
+            if not series.stale_markers:
+                yield series.labels, series.timestamps[lo:hi], series.values[lo:hi]
+                continue
             times: list[int] = []
             values: list[float] = []
             for ts, v in zip(series.timestamps[lo:hi], series.values[lo:hi], strict=True):
@@ -121,6 +132,10 @@ class Selector:
                     values.append(v)
             if times:
                 yield series.labels, times, values
+
+
+_MATCHES: weakref.WeakKeyDictionary[Selector, tuple[tuple[int, int], list[SeriesSamples]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _get(labels: LabelSet, name: str) -> str:

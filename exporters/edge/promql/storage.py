@@ -10,6 +10,7 @@ is skipped inside range selectors.
 from __future__ import annotations
 
 import bisect
+import itertools
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from modelmon.exporters.edge.prompb import STALE_NAN_BITS, LabelSet
 
 STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+_UIDS = itertools.count()
 _DOUBLE = struct.Struct("<d")
 _BITS = struct.Struct("<Q")
 
@@ -33,11 +35,17 @@ class SeriesSamples:
     labels: LabelSet
     timestamps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    # Staleness markers held: with none, a range is a plain slice (no per-sample check).
+    stale_markers: int = 0
 
     def append(self, timestamp_ms: int, value: float) -> None:
+        if value != value and is_stale(value):
+            self.stale_markers += 1
         if self.timestamps and timestamp_ms <= self.timestamps[-1]:
             i = bisect.bisect_left(self.timestamps, timestamp_ms)
             if i < len(self.timestamps) and self.timestamps[i] == timestamp_ms:
+                if is_stale(self.values[i]):
+                    self.stale_markers -= 1
                 self.values[i] = value  # same series and timestamp: idempotent
                 return
             self.timestamps.insert(i, timestamp_ms)
@@ -49,6 +57,8 @@ class SeriesSamples:
     def drop_before(self, timestamp_ms: int) -> None:
         i = bisect.bisect_left(self.timestamps, timestamp_ms)
         if i:
+            if self.stale_markers:
+                self.stale_markers -= sum(1 for v in self.values[:i] if is_stale(v))
             del self.timestamps[:i]
             del self.values[:i]
 
@@ -63,6 +73,12 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._series: dict[LabelSet, SeriesSamples] = {}
         self._by_name: dict[str, dict[LabelSet, SeriesSamples]] = {}
+        # Label-set order per metric name (None: all), rebuilt when series come or go.
+        self._ordered: dict[str | None, list[SeriesSamples]] = {}
+        # Bumped whenever a series comes or goes: selectors cache their matches by
+        # (uid, generation); uid, unlike id(), is never reused by another storage.
+        self.generation = 0
+        self.uid = next(_UIDS)
 
     def append(self, labels: Iterable[tuple[str, str]], timestamp_ms: int, value: float) -> None:
         key: LabelSet = tuple(sorted((n, v) for n, v in labels if v != ""))
@@ -70,14 +86,18 @@ class MemoryStorage:
         if series is None:
             series = self._series[key] = SeriesSamples(key)
             self._by_name.setdefault(dict(key).get("__name__", ""), {})[key] = series
+            self._ordered.clear()
+            self.generation += 1
         series.append(timestamp_ms, value)
 
     def series(self, metric_name: str | None = None) -> Iterator[SeriesSamples]:
         """All series (or those of one metric name), in label-set order as Prometheus
         returns them from its index."""
-        pool = self._series if metric_name is None else self._by_name.get(metric_name, {})
-        for key in sorted(pool):
-            yield pool[key]
+        ordered = self._ordered.get(metric_name)
+        if ordered is None:
+            pool = self._series if metric_name is None else self._by_name.get(metric_name, {})
+            ordered = self._ordered[metric_name] = [pool[key] for key in sorted(pool)]
+        yield from ordered
 
     def retain(self, min_timestamp_ms: int) -> None:
         for key, series in list(self._series.items()):
@@ -86,6 +106,8 @@ class MemoryStorage:
                 del self._series[key]
                 by_name = self._by_name.get(dict(key).get("__name__", ""), {})
                 by_name.pop(key, None)
+                self._ordered.clear()
+                self.generation += 1
 
     def __len__(self) -> int:
         return len(self._series)
