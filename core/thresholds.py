@@ -65,6 +65,9 @@ class QualityThresholds:
     # Windows of the fleet drift recording rules (modelmon:feature_drift:<window>):
     # one set of rules per window, computed from the bin counters of every replica.
     drift_windows: tuple[str, ...] = ("1h", "1d")
+    # The drift alerts watch the first window, and only once it holds this many
+    # values (PSI's noise floor is about (bins - 1) / values: 0.02 at 500).
+    min_drift_values: int = 500
     # Data-quality problems (missing, out of range, wrong type, unseen
     # category) per input row.
     violation_ratio: float = 0.05

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelmon.alerting import drift
 from modelmon.alerting.common import alert, has, record
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
@@ -106,32 +107,7 @@ def quality_recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) 
 def quality_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, q = config.prefix, config.quality
     out = []
-    if has(catalog, "feature_drift", ("model", "version", "feature", "method")):
-        out.append(alert(
-            config, "ModelFeatureDrift",
-            f'max by (model, version, feature) ({p}feature_drift{{method="{q.drift_method}"}})'
-            f" > {q.drift_threshold:g}",
-            for_=q.drift_for, severity="warning",
-            summary="The live distribution of an input feature has drifted from the training data.",
-            description=(
-                "Feature {{ $labels.feature }} of model {{ $labels.model }} version "
-                f"{{{{ $labels.version }}}} has {q.drift_method.upper()} {{{{ $value | printf \"%.3f\" }}}} "
-                f"against its reference profile (threshold {q.drift_threshold:g})."
-            ),
-        ))
-    if has(catalog, "prediction_drift", ("model", "version", "method")):
-        out.append(alert(
-            config, "ModelPredictionDrift",
-            f'max by (model, version) ({p}prediction_drift{{method="{q.drift_method}"}})'
-            f" > {q.prediction_drift_threshold:g}",
-            for_=q.drift_for, severity="warning",
-            summary="The distribution of a model's predictions has shifted from its reference.",
-            description=(
-                "Predictions of model {{ $labels.model }} version {{ $labels.version }} have "
-                f"{q.drift_method.upper()} {{{{ $value | printf \"%.3f\" }}}} against the reference "
-                f"profile (threshold {q.prediction_drift_threshold:g})."
-            ),
-        ))
+    out += _drift_alerts(config, catalog)
     window = q.violation_window
     if any(r.get("record") == input_rows_rate(p) + window for r in quality_recording_rules(config, catalog)):
         out.append(alert(
@@ -262,6 +238,39 @@ def log_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[
             description=(
                 f"{{{{ $value | humanize }}}} log events were {what} by sink "
                 f"{{{{ $labels.sink }}}} on {{{{ $labels.instance }}}} in the last {lg.loss_window}."
+            ),
+        ))
+    return out
+
+
+def _drift_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    """Drift alerts on the fleet drift rules: every replica's rows of a model version
+    in the first drift window (a single process is a fleet of one)."""
+    p, q = config.prefix, config.quality
+    method, w = q.drift_method, q.drift_windows[0]
+    out = []
+    for kind, labels, threshold, name, summary, subject in (
+        ("feature", "model, version, feature", q.drift_threshold, "ModelFeatureDrift",
+         "The live distribution of an input feature has drifted from the training data.",
+         "Feature {{ $labels.feature }} of model {{ $labels.model }} version "
+         "{{ $labels.version }} has"),
+        ("prediction", "model, version", q.prediction_drift_threshold, "ModelPredictionDrift",
+         "The distribution of a model's predictions has shifted from its reference.",
+         "Predictions of model {{ $labels.model }} version {{ $labels.version }} have"),
+    ):
+        if not has(catalog, f"{kind}_cumulative_bin_values_total", ("model", "version")):
+            continue
+        out.append(alert(
+            config, name,
+            f"max by ({labels}) (\n  {drift.drift_series(p, kind, w)}{{method=\"{method}\"}}\n"
+            f"  and on ({labels})\n"
+            f"  {drift.drift_values_series(p, kind, w)} >= {q.min_drift_values}\n"
+            f") > {threshold:g}",
+            for_=q.drift_for, severity="warning",
+            summary=summary,
+            description=(
+                f"{subject} {method.upper()} {{{{ $value | printf \"%.3f\" }}}} over the last "
+                f"{w} of all its replicas against the reference profile (threshold {threshold:g})."
             ),
         ))
     return out
