@@ -74,7 +74,7 @@ class EdgeAgent:
         self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
         # Before the spool is opened: a refused rule file leaves nothing locked.
         self.rules: EdgeRuleRunner | None = None
-        if config.rules:
+        if config.rules or config.query_window:
             self.rules = _rule_runner(config)
         spool_kwargs: dict[str, Any] = {
             "max_bytes": config.spool.max_bytes,
@@ -161,7 +161,12 @@ class EdgeAgent:
         """Start the threads; ``collect=False`` only drains the spool (and serves /metrics)."""
         if self.config.listen is not None:
             host, port = self.config.listen
-            self._http, _ = start_http_server(port, host, registry=self.view)
+            if self.rules is not None:  # /metrics plus the query API over the local window
+                from .rules.query_api import serve
+
+                self._http = serve(host, port, self.view, self.rules.storage, self.rules.lock)
+            else:
+                self._http, _ = start_http_server(port, host, registry=self.view)
         loops = [("sender", self.sender.run)]
         if collect:
             loops.insert(0, ("collector", self._collect_loop))
@@ -371,7 +376,7 @@ def _rule_runner(config: EdgeConfig) -> EdgeRuleRunner:
     try:
         return EdgeRuleRunner.from_files(
             config.rules, config.base_dir, config.evaluation_interval or config.interval,
-            {"device": config.device_id, **config.labels})
+            {"device": config.device_id, **config.labels}, config.query_window)
     except RuleFileError as exc:  # the files changed since the config was read
         raise ConfigError(f"edge.rules: {exc}") from None
 

@@ -1,4 +1,5 @@
-"""``modelmon edge run|status``: the edge agent (store-and-forward, remote_write backfill)."""
+"""``modelmon edge run|status|query``: the edge agent (store-and-forward, remote_write
+backfill, rules and queries over its own recent samples)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,18 @@ def register(sub: SubParsers) -> None:
     status.add_argument("--timeout", type=float, default=None,
                         help="stop following after this many seconds")
     status.set_defaults(func=_status)
+
+    query = edge.add_parser(
+        "query", help="evaluate PromQL over the running agent's own recent samples",
+        description="Ask the running agent, on its listen address, for an instant query "
+        "(Prometheus's /api/v1/query). Needs rules: or query_window: in the edge config.",
+    )
+    query.add_argument("expr", help="a PromQL expression of the edge subset (docs/edge.md)")
+    query.add_argument("--config", required=True, type=Path, help="the agent's config file")
+    query.add_argument("--time", default=None,
+                       help="evaluation time, unix seconds or RFC 3339; default now")
+    query.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    query.set_defaults(func=_query)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,6 +86,43 @@ def _status(args: argparse.Namespace) -> int:
         follow_drain(config.status_file, sys.stdout, args.timeout,
                      done_below=config.remote_write.max_samples_per_send)
     return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    import json
+
+    import requests
+
+    from modelmon.exporters.edge import load_edge_config
+
+    config = load_edge_config(args.config)
+    if config.listen is None or not (config.rules or config.query_window):
+        print(f"{args.config}: the agent serves queries on its listen address when the edge "
+              "config has rules: or query_window: (and listen: is not null)", file=sys.stderr)
+        return 2
+    host, port = config.listen
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/api/v1/query"
+    params = {"query": args.expr, **({"time": args.time} if args.time else {})}
+    try:
+        body = requests.get(url, params=params, timeout=30).json()
+    except requests.RequestException as exc:
+        print(f"cannot reach the agent at {url} ({exc}); is 'modelmon edge run --config "
+              f"{args.config}' running?", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+    elif body.get("status") != "success":
+        print(f"{body.get('errorType')}: {body.get('error')}", file=sys.stderr)
+    elif body["data"]["resultType"] == "scalar":
+        print(body["data"]["result"][1])
+    else:
+        for sample in body["data"]["result"]:
+            labels = sample["metric"]
+            name = labels.pop("__name__", "")
+            inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            print(f"{name}{{{inner}}} {sample['value'][1]}")
+    return 0 if body.get("status") == "success" else 1
 
 
 @hookimpl

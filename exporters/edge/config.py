@@ -14,6 +14,7 @@ Example (``modelmon edge run --config edge.yaml``)::
       labels: {site: plant-3}         # extra labels on every series (optional)
       rules: [rules/*.yml]            # Prometheus rule files evaluated on the device (optional)
       evaluation_interval: 30s        # how often the rules run; default: interval
+      query_window: 1h                # history kept for /api/v1/query on the listen address
       spool:
         path: /var/lib/modelmon/edge  # state directory: spool/ and status.json
         max_bytes: 512MiB             # full policy applies above this
@@ -110,6 +111,9 @@ class EdgeConfig:
     # "Rules on the device"); every evaluation_interval (default: interval).
     rules: tuple[str, ...] = ()
     evaluation_interval: float | None = None
+    # How much of its own history the agent keeps for /api/v1/query (with rules:
+    # at least what the rules reach); null and no rules: no local query API.
+    query_window: float | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -153,7 +157,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         raise ConfigError(f"{where or 'config'}: expected a mapping with device_id, spool, remote_write")
     p = _Fields(section, where, base_dir)
     p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write",
-           "rules", "evaluation_interval")
+           "rules", "evaluation_interval", "query_window")
     device_id = p.required_str("device_id")
     if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", device_id):
         raise ConfigError(
@@ -185,9 +189,11 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
             raise ConfigError(f"{where}labels.{name}: expected a string value, got {value!r}")
     rules = _rules(section.get("rules"), where, base_dir)
     evaluation_interval = p.optional_duration("evaluation_interval", None)
+    query_window = p.optional_duration("query_window", None)
     return EdgeConfig(
         rules=rules,
         evaluation_interval=evaluation_interval,
+        query_window=query_window,
         device_id=device_id,
         spool=_spool(p.section("spool", required=True), base_dir),
         remote_write=_remote_write(p.section("remote_write", required=True), base_dir),

@@ -60,10 +60,15 @@ class GroupResult:
 
 class RuleGroupEvaluator:
     def __init__(self, group: RuleGroup, storage: MemoryStorage,
-                 external_labels: Mapping[str, str] | None = None) -> None:
+                 external_labels: Mapping[str, str] | None = None,
+                 label_results: bool = False) -> None:
         self.group = group
         self.storage = storage
         self.external_labels = dict(external_labels or {})
+        # On the device the results are stored as they are remote-written, with the
+        # device labels: the local window then answers as the cloud does.
+        self._result_labels = tuple(sorted(self.external_labels.items())) if label_results \
+            else ()
         self._previous: list[set[LabelSet]] = [set() for _ in group.rules]
         self._active: list[dict[LabelSet, Alert]] = [{} for _ in group.rules]
 
@@ -93,6 +98,11 @@ class RuleGroupEvaluator:
         return [a for alerts in self._active for a in alerts.values()]
 
     def _append(self, result: GroupResult, labels: LabelSet, value: float) -> None:
+        if self._result_labels:
+            present = {n for n, _ in labels}
+            missing = [p for p in self._result_labels if p[0] not in present and p[1]]
+            if missing:
+                labels = tuple(sorted((*labels, *missing)))
         self.storage.append(labels, result.t_ms, value)
         result.samples.append((labels, value))
 

@@ -99,25 +99,29 @@ def iter_samples(write_request: bytes) -> Iterator[tuple[LabelSet, float, int]]:
 
 class EdgeRuleRunner:
     def __init__(self, groups: Sequence[RuleGroup], evaluation_interval: float,
-                 device_labels: Mapping[str, str], max_samples_per_record: int = 2000) -> None:
+                 device_labels: Mapping[str, str], max_samples_per_record: int = 2000,
+                 query_window: float | None = None) -> None:
         self.storage = MemoryStorage()
         # The query API (and tests) read the window from other threads.
         self.lock = threading.Lock()
         self.device_labels = dict(device_labels)
         self._groups = [
-            (RuleGroupEvaluator(g, self.storage, self.device_labels),
+            (RuleGroupEvaluator(g, self.storage, self.device_labels, label_results=True),
              g.interval_ms if g.interval_ms is not None else int(evaluation_interval * 1000))
             for g in groups]
         self._next_ms: list[int | None] = [None] * len(self._groups)
-        self.window_ms = max((g.lookback_ms for g in groups), default=0) + 60_000
+        self.window_ms = max(max((g.lookback_ms for g in groups), default=0) + 60_000,
+                             int((query_window or 0) * 1000))
         self._encoder = SeriesEncoder()
         self._max = max_samples_per_record
         self.last_results: list[GroupResult] = []
 
     @classmethod
     def from_files(cls, patterns: Sequence[str], base_dir: Path | None, evaluation_interval: float,
-                   device_labels: Mapping[str, str]) -> EdgeRuleRunner:
-        return cls(load_rule_files(patterns, base_dir), evaluation_interval, device_labels)
+                   device_labels: Mapping[str, str], query_window: float | None = None
+                   ) -> EdgeRuleRunner:
+        groups = load_rule_files(patterns, base_dir) if patterns else []
+        return cls(groups, evaluation_interval, device_labels, query_window=query_window)
 
     def observe(self, payloads: Sequence[bytes]) -> None:
         """Add one collection's spool records (snappy ``WriteRequest``s) to the window."""

@@ -1,0 +1,172 @@
+"""A Prometheus-compatible query API over the agent's local window.
+
+``GET|POST /api/v1/query`` (``query``, ``time``) and ``/api/v1/query_range``
+(``query``, ``start``, ``end``, ``step``) answer with Prometheus's JSON shapes,
+so an operator on the device (``modelmon edge query``) or a local Grafana can
+look at the device while it is offline. Everything else goes to the wrapped
+app (the agent's /metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+from modelmon.exporters.edge.promql import (
+    MemoryStorage,
+    PromQLError,
+    Scalar,
+    UnsupportedExpression,
+    compile_expr,
+)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+MAX_POINTS = 11_000  # Prometheus's limit on points per series in a range query
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def format_value(v: float) -> str:
+    """Prometheus's ``strconv.FormatFloat(v, 'f', -1, 64)``."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    text = format(Decimal(repr(v)), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _time(text: str | None, default: float, name: str) -> float:
+    if text is None or text == "":
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(f'invalid parameter "{name}": cannot parse "{text}" to a valid '
+                         "timestamp") from None
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class QueryAPI:
+    def __init__(self, storage: MemoryStorage, lock: threading.Lock, app: WSGIApp) -> None:
+        self.storage = storage
+        self.lock = lock
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/api/v1/query", "/api/v1/query_range"):
+            return self.app(environ, start_response)
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        if environ.get("REQUEST_METHOD") == "POST":
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            params.update(parse_qs(environ["wsgi.input"].read(size).decode()))
+        args = {k: v[-1] for k, v in params.items()}
+        try:
+            data = self.range_query(args) if path.endswith("_range") else self.instant(args)
+            status, body = "200 OK", {"status": "success", "data": data}
+        except BadRequest as exc:
+            status, body = "400 Bad Request", _error("bad_data", str(exc))
+        except UnsupportedExpression as exc:
+            status, body = "400 Bad Request", _error("bad_data", str(exc))
+        except PromQLError as exc:
+            status, body = "422 Unprocessable Entity", _error("execution", str(exc))
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"),
+                                ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _compile(self, args: dict[str, str]) -> Any:
+        text = args.get("query")
+        if not text:
+            raise BadRequest('invalid parameter "query": no query given')
+        return compile_expr(text)
+
+    def instant(self, args: dict[str, str]) -> dict[str, Any]:
+        query = self._compile(args)
+        t = _time(args.get("time"), time.time(), "time")
+        t_ms = _ms(t)
+        with self.lock:
+            value = query.evaluate(self.storage, t_ms)
+        if isinstance(value, Scalar):
+            return {"resultType": "scalar", "result": [t_ms / 1000, format_value(value.value)]}
+        return {"resultType": "vector", "result": [
+            {"metric": dict(s.labels), "value": [t_ms / 1000, format_value(s.value)]}
+            for s in value]}
+
+    def range_query(self, args: dict[str, str]) -> dict[str, Any]:
+        query = self._compile(args)
+        start = _time(args.get("start"), math.nan, "start")
+        end = _time(args.get("end"), math.nan, "end")
+        if math.isnan(start) or math.isnan(end):
+            raise BadRequest('invalid parameter "start"/"end": both are required')
+        step_text = args.get("step", "")
+        try:
+            step = float(step_text)
+        except ValueError:
+            raise BadRequest(f'invalid parameter "step": cannot parse "{step_text}"') from None
+        if end < start:
+            raise BadRequest('invalid parameter "end": end timestamp must not be before start time')
+        if step <= 0:
+            raise BadRequest('invalid parameter "step": zero or negative query resolution step '
+                             "widths are not accepted. Try a positive integer")
+        if (end - start) / step > MAX_POINTS:
+            raise BadRequest("exceeded maximum resolution of 11,000 points per timeseries. "
+                             "Try decreasing the query resolution (?step=XX)")
+        series: dict[tuple[tuple[str, str], ...], list[list[Any]]] = {}
+        step_ms, t_ms, end_ms = _ms(step), _ms(start), _ms(end)
+        with self.lock:
+            while t_ms <= end_ms:
+                value = query.evaluate(self.storage, t_ms)
+                samples = [((), value.value)] if isinstance(value, Scalar) else \
+                    [(s.labels, s.value) for s in value]
+                for labels, v in samples:
+                    # A range result has no __name__-less duplicates to merge: one series
+                    # per label set, as Prometheus's rangeEval builds them.
+                    series.setdefault(labels, []).append([t_ms / 1000, format_value(v)])
+                t_ms += step_ms
+        return {"resultType": "matrix", "result": [
+            {"metric": dict(labels), "values": values} for labels, values in series.items()]}
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"status": "error", "errorType": kind, "error": message}
+
+
+def serve(host: str, port: int, registry: Any, storage: MemoryStorage, lock: threading.Lock
+          ) -> Any:
+    """/metrics of ``registry`` and the query API on one threaded HTTP server, as
+    ``prometheus_client.start_http_server`` serves /metrics alone."""
+    from wsgiref.simple_server import make_server
+
+    from prometheus_client.exposition import (
+        ThreadingWSGIServer,
+        _SilentHandler,  # prometheus_client's own quiet handler: no access log on stderr
+        make_wsgi_app,
+    )
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    httpd = make_server(host, port, QueryAPI(storage, lock, make_wsgi_app(registry)), Server,
+                        handler_class=_SilentHandler)
+    threading.Thread(target=httpd.serve_forever, name="modelmon-edge-http", daemon=True).start()
+    return httpd
