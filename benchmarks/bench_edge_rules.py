@@ -8,8 +8,8 @@
    those rules read, 1 h of samples at 10 s: median time of one evaluation of
    all groups (goal <= 5 ms for 500 series).
 2. ``sum by (model) (rate(x[1h]))`` over 500 series of 1 h at 10 s: the
-   evaluator's share of a query-API answer (goal <= 50 ms; the HTTP API itself
-   is not built yet).
+   evaluator's share of a query-API answer (goal <= 50 ms; without the HTTP
+   round trip and the JSON encoding).
 3. Memory of the local window: RSS growth for those samples.
 """
 
