@@ -159,15 +159,15 @@ def _section(cls: type, data: object, path: str) -> Any:
         name = f"{path}.{key}" if path else key
         default = known[key].default
         if key.endswith("_windows"):
-            if (not isinstance(value, list | tuple) or not value
-                    or len(set(map(str, value))) != len(value)):
-                raise ConfigError(
-                    f"{name}: expected a non-empty list of distinct durations such as "
-                    f"[1h, 1d], got {value!r}"
-                )
-            kwargs[key] = tuple(_duration(v, f"{name}[{i}]") for i, v in enumerate(value))
-            if "0s" in kwargs[key]:
+            expected = f"{name}: expected a non-empty list of distinct durations such as [1h, 1d]"
+            if not isinstance(value, list | tuple) or not value:
+                raise ConfigError(f"{expected}, got {value!r}")
+            windows = tuple(_duration(v, f"{name}[{i}]") for i, v in enumerate(value))
+            if "0s" in windows:
                 raise ConfigError(f"{name}: a window must be longer than 0s, got {value!r}")
+            if len(set(windows)) != len(windows):  # 1h and 60m would record one series twice
+                raise ConfigError(f"{expected}, got {value!r} ({', '.join(windows)})")
+            kwargs[key] = windows
         elif isinstance(default, int) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected a non-negative integer, got {value!r}")
