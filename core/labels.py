@@ -80,19 +80,23 @@ def clean_label_value(value: str) -> str:
 def safe_text(value: object, limit: int = 60) -> str:
     """A short, ASCII rendering of a client's value for an error message.
 
-    ``ascii()`` escapes surrogates and controls, so the message can be JSON
-    encoded and printed; huge values and containers are not echoed back.
+    Strings come back in single quotes with every non-ASCII or unprintable
+    character and both quote characters escaped, so the message can be JSON
+    encoded, printed and split at the first ``': '``; huge values and
+    containers are not echoed back.
     """
+    if isinstance(value, str):
+        inner = value.encode("unicode_escape").decode("ascii")
+        inner = inner.replace("'", "\\x27").replace('"', "\\x22")
+        if len(inner) > limit - 2:
+            inner = inner[: limit - 5] + "..."
+        return f"'{inner}'"
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return "an integer too large"
-    if value is None or isinstance(value, str | int | float | bool):
-        text = ascii(value)
-    else:
-        text = f"a {type(value).__name__}"
-    if len(text) <= limit:
-        return text
-    # A cut string keeps its closing quote: the message stays parseable.
-    return text[: limit - 4] + "..." + text[0] if isinstance(value, str) else text[:limit]
+    text = ascii(value) if value is None or isinstance(value, int | float) else (
+        f"a {type(value).__name__}"
+    )
+    return text[:limit]
 
 
 class LabelLimiter:
