@@ -211,3 +211,19 @@ def test_a_chunked_body_under_the_limit_is_read_whole(registry):
     )
     assert answer.status_code == 200, answer.json
     assert answer.json["accepted"] == 3000
+
+
+@pytest.mark.parametrize("version", ["..", "../../outside", "a/../../outside", "/abs"])
+def test_a_version_cannot_place_the_feedback_store_outside_its_folder(registry, tmp_path, version):
+    """The version of an /ingest event is formatted into quality.options.feedback_db."""
+    base = tmp_path / "conf" / "stores"
+    base.mkdir(parents=True)
+    config = serve_config_from_mapping({"quality": {"models": {"fraud": {
+        "options": {"feedback_db": "stores/{version}/feedback.sqlite"}}}}},
+        base_dir=tmp_path / "conf")
+    client = create_app(config, registry=registry).test_client()
+    answer = post(client, {"type": "prediction", "model": "fraud", "version": version,
+                           "prediction": "a", "request_id": "r1"})
+    assert answer.status_code == 200, answer.json
+    created = [p for p in tmp_path.rglob("*.sqlite*")]
+    assert created and all(base in p.parents for p in created), created
