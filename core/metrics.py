@@ -5,6 +5,11 @@ One ``MetricSet`` exists per (registry, prefix): every ModelMonitor, the
 metric objects, because prometheus_client refuses to register a name twice.
 Metrics are created on first use, so a process exports only the groups it
 uses (a model server without /ingest has no ``ingest_*`` series).
+
+Every new series of a catalog metric passes through its MetricSet, whoever
+calls ``labels()``: its values are cleaned of characters no consumer takes
+and it is charged to the series budget (``max_series``), overflowing to
+``__other__`` when the budget is spent (see modelmon.labels).
 """
 
 from __future__ import annotations
@@ -49,13 +54,14 @@ class _Guarded:
 
     def labels(self, *labelvalues: object, **labelkwargs: object) -> Any:
         guard = self._modelmon_set
-        if guard is None or labelkwargs:
-            if guard is not None:
-                names = self._modelmon_kpi.labels
-                if sorted(labelkwargs) != sorted(names):
-                    raise ValueError("Incorrect label names")
-                return self.labels(*(labelkwargs[n] for n in names))
+        if guard is None:  # a child, or a metric without labels: prometheus_client answers
             return super().labels(*labelvalues, **labelkwargs)  # type: ignore[misc]
+        if labelkwargs:
+            names = self._modelmon_kpi.labels
+            if labelvalues or sorted(labelkwargs) != sorted(names):
+                raise ValueError(f"{self._modelmon_kpi.name}: give the labels {names} all by "
+                                 "position or all by name")
+            labelvalues = tuple(labelkwargs[n] for n in names)
         values = tuple(str(v) for v in labelvalues)
         child = self._metrics.get(values)  # type: ignore[attr-defined]
         if child is not None:
