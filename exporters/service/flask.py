@@ -45,6 +45,7 @@ def instrument_app(
     plugins: bool = True,
     exclude_paths: tuple[str, ...] = ("/metrics", "/healthz"),
     correlation_header: str | None | object = _FROM_LOGS,
+    max_series: int | None = None,
 ) -> Flask:
     """Instrument ``app``: per-endpoint request metrics and a ``metrics_path`` route.
 
@@ -54,11 +55,15 @@ def instrument_app(
     default when ``mon`` ships logs, off otherwise) names the header a request's
     correlation id is taken from (generated when absent); every log event of
     the request carries it as ``trace.id`` and the response returns it.
+    ``max_series`` sets the series budget of ``mon``'s registry (see
+    ``ModelMonitor``; default 5000): a server with many routes or models that
+    needs more says so here or on the monitor.
     """
     if correlation_header is _FROM_LOGS:
         correlation_header = "X-Request-ID" if mon.logs is not None else None
     header = correlation_header if isinstance(correlation_header, str) else None
     m = mon.metrics
+    m.adopt_series_budget(max_series)
     requests_total = m.counter("http_requests_total")
     duration = m.histogram("http_request_duration_seconds")
     model, version = mon.model, mon.version

@@ -186,3 +186,12 @@ def test_a_plugin_collectors_label_values_cannot_break_the_scrape(registry):
     assert values == {"/media/caf\ufffd", "sensor\ufffd\ufffd"}
     list(parse_om(generate_om(registry).decode("utf-8")))
     assert registry.get_sample_value("modelmon_collector_success", {"collector": "disks"}) == 1
+
+
+def test_instrument_app_takes_the_series_budget(registry):
+    mon = ModelMonitor("m", registry=registry)
+    instrument_app(_app(), mon, plugins=False, max_series=12345)
+    assert metric_set(registry).budget.max_series == 12345
+    with pytest.raises(ValueError, match="max_series"):
+        instrument_app(_app(), ModelMonitor("n", registry=registry), plugins=False,
+                       max_series=100)
