@@ -33,6 +33,16 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "counts failures of the quality exporter itself (a profile it cannot apply, a bug); "
         "a correct run has none, so the series does not exist"
     ),
+    ("modelmon-model-service", "Label values replaced per second"): (
+        "counts label values with control or format characters given through the Python "
+        "API; the workload's traffic is clean (tests/unit/core/test_label_values.py "
+        "proves the counter)"
+    ),
+    ("modelmon-model-service", "Series budget exceeded per second"): (
+        "counts series folded into __other__ once max_series is spent; the workload stays "
+        "far within the budget (tests/unit/exporters/service/test_series_budget.py drives it "
+        "to its limit)"
+    ),
 }
 # Grafana's variables, as "All" resolves them.
 VARIABLES = {
