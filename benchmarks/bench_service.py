@@ -34,9 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Only the build_info plugin: the system plugin reads /proc through psutil on
-# every scrape, work a hand-built baseline registry would not do.
-os.environ["MODELMON_PLUGINS"] = "build_info"
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 os.environ.pop("prometheus_multiproc_dir", None)
 
@@ -335,7 +332,20 @@ def _workload(model_index: int) -> list[tuple[Any, ...]]:
     return ops
 
 
+def _without_system_plugin() -> None:
+    """The render row compares with a hand-built registry of the same series: the
+    built-in system plugin reads /proc through psutil on every scrape, work that
+    registry does not do, so it is taken out here (no allow-list can: built-ins
+    are always registered)."""
+    from modelmon.plugin_manager import get_plugin_manager
+
+    pm = get_plugin_manager()
+    if pm.has_plugin("system"):
+        pm.unregister(name="system")
+
+
 def _ours_registry() -> tuple[CollectorRegistry, Flask]:
+    _without_system_plugin()
     registry = CollectorRegistry()
     app = Flask("ours-metrics")
     for m in range(N_MODELS):
