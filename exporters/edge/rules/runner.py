@@ -10,91 +10,24 @@ sees the collection it follows. The window keeps what the rules can reach
 
 from __future__ import annotations
 
-import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder
+from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder, decode_write_request
 from modelmon.exporters.edge.promql import MemoryStorage, is_stale
 from modelmon.exporters.edge.remote_write import compress, decompress
 from modelmon.exporters.edge.rules.evaluation import GroupResult, RuleGroupEvaluator
 from modelmon.exporters.edge.rules.files import RuleGroup, load_rule_files
 
-_DOUBLE = struct.Struct("<d")
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _skip(data: bytes, pos: int, wire: int) -> int:
-    if wire == 0:
-        return _varint(data, pos)[1]
-    if wire == 1:
-        return pos + 8
-    if wire == 2:
-        size, pos = _varint(data, pos)
-        return pos + size
-    if wire == 5:
-        return pos + 4
-    raise ValueError(f"unexpected protobuf wire type {wire}")
-
 
 def iter_samples(write_request: bytes) -> Iterator[tuple[LabelSet, float, int]]:
-    """(labels, value, timestamp ms) of every sample of a serialized ``WriteRequest``
-    (bit-exact values: a staleness marker stays one)."""
-    data, pos, end = write_request, 0, len(write_request)
-    while pos < end:
-        key, pos = _varint(data, pos)
-        if key != 0x0A:
-            pos = _skip(data, pos, key & 7)
-            continue
-        size, pos = _varint(data, pos)
-        series_end = pos + size
-        labels: list[tuple[str, str]] = []
-        samples: list[tuple[float, int]] = []
-        while pos < series_end:
-            key, pos = _varint(data, pos)
-            size, pos = _varint(data, pos)
-            item_end = pos + size
-            if key == 0x0A:  # Label
-                name = value = ""
-                while pos < item_end:
-                    field, pos = _varint(data, pos)
-                    length, pos = _varint(data, pos)
-                    text = data[pos:pos + length].decode()
-                    pos += length
-                    if field == 0x0A:
-                        name = text
-                    elif field == 0x12:
-                        value = text
-                labels.append((name, value))
-            elif key == 0x12:  # Sample
-                v, t = 0.0, 0
-                while pos < item_end:
-                    field, pos = _varint(data, pos)
-                    if field == 0x09:
-                        v = _DOUBLE.unpack_from(data, pos)[0]
-                        pos += 8
-                    elif field == 0x10:
-                        t, pos = _varint(data, pos)
-                        if t >= 1 << 63:
-                            t -= 1 << 64
-                    else:
-                        pos = _skip(data, pos, field & 7)
-                samples.append((v, t))
-            pos = item_end
+    """(labels, value, timestamp ms) of every sample of a serialized ``WriteRequest``,
+    decoded by the protobuf library (values bit-exact: a staleness marker stays one)."""
+    for labels, samples in decode_write_request(write_request):
         key_labels = tuple(sorted(labels))
-        for v, t in samples:
-            yield key_labels, v, t
+        for value, timestamp in samples:
+            yield key_labels, value, timestamp
 
 
 class EdgeRuleRunner:
