@@ -70,6 +70,20 @@ def label_value_problem(value: str) -> str | None:
     return None
 
 
+# Longest string an event sent to /ingest may carry in a label-bound field.
+MAX_EVENT_STRING = 200
+
+
+def event_text_problem(value: object) -> str | None:
+    """Why ``value`` cannot be an event's label-bound text (a non-empty printable
+    string of at most MAX_EVENT_STRING characters), or None when it can. Both
+    /ingest parsers (inference and quality events) put it after the field name."""
+    if not isinstance(value, str) or not value or len(value) > MAX_EVENT_STRING:
+        return (f"expected a non-empty string of at most {MAX_EVENT_STRING} characters, "
+                f"got {safe_text(value)}")
+    return label_value_problem(value)
+
+
 def clean_label_value(value: str) -> str:
     """``value`` with each forbidden character replaced by U+FFFD."""
     if value.isprintable():

@@ -29,9 +29,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from modelmon.labels import label_value_problem, safe_text
+from modelmon.labels import MAX_EVENT_STRING, event_text_problem, label_value_problem, safe_text
 
-MAX_STRING = 200
+MAX_STRING = MAX_EVENT_STRING
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The largest integer a float holds exactly: counters and histograms are floats.
 MAX_INTEGER = 2**53
@@ -175,15 +175,10 @@ def _no_unknown(event: Mapping[str, Any], known: frozenset[str], kind: str) -> N
 
 def _text(value: Any, field: str) -> str:
     """A non-empty printable string of at most MAX_STRING characters (see modelmon.labels)."""
-    if not isinstance(value, str) or not value or len(value) > MAX_STRING:
-        raise InvalidQualityEvent(
-            f"{field}: expected a non-empty string of at most {MAX_STRING} characters, "
-            f"got {safe_text(value)}"
-        )
-    problem = label_value_problem(value)
+    problem = event_text_problem(value)
     if problem is not None:
         raise InvalidQualityEvent(f"{field}: {problem}")
-    return value
+    return str(value)
 
 
 def _identity(event: Mapping[str, Any]) -> tuple[str, str]:

@@ -35,10 +35,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelmon.labels import label_value_problem, safe_text
+from modelmon.labels import MAX_EVENT_STRING, event_text_problem, safe_text
 
 OUTCOMES = ("success", "error", "rejected")
-MAX_STRING = 200
+MAX_STRING = MAX_EVENT_STRING
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The largest integer a float holds exactly: counters and histograms are floats.
 MAX_INTEGER = 2**53
@@ -108,12 +108,7 @@ def read_limited(read: Callable[[int], bytes], max_bytes: int) -> bytes | None:
 
 def check_text(value: str, field: str) -> str:
     """``value`` when it is a non-empty printable string of at most MAX_STRING characters."""
-    if not value or len(value) > MAX_STRING:
-        raise InvalidEvent(
-            f"{field}: expected a non-empty string of at most {MAX_STRING} characters, "
-            f"got {safe_text(value)}"
-        )
-    problem = label_value_problem(value)
+    problem = event_text_problem(value)
     if problem is not None:
         raise InvalidEvent(f"{field}: {problem}")
     return value
