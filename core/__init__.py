@@ -9,11 +9,12 @@ dependency arrow keeps pointing from exporters to core.
 from __future__ import annotations
 
 import importlib.metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelmon.catalog import CATALOG
 from modelmon.hookspecs import hookimpl
 from modelmon.kpi import KPI
+from modelmon.lazy import lazy_exports
 
 try:
     __version__ = importlib.metadata.version("modelmon")
@@ -35,11 +36,7 @@ if TYPE_CHECKING:
     from modelmon.exporters.service.monitor import InferenceRejected, ModelMonitor
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'modelmon' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["CATALOG", "KPI", "InferenceRejected", "LogShipper", "ModelMonitor", "Profile",

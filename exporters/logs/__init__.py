@@ -3,8 +3,9 @@ spool, to Elasticsearch, Logstash or a JSON-lines file. See docs/logging.md."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelmon.lazy import lazy_exports
 
 # Resolved on first access: the package is imported whenever `modelmon`'s
 # command line loads this product's commands, and those must stay light
@@ -25,11 +26,7 @@ if TYPE_CHECKING:
     from modelmon.exporters.logs.shipper import LogShipper
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = ["LogShipper", "ModelLog", "Redactor", "ShipperHandler", "flask_hooks"]

@@ -8,18 +8,14 @@ prometheus_client, so ``create_app`` is resolved on first access.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelmon.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from modelmon.exporters.service.app import create_app
 
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from modelmon.exporters.service.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'modelmon.exporters.service' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"create_app": "modelmon.exporters.service.app"})
 
 
 __all__ = ["create_app"]
