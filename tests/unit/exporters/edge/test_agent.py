@@ -7,41 +7,12 @@ Prometheus are covered in tests/integration/exporters/edge.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 from prometheus_client import CollectorRegistry
 
 from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
 from modelmon.exporters.service.monitor import ModelMonitor
-
-T0 = float(int(time.time()) - 600)  # within the spool max_age
-
-
-def make_agent(tmp_path: Path, url: str, registry: CollectorRegistry, **remote_write) -> EdgeAgent:
-    config = edge_config_from_mapping({"edge": {
-        "device_id": "press-7",
-        "interval": "1s",
-        "listen": None,
-        "collectors": [],
-        "labels": {"site": "plant-3"},
-        "spool": {"path": str(tmp_path / "state"), "max_age": "30d"},
-        "remote_write": {"url": url, "min_backoff": "0.01s", "max_backoff": "0.02s",
-                         "backfill_rate_limit": None, **remote_write},
-    }})
-    return EdgeAgent(config, registry)
-
-
-def drain(agent: EdgeAgent, max_steps: int = 200) -> list[str]:
-    agent.spool.flush_buffer()
-    states = []
-    for _ in range(max_steps):
-        step = agent.sender.step()
-        states.append(step.state)
-        if step.state == "idle":
-            return states
-    raise AssertionError(f"spool did not drain in {max_steps} steps: {states[-5:]}")
+from support.edge_unit import T0, drain, make_agent
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 import struct
-import time
-from pathlib import Path
 from typing import Any
 
 import cramjam
@@ -25,38 +23,19 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 from modelmon.config import ConfigError
-from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
+from modelmon.exporters.edge import edge_config_from_mapping
 from modelmon.exporters.edge.prompb import encode_write_request
 from modelmon.exporters.edge.remote_write import RemoteWriteClient
 from modelmon.exporters.service.monitor import ModelMonitor
+from support.edge_unit import T0
+from support.edge_unit import drain as _drain
+from support.edge_unit import make_agent as _agent
 
-T0 = float(int(time.time()) - 600)
 STALE_NAN = 0x7FF0000000000002
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def _agent(tmp_path: Path, url: str, registry: CollectorRegistry, labels: dict[str, Any] | None = None,
-           **remote_write: Any) -> EdgeAgent:
-    config = edge_config_from_mapping({"edge": {
-        "device_id": "press-7", "interval": "1s", "listen": None, "collectors": [],
-        "labels": labels if labels is not None else {"site": "plant-3"},
-        "spool": {"path": str(tmp_path / "state"), "max_age": "30d"},
-        "remote_write": {"url": url, "min_backoff": "0.01s", "max_backoff": "0.02s",
-                         "backfill_rate_limit": None, **remote_write},
-    }})
-    return EdgeAgent(config, registry)
-
-
-def _drain(agent: EdgeAgent, max_steps: int = 200) -> list[str]:
-    agent.spool.flush_buffer()
-    states = []
-    for _ in range(max_steps):
-        step = agent.sender.step()
-        states.append(step.state)
-        if step.state == "idle":
-            return states
-    raise AssertionError(f"spool did not drain in {max_steps} steps: {states[-5:]}")
 
 
 def _bits(value: float) -> int:
