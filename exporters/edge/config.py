@@ -37,8 +37,8 @@ Example (``modelmon edge run --config edge.yaml``)::
         max_samples_per_send: 2000
         backfill_rate_limit: 20000    # samples/s sent, at most; null for no limit
         order: fifo                   # oldest first; live_first needs an out-of-order window
-        min_backoff: 1s               # first retry delay after 5xx/429/connection errors,
-        max_backoff: 1m               # doubling up to this
+        min_backoff: 1s               # backoff base after 5xx/429/connection errors (full jitter:
+        max_backoff: 1m               # each wait uniform in [0, min(max, base*2^n)])
         max_retry_duration: null      # give up on a batch after this long; null: retry forever
 
 A file without an ``edge:`` key is read as the edge section itself, so the
