@@ -114,9 +114,9 @@ _RESERVED_LABELS = ("le", "quantile")
 def bucket_problems(buckets: Sequence[float] | None) -> list[str]:
     """Why ``buckets`` cannot be a histogram's bounds in a valid scrape ([] when they can).
 
-    Bounds are finite, ascending and not negative: OpenMetrics 1.0 forbids a
-    histogram ``_sum`` (and then its ``_count``) once a bound is negative, and
-    prometheus_client always exports both.
+    Bounds are finite and strictly ascending. Negative bounds are allowed (signed
+    regression targets need them): OpenMetrics scrapes then show the histogram
+    without ``_sum``/``_count``, as OpenMetrics 1.0 asks (see modelmon.exposition).
     """
     if not buckets:
         return ["a histogram needs buckets"]
@@ -126,13 +126,6 @@ def bucket_problems(buckets: Sequence[float] | None) -> list[str]:
         problems.append(f"buckets {bounds}: bounds must be finite (+Inf is added by itself)")
     elif any(b >= a for a, b in zip(bounds[1:], bounds, strict=False)):
         problems.append(f"buckets {bounds}: bounds must be strictly ascending")
-    negative = [b for b in bounds if b < 0]
-    if negative:
-        problems.append(
-            f"buckets {bounds}: bound {negative[0]} is negative; OpenMetrics 1.0 forbids a "
-            "histogram _sum (and _count) with negative buckets, so strict scrapers would refuse "
-            "the whole /metrics; use bounds >= 0"
-        )
     return problems
 
 

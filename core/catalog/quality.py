@@ -26,9 +26,9 @@ SCORE_BUCKETS: tuple[float, ...] = (
     0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
 )
 # Regression outputs have no natural scale: a log scale from 0 as default; set
-# ModelMonitor(buckets={"prediction_value": [...]}) for your target. No bound is
-# negative: OpenMetrics 1.0 forbids _sum with negative buckets, and strict
-# scrapers then refuse the whole /metrics. Outputs <= 0 count in le="0".
+# ModelMonitor(buckets={"prediction_value": [...]}) for your target (negative
+# bounds for signed targets are fine: OpenMetrics scrapes then drop _sum/_count,
+# see modelmon.exposition). With these defaults outputs <= 0 count in le="0".
 PREDICTION_VALUE_BUCKETS: tuple[float, ...] = (
     0.0, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1e3, 1e4, 1e5,
 )

@@ -29,16 +29,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from modelmon.collectors import PluginCollectors
 from modelmon.config import ConfigError
+from modelmon.exposition import metrics_app
 from modelmon.spool import Spool, SpoolFull, SpoolLocked, SpoolUnavailable
 from modelmon.spool.crypto import SpoolKeyMismatch
 from modelmon.spool.health import is_disk_full
 from modelmon.spool.keys import cipher_from_config
 
 from .config import EdgeConfig
+from .http_server import serve
 from .remote_write import RemoteWriteClient
 from .sender import remote_write_worker
 from .stream import DeviceView, SampleStream
@@ -161,12 +163,12 @@ class EdgeAgent:
         """Start the threads; ``collect=False`` only drains the spool (and serves /metrics)."""
         if self.config.listen is not None:
             host, port = self.config.listen
+            app = metrics_app(self.view)
             if self.rules is not None:  # /metrics plus the query API over the local window
-                from .rules.query_api import serve
+                from .rules.query_api import QueryAPI
 
-                self._http = serve(host, port, self.view, self.rules.storage, self.rules.lock)
-            else:
-                self._http, _ = start_http_server(port, host, registry=self.view)
+                app = QueryAPI(self.rules.storage, self.rules.lock, app)
+            self._http = serve(host, port, app)
         loops = [("sender", self.sender.run)]
         if collect:
             loops.insert(0, ("collector", self._collect_loop))

@@ -12,8 +12,11 @@ import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from modelmon.exposition import render
+
+__all__ = ["MULTIPROC_ENV", "multiprocess_dir", "render", "scrape_registry_factory"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -43,9 +46,3 @@ def scrape_registry_factory(
         return fresh
 
     return build
-
-
-def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
-    """The exposition body and its content type, OpenMetrics when asked for."""
-    encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type

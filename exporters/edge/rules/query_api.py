@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -149,24 +148,3 @@ class QueryAPI:
 
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"status": "error", "errorType": kind, "error": message}
-
-
-def serve(host: str, port: int, registry: Any, storage: MemoryStorage, lock: threading.Lock
-          ) -> Any:
-    """/metrics of ``registry`` and the query API on one threaded HTTP server, as
-    ``prometheus_client.start_http_server`` serves /metrics alone."""
-    from wsgiref.simple_server import make_server
-
-    from prometheus_client.exposition import (
-        ThreadingWSGIServer,
-        _SilentHandler,  # prometheus_client's own quiet handler: no access log on stderr
-        make_wsgi_app,
-    )
-
-    class Server(ThreadingWSGIServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    httpd = make_server(host, port, QueryAPI(storage, lock, make_wsgi_app(registry)), Server,
-                        handler_class=_SilentHandler)
-    threading.Thread(target=httpd.serve_forever, name="modelmon-edge-http", daemon=True).start()
-    return httpd

@@ -50,6 +50,6 @@ def traffic() -> dict[str, str]:
     classifier.record_feedback(ids[0], "ok")
     classifier.record_feedback(ids[1], "ok")
     classifier.record_feedback("unknown-id", "ok")
-    regressor.record_predictions([0.0, 3.5, 12.0], request_ids=ids)
+    regressor.record_predictions([-3.5, 0.0, 12.0], request_ids=ids)  # a negative sum
     regressor.record_feedback(ids[0], 1.0)
     return {"pid": str(os.getpid())}

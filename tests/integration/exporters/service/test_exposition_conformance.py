@@ -93,7 +93,9 @@ def _traffic(classifier: ModelMonitor, regressor: ModelMonitor) -> None:
     classifier.record_feedback(ids[0], "ok")
     classifier.record_feedback(ids[1], "ok")
     classifier.record_feedback("unknown-id", "ok")
-    regressor.record_predictions([0.0, 3.5, 12.0], request_ids=ids)
+    # A negative output makes the regression histogram's sum negative, which OpenMetrics
+    # forbids (modelmon.exposition drops _sum/_count there).
+    regressor.record_predictions([-3.5, 0.0, 12.0], request_ids=ids)
     regressor.record_feedback(ids[0], 1.0)
 
 
@@ -206,15 +208,73 @@ def test_gunicorn_multiprocess(start_server, tmp_path, accept):
                  *PLUGIN_FAMILIES)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 finding 11, not fixed: a negative regression output makes "
-    "modelmon_prediction_value_sum negative, which OpenMetrics 1.0 forbids (Sum is a counter); "
-    "needs a buckets-only histogram in core/metrics.py and exporters/service/scrape.py"))
-def test_negative_regression_outputs_keep_openmetrics_valid(registry, tmp_path):
-    _, regressor = _monitors(registry, tmp_path)
-    regressor.record_predictions([-3.5, 1.0])
+@pytest.mark.parametrize("buckets", [None, [-50.0, -10.0, 0.0, 10.0, 50.0]],
+                         ids=["default-buckets", "negative-bounds"])
+def test_signed_regression_outputs_keep_both_formats_valid(tmp_path, buckets):
+    registry = CollectorRegistry()
+    regressor = ModelMonitor(
+        "temperature", "1", task="regression", registry=registry,
+        buckets=None if buckets is None else {"prediction_value": buckets},
+        quality_options={"task": "regression", "feedback_db": ":memory:"},
+    )
+    regressor.record_predictions([-30.0, -3.5, 1.0])
+    signed = {"model": "temperature", "version": "1"}
+
     body, content_type = render(registry, OPENMETRICS)
-    check_body(body.decode(), content_type)
+    families = {f.name: f for f in check_body(body.decode(), content_type)}
+    samples = families["modelmon_prediction_value"].samples
+    names = {s.name for s in samples if s.labels.items() >= signed.items()}
+    assert names == {"modelmon_prediction_value_bucket", "modelmon_prediction_value_created"}
+    inf = [s for s in samples if s.name.endswith("_bucket") and s.labels["le"] == "+Inf"]
+    assert [s.value for s in inf] == [3.0], "the +Inf bucket still counts every output"
+
+    # The text format allows a negative sum and keeps _sum and _count for mean queries
+    # (prometheus_client itself leaves _sum out once a bucket bound is negative).
+    body, content_type = render(registry, TEXT)
+    families = {f.name: f for f in check_body(body.decode(), content_type)}
+    by_name = {s.name: s.value for s in families["modelmon_prediction_value"].samples
+               if "le" not in s.labels}
+    assert by_name["modelmon_prediction_value_count"] == 3.0
+    if buckets is None:
+        assert by_name["modelmon_prediction_value_sum"] == pytest.approx(-32.5)
+
+
+def test_only_the_signed_label_sets_lose_their_sum(tmp_path):
+    registry = CollectorRegistry()
+    kwargs = {"task": "regression", "registry": registry}
+    ModelMonitor("cold", "1", quality_options={"task": "regression", "feedback_db": ":memory:"},
+                 **kwargs).record_predictions([-1.0])
+    ModelMonitor("warm", "1", quality_options={"task": "regression", "feedback_db": ":memory:"},
+                 **kwargs).record_predictions([2.0])
+    body, content_type = render(registry, OPENMETRICS)
+    families = {f.name: f for f in check_body(body.decode(), content_type)}
+    sums = {s.labels["model"] for s in families["modelmon_prediction_value"].samples
+            if s.name == "modelmon_prediction_value_sum"}
+    assert sums == {"warm"}
+
+
+def test_edge_listener_filters_by_name_and_stays_strict(registry, tmp_path):
+    """?name[]= (prometheus_client's filter) works on the agent's view, in both formats."""
+    config = edge_config_from_mapping({"edge": {
+        "device_id": "press-7", "interval": "1s", "listen": "127.0.0.1:0",
+        "spool": {"path": str(tmp_path / "state")},
+        "remote_write": {"url": "http://127.0.0.1:9/api/v1/write"},
+    }})
+    agent = EdgeAgent(config, registry)
+    _, regressor = _monitors(registry, tmp_path)
+    regressor.record_predictions([-4.0])
+    agent.start(collect=False)
+    try:
+        for accept in (TEXT, OPENMETRICS):
+            url = (f"http://127.0.0.1:{agent.listen_port}/metrics"
+                   "?name[]=modelmon_prediction_value_bucket&name[]=modelmon_edge_link_up")
+            request = urllib.request.Request(url, headers={"Accept": accept})
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                body, content_type = answer.read().decode(), answer.headers["Content-Type"]
+            names = {s.name for f in check_body(body, content_type) for s in f.samples}
+            assert names == {"modelmon_prediction_value_bucket", "modelmon_edge_link_up"}
+    finally:
+        agent.stop()
 
 
 # -- label values a client chooses ------------------------------------------------
