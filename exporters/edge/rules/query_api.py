@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
+from modelmon.units import parse_duration
 from modelmon.exporters.edge.promql import (
     MemoryStorage,
     PromQLError,
@@ -31,8 +32,26 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_POINTS = 11_000  # Prometheus's limit on points per series in a range query
 
 
+MAX_FORM_BYTES = 1 << 20  # a PromQL query form; Prometheus's own limit is far larger, a device's memory is not
+
+
 class BadRequest(ValueError):
     pass
+
+
+def _form_body(environ: dict[str, Any]) -> str:
+    """A POSTed form body, or BadRequest naming what is wrong with it."""
+    text = environ.get("CONTENT_LENGTH") or "0"
+    try:
+        size = int(text)
+    except ValueError:
+        raise BadRequest(f"invalid Content-Length {text[:40]!r}") from None
+    if size < 0 or size > MAX_FORM_BYTES:
+        raise BadRequest(f"form body of {size} bytes: at most {MAX_FORM_BYTES} accepted")
+    try:
+        return bytes(environ["wsgi.input"].read(size)).decode()
+    except UnicodeDecodeError:
+        raise BadRequest("form body is not UTF-8") from None
 
 
 def format_value(v: float) -> str:
@@ -45,18 +64,39 @@ def format_value(v: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+# Prometheus keeps times as int64 milliseconds: anything beyond is not a time.
+_MAX_SECONDS = 9.2e15
+
+
 def _time(text: str | None, default: float, name: str) -> float:
     if text is None or text == "":
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            value = math.nan
+    if not (math.isfinite(value) and abs(value) <= _MAX_SECONDS):
+        raise BadRequest(f'invalid parameter "{name}": cannot parse "{text[:80]}" to a valid '
+                         "timestamp")
+    return value
+
+
+def _step(text: str) -> float:
+    """Seconds as a float, or a Prometheus duration ("15s", "1m30s"), as Prometheus reads it."""
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        value = float(text)
     except ValueError:
-        raise BadRequest(f'invalid parameter "{name}": cannot parse "{text}" to a valid '
-                         "timestamp") from None
+        try:
+            value = parse_duration(text, "step")
+        except ValueError:
+            value = math.nan
+    if not (math.isfinite(value) and value <= _MAX_SECONDS):
+        raise BadRequest(f'invalid parameter "step": cannot parse "{text[:80]}" to a valid '
+                         "duration")
+    return value
 
 
 def _ms(seconds: float) -> int:
@@ -74,12 +114,11 @@ class QueryAPI:
         path = environ.get("PATH_INFO", "")
         if path not in ("/api/v1/query", "/api/v1/query_range"):
             return self.app(environ, start_response)
-        params = parse_qs(environ.get("QUERY_STRING", ""))
-        if environ.get("REQUEST_METHOD") == "POST":
-            size = int(environ.get("CONTENT_LENGTH") or 0)
-            params.update(parse_qs(environ["wsgi.input"].read(size).decode()))
-        args = {k: v[-1] for k, v in params.items()}
         try:
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+            if environ.get("REQUEST_METHOD") == "POST":
+                params.update(parse_qs(_form_body(environ)))
+            args = {k: v[-1] for k, v in params.items()}
             data = self.range_query(args) if path.endswith("_range") else self.instant(args)
             status, body = "200 OK", {"status": "success", "data": data}
         except BadRequest as exc:
@@ -117,11 +156,7 @@ class QueryAPI:
         end = _time(args.get("end"), math.nan, "end")
         if math.isnan(start) or math.isnan(end):
             raise BadRequest('invalid parameter "start"/"end": both are required')
-        step_text = args.get("step", "")
-        try:
-            step = float(step_text)
-        except ValueError:
-            raise BadRequest(f'invalid parameter "step": cannot parse "{step_text}"') from None
+        step = _step(args.get("step", ""))
         if end < start:
             raise BadRequest('invalid parameter "end": end timestamp must not be before start time')
         if step <= 0:
