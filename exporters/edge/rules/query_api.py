@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-from modelmon.units import parse_duration
 from modelmon.exporters.edge.promql import (
     MemoryStorage,
     PromQLError,
@@ -27,6 +26,7 @@ from modelmon.exporters.edge.promql import (
     UnsupportedExpression,
     compile_expr,
 )
+from modelmon.units import parse_duration
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_POINTS = 11_000  # Prometheus's limit on points per series in a range query
