@@ -53,6 +53,10 @@ RegisterSink = Callable[[str, SinkFactory], None]
 # A spool key provider (a KMS client): its ``kms:`` settings -> the keys, current first.
 SpoolKeyProvider = Callable[[Mapping[str, Any]], "list[bytes]"]
 RegisterSpoolKeyProvider = Callable[[str, SpoolKeyProvider], None]
+# A remote_write authentication scheme (modelmon.exporters.edge.auth.RequestAuth)
+# from its ``auth:`` settings; RequestAuth lives with the edge agent, so: Any.
+RemoteWriteAuthFactory = Callable[[Mapping[str, Any]], Any]
+RegisterRemoteWriteAuth = Callable[[str, RemoteWriteAuthFactory], None]
 # argparse's sub-parser collection (``ArgumentParser.add_subparsers()``).
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -136,6 +140,31 @@ def modelmon_register_spool_key_providers(register: RegisterSpoolKeyProvider) ->
 
     :param register: ``register(name: str, provider: SpoolKeyProvider) -> None``;
         ``name`` is what users put in ``kms.provider``.
+    :return: nothing; results are given through ``register``.
+    """
+
+
+@hookspec
+def modelmon_register_remote_write_auth(register: RegisterRemoteWriteAuth) -> None:
+    """Register authentication schemes for the edge agent's remote_write (Azure
+    AD managed identity, Google credentials...), beside the built-in
+    basic_auth, authorization, oauth2 and sigv4.
+
+    Call ``register(name, factory)``. An agent configured with
+    ``remote_write: {auth: {provider: <name>, ...}}`` calls ``factory(settings)``
+    once, at start, with the ``auth`` mapping minus ``provider``; it returns a
+    ``modelmon.exporters.edge.auth.RequestAuth``: ``field_name`` (the config
+    field a user fixes), ``authorize(request)`` (add headers to the
+    ``AuthRequest``; raise ``CredentialsUnavailable`` to retry later or
+    ``CredentialsRefused`` to hold the samples), ``fingerprint()`` (bytes that
+    change when the credentials do) and ``renew()`` (after a 401/403: True if
+    the next ``authorize`` uses fresh credentials, such as a new token). After
+    a 401/403 that ``renew`` cannot cure, the agent sends nothing until
+    ``fingerprint()`` changes; the samples wait in the spool. A factory that
+    raises ValueError stops the agent at start naming ``remote_write.auth``.
+
+    :param register: ``register(name: str, factory: RemoteWriteAuthFactory) -> None``;
+        ``name`` is what users put in ``auth.provider``.
     :return: nothing; results are given through ``register``.
     """
 
