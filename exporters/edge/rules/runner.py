@@ -43,11 +43,35 @@ class EdgeRuleRunner:
              g.interval_ms if g.interval_ms is not None else int(evaluation_interval * 1000))
             for g in groups]
         self._next_ms: list[int | None] = [None] * len(self._groups)
-        self.window_ms = max(max((g.lookback_ms for g in groups), default=0) + 60_000,
-                             int((query_window or 0) * 1000))
+        self.window_ms = _window_ms(groups, query_window)
         self._encoder = SeriesEncoder()
         self._max = max_samples_per_record
         self.last_results: list[GroupResult] = []
+
+    def replace_groups(self, groups: Sequence[RuleGroup], evaluation_interval: float,
+                       query_window: float | None = None) -> None:
+        """Run ``groups`` from the next evaluation on, keeping the window (a
+        configuration bundle applied without a restart). A group identical to a
+        running one (file, name, interval, rules) keeps its evaluator: its alerts
+        keep their state and ``activeAt``, as in a Prometheus reload."""
+        default_ms = int(evaluation_interval * 1000)
+        with self.lock:
+            running = {_fingerprint(e.group): (e, interval_ms, due) for (e, interval_ms), due
+                       in zip(self._groups, self._next_ms, strict=True)}
+            evaluators: list[tuple[RuleGroupEvaluator, int]] = []
+            next_ms: list[int | None] = []
+            for group in groups:
+                interval_ms = group.interval_ms if group.interval_ms is not None else default_ms
+                old = running.pop(_fingerprint(group), None)
+                if old is not None and old[1] == interval_ms:
+                    evaluators.append((old[0], interval_ms))
+                    next_ms.append(old[2])
+                else:
+                    evaluators.append((RuleGroupEvaluator(group, self.storage, self.device_labels,
+                                                          label_results=True), interval_ms))
+                    next_ms.append(None)
+            self._groups, self._next_ms = evaluators, next_ms
+            self.window_ms = _window_ms(groups, query_window)
 
     @classmethod
     def from_files(cls, patterns: Sequence[str], base_dir: Path | None, evaluation_interval: float,
@@ -99,3 +123,17 @@ class EdgeRuleRunner:
         present = {n for n, _ in labels}
         missing = [(n, v) for n, v in self.device_labels.items() if n not in present and v]
         return tuple(sorted((*labels, *missing))) if missing else labels
+
+
+def _window_ms(groups: Sequence[RuleGroup], query_window: float | None) -> int:
+    return max(max((g.lookback_ms for g in groups), default=0) + 60_000,
+               int((query_window or 0) * 1000))
+
+
+def _fingerprint(group: RuleGroup) -> tuple[object, ...]:
+    """What makes two groups the same group (compiled queries compare by their text)."""
+    return (group.file, group.name, group.interval_ms, tuple(
+        (type(r).__name__, r.name, r.query.text, tuple(sorted(r.labels.items())),
+         getattr(r, "for_ms", None), getattr(r, "keep_firing_for_ms", None),
+         tuple(sorted(getattr(r, "annotations", {}).items())))
+        for r in group.rules))
