@@ -40,6 +40,11 @@ class SLOThresholds:
     latency_objective_seconds: float = 0.5
     page_for: str = "2m"
     ticket_for: str = "15m"
+    # Multi-window burn-rate checks: (long window, short window, burn-rate factor).
+    # The defaults are the SRE workbook's; a demo or a test shortens them to see
+    # a burn fire and resolve in seconds (compose/../demo/thresholds.yml).
+    page_windows: tuple[tuple[str, str, float], ...] = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
+    ticket_windows: tuple[tuple[str, str, float], ...] = (("1d", "2h", 3.0), ("3d", "6h", 1.0))
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,30 @@ def _duration(value: object, name: str) -> str:
         raise ConfigError(str(exc)) from None
 
 
+_BURN_WINDOWS = ("page_windows", "ticket_windows")
+
+
+def _burn_windows(value: object, name: str) -> tuple[tuple[str, str, float], ...]:
+    expected = (f"{name}: expected a non-empty list of [long window, short window, burn-rate "
+                f"factor] such as [[1h, 5m, 14.4]]")
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"{expected}, got {value!r}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, list | tuple) or len(item) != 3:
+            raise ConfigError(f"{expected}, got {item!r} at [{i}]")
+        long, short = (_duration(w, f"{name}[{i}]") for w in item[:2])
+        factor = item[2]
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
+            raise ConfigError(f"{name}[{i}]: the burn-rate factor must be a positive number, "
+                              f"got {factor!r}")
+        if "0s" in (long, short) or parse_duration(short, name) >= parse_duration(long, name):
+            raise ConfigError(f"{name}[{i}]: the short window must be shorter than the long one "
+                              f"and both longer than 0s, got {item!r}")
+        out.append((long, short, float(factor)))
+    return tuple(out)
+
+
 def _section(cls: type, data: object, path: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of settings, got {data!r}")
@@ -158,7 +187,9 @@ def _section(cls: type, data: object, path: str) -> Any:
     for key, value in data.items():
         name = f"{path}.{key}" if path else key
         default = known[key].default
-        if key.endswith("_windows"):
+        if key in _BURN_WINDOWS:
+            kwargs[key] = _burn_windows(value, name)
+        elif key.endswith("_windows"):
             expected = f"{name}: expected a non-empty list of distinct durations such as [1h, 1d]"
             if not isinstance(value, list | tuple) or not value:
                 raise ConfigError(f"{expected}, got {value!r}")

@@ -21,29 +21,39 @@ from modelmon.dashboards.common import (
     selector,
     timeseries,
 )
-from modelmon.thresholds import ThresholdsConfig
+from modelmon.thresholds import SLOThresholds, ThresholdsConfig
 
 NAME = "model-service"
 UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Model service"
 _MV = "{{model}} {{version}}"
-_PAGE = slo.PAGE_WINDOWS[0]  # (long window, short window, burn-rate factor) of the fast page
 
 
-def budget_steps(target: float) -> list[tuple[float, str]]:
+def budget_steps(
+    target: float, objectives: SLOThresholds | None = None
+) -> list[tuple[float, str]]:
     """Threshold steps of a ratio against the error budget ``1 - target``:
     orange at the budget (the slowest ticket burn), red at the fastest page burn."""
+    objectives = objectives or SLOThresholds()
     budget = 1 - target
     return [
-        (round(budget * slo.TICKET_WINDOWS[-1][2], 6), "orange"),
-        (round(budget * _PAGE[2], 6), "red"),
+        (round(budget * objectives.ticket_windows[-1][2], 6), "orange"),
+        (round(budget * objectives.page_windows[0][2], 6), "red"),
     ]
+
+
+def _panel_windows(objectives: SLOThresholds) -> tuple[str, ...]:
+    """The fast page's short and long windows, then the other checks' long windows."""
+    page, ticket = objectives.page_windows, objectives.ticket_windows
+    out = [page[0][1], page[0][0], *(long for long, _, _ in page[1:]), ticket[0][0]]
+    return tuple(dict.fromkeys(out))
 
 
 def rows(config: ThresholdsConfig) -> list[Row]:
     p, objectives = config.prefix, config.slo
-    availability = budget_steps(objectives.availability_target)
-    latency = budget_steps(objectives.latency_target)
+    availability = budget_steps(objectives.availability_target, objectives)
+    latency = budget_steps(objectives.latency_target, objectives)
+    page, windows = objectives.page_windows[0], _panel_windows(objectives)
     requests = "inference_requests_total"
     return [
         Row("Traffic and errors", [
@@ -136,24 +146,24 @@ def rows(config: ThresholdsConfig) -> list[Row]:
             timeseries(
                 "Error ratio by burn-rate window",
                 "Error ratio of each model over the windows of the multi-window burn-rate alerts. "
-                f"The fast-burn page fires when both {_PAGE[0]} and {_PAGE[1]} exceed "
-                f"{_PAGE[2]:g}x the budget (red); orange is the budget itself.",
+                f"The fast-burn page fires when both {page[0]} and {page[1]} exceed "
+                f"{page[2]:g}x the budget (red); orange is the budget itself.",
                 "percentunit",
                 [
                     (f'{slo.errors_ratio(p, w)}{{model=~"$model"}}', "{{model}} " + w)
-                    for w in ("5m", "1h", "6h", "1d")
+                    for w in windows
                 ],
                 thresholds=availability,
             ),
             timeseries(
                 "Slow-call ratio by burn-rate window",
                 "Share of inference calls slower than the latency objective, over the windows of "
-                f"the latency burn-rate alerts: orange is the latency budget, red {_PAGE[2]:g}x "
+                f"the latency burn-rate alerts: orange is the latency budget, red {page[2]:g}x "
                 "it (the fast-burn page).",
                 "percentunit",
                 [
                     (f'{slo.slow_ratio(p, w)}{{model=~"$model"}}', "{{model}} " + w)
-                    for w in ("5m", "1h", "6h", "1d")
+                    for w in windows
                 ],
                 thresholds=latency,
             ),

@@ -16,12 +16,25 @@ from prometheus_client.utils import floatToGoString
 from modelmon.alerting.common import alert, has, record
 from modelmon.config import ConfigError
 from modelmon.kpi import KPI
-from modelmon.thresholds import ThresholdsConfig
+from modelmon.thresholds import SLOThresholds, ThresholdsConfig
+from modelmon.units import parse_duration
 
-# (long window, short window, burn-rate factor)
-PAGE_WINDOWS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
-TICKET_WINDOWS = (("1d", "2h", 3.0), ("3d", "6h", 1.0))
-WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+# The defaults, (long window, short window, burn-rate factor); the rules and
+# dashboards read config.slo.page_windows / ticket_windows, which may shorten them.
+PAGE_WINDOWS = SLOThresholds.page_windows
+TICKET_WINDOWS = SLOThresholds.ticket_windows
+
+
+def windows(config: ThresholdsConfig) -> tuple[str, ...]:
+    """Every window a burn-rate check reads, shortest first: one recording rule each."""
+    slo = config.slo
+    distinct = {w for long, short, _ in (*slo.page_windows, *slo.ticket_windows)
+                for w in (long, short)}
+    return tuple(sorted(distinct, key=lambda w: parse_duration(w, "window")))
+
+
+def _horizon(burn_windows: tuple[tuple[str, str, float], ...]) -> str:
+    return " and ".join(long for long, _, _ in burn_windows)
 
 
 def errors_ratio(prefix: str, window: str) -> str:
@@ -55,7 +68,7 @@ def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[
         return []
     requests = f"{p}inference_requests_total"
     rules = []
-    for w in WINDOWS:
+    for w in windows(config):
         rules.append(record(requests_rate(p, w), f"sum by (model) (rate({requests}[{w}]))"))
         rules.append(record(
             errors_ratio(p, w),
@@ -65,7 +78,7 @@ def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[
     if has(catalog, "inference_duration_seconds", ("model",)):
         le = latency_bucket(config, catalog)
         duration = f"{p}inference_duration_seconds"
-        for w in WINDOWS:
+        for w in windows(config):
             rules.append(record(
                 slow_ratio(p, w),
                 f'1 - (\n  sum by (model) (rate({duration}_bucket{{le="{le}"}}[{w}]))\n'
@@ -89,17 +102,17 @@ def alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
     if has(catalog, "inference_requests_total", ("model", "outcome")):
         budget = 1 - slo.availability_target
         target = f"{slo.availability_target * 100:g}%"
-        for name, windows, severity, for_, horizon in (
-            ("ModelErrorBudgetBurningFast", PAGE_WINDOWS, "critical", slo.page_for, "1h and 6h"),
-            ("ModelErrorBudgetBurningSlow", TICKET_WINDOWS, "warning", slo.ticket_for, "1d and 3d"),
+        for name, burn, severity, for_ in (
+            ("ModelErrorBudgetBurningFast", slo.page_windows, "critical", slo.page_for),
+            ("ModelErrorBudgetBurningSlow", slo.ticket_windows, "warning", slo.ticket_for),
         ):
             out.append(alert(
-                config, name, _burn_expr(lambda w: errors_ratio(p, w), windows, budget),
+                config, name, _burn_expr(lambda w: errors_ratio(p, w), burn, budget),
                 for_=for_, severity=severity, labels={"slo": "availability"},
                 summary="A model is failing fast enough to exhaust its availability error budget.",
                 description=(
                     "Model {{ $labels.model }} failed {{ $value | humanizePercentage }} of its "
-                    f"inference calls (long window of the {horizon} burn-rate checks); the "
+                    f"inference calls (long window of the {_horizon(burn)} burn-rate checks); the "
                     f"availability objective is {target}."
                 ),
             ))
@@ -107,18 +120,18 @@ def alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
         budget = 1 - slo.latency_target
         target = f"{slo.latency_target * 100:g}%"
         objective = f"{slo.latency_objective_seconds:g}s"
-        for name, windows, severity, for_, horizon in (
-            ("ModelLatencyBudgetBurningFast", PAGE_WINDOWS, "critical", slo.page_for, "1h and 6h"),
-            ("ModelLatencyBudgetBurningSlow", TICKET_WINDOWS, "warning", slo.ticket_for, "1d and 3d"),
+        for name, burn, severity, for_ in (
+            ("ModelLatencyBudgetBurningFast", slo.page_windows, "critical", slo.page_for),
+            ("ModelLatencyBudgetBurningSlow", slo.ticket_windows, "warning", slo.ticket_for),
         ):
             out.append(alert(
-                config, name, _burn_expr(lambda w: slow_ratio(p, w), windows, budget),
+                config, name, _burn_expr(lambda w: slow_ratio(p, w), burn, budget),
                 for_=for_, severity=severity, labels={"slo": "latency"},
                 summary="A model is slow often enough to exhaust its latency error budget.",
                 description=(
                     "{{ $value | humanizePercentage }} of the inference calls of model "
                     f"{{{{ $labels.model }}}} took longer than {objective} (long window of the "
-                    f"{horizon} burn-rate checks); the objective is {target} within {objective}."
+                    f"{_horizon(burn)} burn-rate checks); the objective is {target} within {objective}."
                 ),
             ))
     return out

@@ -92,3 +92,37 @@ def test_prom_duration() -> None:
 )
 def test_metric_names(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
+
+
+def test_burn_rate_windows_come_from_the_config() -> None:
+    # The demo's time compression: the same rules with seconds-long windows.
+    config = thresholds_from_mapping({"slo": {
+        "page_windows": [["1m", "10s", 14.4]], "ticket_windows": [["5m", "1m", 1]],
+    }})
+    records = {r["record"] for g in rule_groups(config) for r in g["rules"] if "record" in r}
+    assert "model:modelmon_inference_errors:ratio_rate10s" in records
+    assert "model:modelmon_inference_errors:ratio_rate5m" in records
+    assert not any(r.endswith("rate1h") for r in records)
+    fast = _alert(config, "ModelErrorBudgetBurningFast")
+    assert "ratio_rate1m > (14.4 * 0.001)" in fast["expr"]
+    assert "ratio_rate10s > (14.4 * 0.001)" in fast["expr"]
+    assert "6h" not in fast["expr"] and "1m burn-rate checks" in fast["annotations"]["description"]
+    # every series an alert reads is recorded
+    for name in metric_names(fast["expr"]):
+        assert name in records
+
+
+@pytest.mark.parametrize(
+    ("windows", "message"),
+    [
+        ([["1h", "5m"]], "expected a non-empty list of [long window, short window, burn-rate"),
+        ([], "expected a non-empty list"),
+        ([["5m", "1h", 14.4]], "the short window must be shorter"),
+        ([["1h", "5m", 0]], "the burn-rate factor must be a positive number"),
+        ([["1h", "soon", 2]], "slo.page_windows[0]: expected a duration"),
+    ],
+)
+def test_burn_rate_window_mistakes_name_the_field(windows: list, message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        thresholds_from_mapping({"slo": {"page_windows": windows}})
+    assert "slo.page_windows" in str(excinfo.value) and message in str(excinfo.value)
