@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from modelmon.catalog import by_name
-from modelmon.hookspecs import Collector
+from modelmon.hookspecs import Collector, CollectorUnavailable
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.labels import clean_label_value
 from modelmon.plugin_manager import get_plugin_manager, load_failures
@@ -39,6 +39,8 @@ class PluginCollectors:
     ) -> None:
         self.prefix = prefix
         self.collectors: dict[str, Collector] = {}
+        # Collector -> the CollectorUnavailable message last logged for it.
+        self._unavailable: dict[str, str] = {}
         # Collectors that could not even be set up: reported as failing forever.
         self.broken: dict[str, str] = dict(load_failures()) if pm is None else {}
         pm = pm or get_plugin_manager()
@@ -80,6 +82,12 @@ class PluginCollectors:
             try:
                 # Materialize inside the boundary: a generator fails lazily.
                 families = list(collector.collect())
+                self._unavailable.pop(name, None)
+            except CollectorUnavailable as exc:
+                if self._unavailable.get(name) != str(exc):
+                    log.warning("collector %r unavailable: %s", name, exc)
+                self._unavailable[name] = str(exc)
+                families = None
             except Exception:
                 log.exception("collector %r failed; its metrics are left out of this scrape", name)
                 families = None

@@ -43,6 +43,18 @@ class Collector(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
 
+class CollectorUnavailable(Exception):
+    """Raised by ``collect()`` when what a collector reads is absent or out of
+    reach (no GPU, a Docker daemon that does not answer).
+
+    Like any failure, the collector's metrics are left out and
+    ``modelmon_collector_success`` says 0; unlike other failures, it is logged
+    once, as a warning with the message and no traceback, and again only when
+    the message changes: an absent device is a state, not an error to repeat
+    on every scrape. The message names the setting to fix.
+    """
+
+
 LogEvent = dict[str, Any]
 LogProcessor = Callable[[LogEvent], "LogEvent | None"]
 SinkFactory = Callable[[Mapping[str, Any]], Any]
