@@ -44,6 +44,11 @@ class Alert:
     fired_at_ms: int | None = None
     resolved_at_ms: int | None = None
     keep_firing_since_ms: int | None = None
+    # For the notifier (modelmon.exporters.edge.alerting): the rule's expression
+    # (generatorURL), when it was last sent and until when that send is valid.
+    expr: str = ""
+    last_sent_at_ms: int | None = None
+    valid_until_ms: int | None = None
 
 
 @dataclass
@@ -97,6 +102,17 @@ class RuleGroupEvaluator:
     def active_alerts(self) -> list[Alert]:
         return [a for alerts in self._active for a in alerts.values()]
 
+    def alerts_by_rule(self) -> list[tuple[int, str, Alert]]:
+        """(rule index, rule name, alert) of every alert held: pending, firing, and
+        resolved ones kept for the notifier (what a restart must not forget)."""
+        return [(i, self.group.rules[i].name, a) for i, alerts in enumerate(self._active)
+                for a in alerts.values()]
+
+    def restore_alert(self, index: int, alert: Alert) -> None:
+        """Hold ``alert`` for rule ``index`` as if an earlier evaluation had made it
+        (an agent restart): the next evaluation carries it on, or resolves it."""
+        self._active[index][alert.labels] = alert
+
     def _append(self, result: GroupResult, labels: LabelSet, value: float) -> None:
         if self._result_labels:
             present = {n for n, _ in labels}
@@ -136,7 +152,7 @@ class RuleGroupEvaluator:
                 raise PromQLError("vector contains metrics with the same labelset after "
                                   "applying alert labels")
             annotations = {name: t.expand(data) for name, t in rule.annotations.items()}
-            fresh[key] = Alert(key, annotations, t_ms, s.value)
+            fresh[key] = Alert(key, annotations, t_ms, s.value, expr=rule.query.text)
         active = self._active[index]
         for key, alert in fresh.items():
             current = active.get(key)
