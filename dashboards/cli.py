@@ -1,4 +1,4 @@
-"""``modelmon dashboards build`` and ``modelmon kpis``.
+"""``modelmon dashboards build``, ``modelmon kpis`` and ``modelmon report``.
 
 Both commands need the dashboards: the first writes them, the second
 cross-references them with the catalog and the rules in ``docs/KPIS.md``.
@@ -13,6 +13,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from modelmon.dashboards.report.cli import register_report
 from modelmon.generated_files import write_or_check
 from modelmon.hookspecs import hookimpl
 from modelmon.kpi import DEFAULT_PREFIX
@@ -103,3 +104,4 @@ def run_kpis(args: argparse.Namespace) -> int:
 def modelmon_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     register_dashboards(subparsers)
     register_kpis(subparsers)
+    register_report(subparsers)
