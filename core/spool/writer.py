@@ -31,9 +31,34 @@ log = logging.getLogger(__name__)
 # thousand appends a second it was most of the caller's extra cost), so a
 # record reaches SQLite, and the shipper, within this delay.
 _IDLE_POLL_SECONDS = 0.05
-# The writer faults in this much of the journal ahead of the appends (see
-# MappedJournal.prefault): more than a group commit's worth at 100k appends/s.
-_PREFAULT_BYTES = 4 * 1024 * 1024
+# The writer faults in the journal ahead of the appends (see MappedJournal.prefault):
+# what the next _PREFAULT_SECONDS of appends write at the recent rate, within these
+# bounds. A log shipper at 100k appends/s needs MiBs ahead; an edge agent appending a
+# few KiB a second would otherwise carry MiBs of faulted pages in its RSS for nothing.
+_PREFAULT_SECONDS = 0.5
+_PREFAULT_MIN_BYTES = 64 * 1024
+_PREFAULT_MAX_BYTES = 4 * 1024 * 1024
+
+
+class _AppendRate:
+    """Bytes appended per second to the mapped journal, as the writer sees it."""
+
+    def __init__(self) -> None:
+        self._journal: object = None
+        self._used = 0
+        self._at = 0.0
+        self.bytes_per_second = 0.0
+
+    def prefault_bytes(self, jrn: journal.MappedJournal, now: float) -> int:
+        if jrn is not self._journal:  # a new journal: measure from here, keep the rate
+            self._journal, self._used, self._at = jrn, jrn.used, now
+        elif now - self._at >= 0.1:
+            measured = (jrn.used - self._used) / (now - self._at)
+            # Up at once, down by halves: a burst after a pause is not met unprepared.
+            self.bytes_per_second = max(measured, self.bytes_per_second / 2)
+            self._used, self._at = jrn.used, now
+        ahead = self.bytes_per_second * _PREFAULT_SECONDS
+        return int(min(_PREFAULT_MAX_BYTES, max(_PREFAULT_MIN_BYTES, ahead)))
 # While records keep arriving the writer moves them into SQLite every
 # _GROUP_COMMIT_SECONDS, or as soon as GROUP_COMMIT_RECORDS are waiting (the
 # append that makes them so wakes it: one wake-up per that many appends). They
@@ -83,6 +108,7 @@ class SpoolWriter:
         next_sync = time.monotonic() + self._fsync_interval
         next_age = time.monotonic()
         streak = 0  # consecutive failed steps: the pause grows with it
+        rate = _AppendRate()
         while not self._closed:
             if self.fsync == "always" or not self._buffer:
                 # Idle (or every append waits for its fsync): sleep until woken.
@@ -103,7 +129,7 @@ class SpoolWriter:
                     operation = "sync"
                     self._sync_journal()
                 else:
-                    self._prefault_journal()
+                    self._prefault_journal(rate)
                 operation = "ingest"
                 self._ingest()
                 self.health.succeeded("ingest")
@@ -128,10 +154,10 @@ class SpoolWriter:
                 self._wake.wait(min(_MAX_RETRY_PAUSE, 0.1 * 2 ** min(streak, 10)))
                 self._wake.clear()
 
-    def _prefault_journal(self) -> None:
+    def _prefault_journal(self, rate: _AppendRate) -> None:
         jrn = self._journal
         if isinstance(jrn, journal.MappedJournal):
-            jrn.prefault(_PREFAULT_BYTES)
+            jrn.prefault(rate.prefault_bytes(jrn, time.monotonic()))
 
     def _sync_journal(self) -> None:
         with self._append_lock:
