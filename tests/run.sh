@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 . compose/bootstrap.sh
 # Real servers the tests start: Prometheus, promtool, Alertmanager, amtool;
 # openssl makes the TLS test certificates; docker-compose validates the demo stack;
-# curl runs the README quickstart's commands as written;
-# victoria-metrics: a second remote_write receiver for the edge backfill tests. chromium renders the HTML report.
+# curl runs the README quickstart's commands as written; chromium renders the
+# HTML report; victoria-metrics is a second remote_write receiver (edge backfill).
 ensure_debian_packages prometheus=prometheus promtool=prometheus \
   amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose curl=curl \
   chromium=chromium victoria-metrics=victoria-metrics
