@@ -86,9 +86,10 @@ _AGENT: tuple[KPI, ...] = (
     ),
     KPI(
         "edge_send_requests_total", "counter", "requests", (*_D, "outcome"),
-        "remote_write requests by outcome (success, retry, rejected, dropped).",
+        "remote_write requests by outcome (success, retry, rejected, dropped, unauthorized).",
         "'retry' counts 5xx, 429 and connection failures that will be tried again; "
-        "'rejected' counts refusals of old samples; 'dropped' counts other 4xx.",
+        "'rejected' counts refusals of old samples; 'dropped' counts other 4xx; "
+        "'unauthorized' counts 401/403: the samples are held until the credentials change.",
         "edge",
         dashboard="edge-fleet", row="Backlog and delivery",
     ),

@@ -30,6 +30,9 @@ Example (``modelmon edge run --config edge.yaml``)::
         basic_auth: {username: edge, password_file: /etc/modelmon/pw}   # or password
         bearer_token_file: null       # or bearer_token, or authorization: {type: Bearer,
                                       #   credentials_file: /etc/modelmon/token} (or credentials)
+        # or oauth2: {client_id, client_secret[_file], token_url, scopes, endpoint_params}
+        # or sigv4: {region, access_key, secret_key, profile, role_arn} (modelmon[aws])
+        # or auth: {provider: <plugin name>, ...} (docs/cloud.md)
         tls: {ca_file: null, cert_file: null, key_file: null, insecure_skip_verify: false}
                                       # cert_file/key_file: a client certificate (mTLS)
         headers: {}                   # extra HTTP headers, e.g. X-Scope-OrgID for Mimir (not the
@@ -58,7 +61,8 @@ from modelmon.config import ConfigError, load_yaml, parse_listen
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.units import parse_duration, parse_size
 
-from .remote_write import TLS, Auth, reserved_header, ssl_context, without_userinfo
+from .auth import Auth, RequestAuth
+from .remote_write import TLS, reserved_header, ssl_context, without_userinfo
 
 Order = Literal["fifo", "live_first"]
 FULL_POLICIES = ("drop_oldest", "drop_newest", "block")
@@ -80,7 +84,7 @@ class SpoolConfig:
 class RemoteWriteConfig:
     url: str
     timeout: float = 30.0
-    auth: Auth = field(default_factory=Auth)
+    auth: RequestAuth = field(default_factory=Auth)
     tls: TLS = field(default_factory=TLS)
     # Out of repr: a managed receiver may take its API key in a header.
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -371,6 +375,65 @@ def _auth(p: _Fields, url: str) -> Auth:
     return auth
 
 
+def _other_auth(p: _Fields, tls: TLS) -> RequestAuth | None:
+    """oauth2, sigv4 or a plugin's ``auth: {provider: ...}`` (docs/cloud.md), or None;
+    each excludes every other way of giving credentials."""
+    from .auth import OAuth2ClientCredentials, SigV4, plugin_auth
+
+    given = [k for k in ("basic_auth", "authorization", "bearer_token", "bearer_token_file",
+                         "oauth2", "sigv4", "auth") if p.data.get(k) is not None]
+    chosen = [k for k in given if k in ("oauth2", "sigv4", "auth")]
+    if not chosen:
+        return None
+    if len(given) > 1:
+        raise ConfigError(f"{p.where}{chosen[0]}: set one of {', '.join(given)}, not several")
+    if "@" in urllib.parse.urlsplit(str(p.data.get("url"))).netloc:
+        raise ConfigError(f"{p.where}url: has user:password@ and {chosen[0]}; keep one")
+    section = p.section(chosen[0])
+    if chosen[0] == "oauth2":
+        section.only("client_id", "client_secret", "client_secret_file", "token_url", "scopes",
+                     "endpoint_params")
+        secret, secret_file = section.optional_str("client_secret"), section.path("client_secret_file")
+        if (secret is None) == (secret_file is None):
+            raise ConfigError(f"{section.where}client_secret: set client_secret or "
+                              "client_secret_file (one of them)")
+        if secret_file is not None and not secret_file.is_file():
+            raise ConfigError(f"{section.where}client_secret_file: {secret_file} does not exist "
+                              "or is not a file")
+        token_url = section.required_str("token_url")
+        if not re.match(r"^https?://[^/\s]+", token_url):
+            raise ConfigError(f"{section.where}token_url: expected an http(s) URL, got {token_url!r}")
+        scopes = section.data.get("scopes") or []
+        params = section.data.get("endpoint_params") or {}
+        if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+            raise ConfigError(f"{section.where}scopes: expected a list of strings")
+        if not isinstance(params, Mapping) or not all(isinstance(v, str) for v in params.values()):
+            raise ConfigError(f"{section.where}endpoint_params: expected a mapping of strings")
+        https = token_url.startswith("https:")
+        return OAuth2ClientCredentials(
+            client_id=section.required_str("client_id"), token_url=token_url,
+            client_secret=secret, client_secret_file=secret_file, scopes=tuple(scopes),
+            endpoint_params={str(k): v for k, v in params.items()},
+            timeout=p.duration("timeout", RemoteWriteConfig.timeout),
+            ssl_context=ssl_context(tls) if https else None)
+    try:
+        if chosen[0] == "sigv4":
+            section.only("region", "access_key", "secret_key", "profile", "role_arn", "service")
+            access, secret = section.optional_str("access_key"), section.optional_str("secret_key")
+            if (access is None) != (secret is None):
+                raise ConfigError(f"{section.where}secret_key: set access_key and secret_key "
+                                  "together (or neither, for a profile or the default chain)")
+            return SigV4(region=section.required_str("region"), access_key=access,
+                         secret_key=secret, profile=section.optional_str("profile"),
+                         role_arn=section.optional_str("role_arn"),
+                         service=section.optional_str("service") or "aps")
+        return plugin_auth(section.data)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{p.where}{exc}") from None
+
+
 def _tls(tls_fields: _Fields) -> TLS:
     """Prometheus's tls_config keys: a CA to verify the receiver, a client
     certificate and key for receivers that require one (mTLS)."""
@@ -396,15 +459,15 @@ def _tls(tls_fields: _Fields) -> TLS:
 
 def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
     p.only("url", "timeout", "basic_auth", "authorization", "bearer_token", "bearer_token_file",
-           "tls", "headers", "max_samples_per_send", "backfill_rate_limit", "order", "min_backoff",
+           "oauth2", "sigv4", "auth", "tls", "headers", "max_samples_per_send", "backfill_rate_limit", "order", "min_backoff",
            "max_backoff", "max_retry_duration")
     url = p.required_str("url")
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(f"{p.where}url: expected an http(s) URL such as "
                           f"http://prometheus:9090/api/v1/write, got {without_userinfo(url)!r}")
-    auth = _auth(p, url)
-    url = without_userinfo(url)  # its credentials are in auth: never logged or shown
     tls = _tls(p.section("tls"))
+    auth = _other_auth(p, tls) or _auth(p, url)
+    url = without_userinfo(url)  # its credentials are in auth: never logged or shown
     headers = p.data.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(isinstance(v, str) for v in headers.values()):
         raise ConfigError(f"{p.where}headers: expected a mapping of header name to string value")

@@ -10,6 +10,10 @@ classification is the remote_write 1.0 spec's:
   a sender MUST retry 5xx). Prometheus 2.42 answers a sample older than its
   out-of-order window with a 500; what ends those retries is an age bound
   (``max_retry_duration``, the spool's ``max_age``), never the message.
+* 401 and 403: a credential fault, not a bad batch (``unauthorized``): the
+  samples are held, never dropped, and nothing more is sent (``held``, no
+  request) until the credentials change (a rotated file, a reloaded config,
+  a refreshed token); logged once with the field to fix (``auth``).
 * any other 4xx: never retried (the spec: MUST NOT), the batch is dropped and
   counted by reason: ``too_old``, ``out_of_order`` or ``duplicate`` when the
   message says so (``rejected``), else ``http_<status>`` (``dropped``).
@@ -17,13 +21,13 @@ classification is the remote_write 1.0 spec's:
 
 from __future__ import annotations
 
-import base64
 import http.client
+import logging
 import ssl
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +35,13 @@ import cramjam
 
 from modelmon import __version__
 
-Outcome = Literal["success", "retry", "rejected", "dropped"]
+from .auth import Auth, AuthRequest, CredentialsRefused, CredentialsUnavailable, RequestAuth
+
+__all__ = ["TLS", "Auth", "RemoteWriteClient", "RemoteWriteResult", "classify_rejection",
+           "compress", "decompress", "reserved_header", "ssl_context", "without_userinfo"]
+log = logging.getLogger(__name__)
+
+Outcome = Literal["success", "retry", "rejected", "dropped", "unauthorized", "held"]
 
 # Substrings of receiver error messages that mean "this sample is too old or
 # already there": prometheus/tsdb/storage errors, Mimir and Cortex error ids.
@@ -85,33 +95,6 @@ class RemoteWriteResult:
 
 
 @dataclass(frozen=True)
-class Auth:
-    """Credentials, read from files at each send so a rotated secret is picked up.
-
-    The secrets themselves are left out of ``repr`` (configs get logged)."""
-
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    password_file: Path | None = None
-    bearer_token: str | None = field(default=None, repr=False)
-    bearer_token_file: Path | None = None
-    scheme: str = "Bearer"  # the Authorization type of the token (Prometheus's authorization.type)
-
-    def apply(self, headers: dict[str, str]) -> tuple[str, str] | None:
-        token = self.bearer_token
-        if self.bearer_token_file is not None:
-            token = self.bearer_token_file.read_text().strip()
-        if token:
-            headers["Authorization"] = f"{self.scheme} {token}"
-        if self.username is None:
-            return None
-        password = self.password or ""
-        if self.password_file is not None:
-            password = self.password_file.read_text().rstrip("\n")
-        return (self.username, password)
-
-
-@dataclass(frozen=True)
 class TLS:
     ca_file: Path | None = None
     cert_file: Path | None = None
@@ -149,7 +132,7 @@ class RemoteWriteClient:
         url: str,
         *,
         timeout: float = 30.0,
-        auth: Auth | None = None,
+        auth: RequestAuth | None = None,
         tls: TLS | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -158,7 +141,7 @@ class RemoteWriteClient:
             raise ValueError(f"remote_write url: expected http(s)://host[:port]/path, got {url!r}")
         self.url = without_userinfo(url)  # what logs and status show
         self.timeout = timeout
-        self._auth = auth or Auth()
+        self._auth: RequestAuth = auth or Auth()
         self._https = parsed.scheme == "https"
         self._host = parsed.hostname
         self._port = parsed.port or (443 if self._https else 80)
@@ -173,11 +156,15 @@ class RemoteWriteClient:
             "X-Prometheus-Remote-Write-Version": "0.1.0",
             **(headers or {}),
         }
-        if parsed.username is not None and self._auth.username is None:
+        if (parsed.username is not None and isinstance(self._auth, Auth)
+                and self._auth.username is None):
             self._auth = Auth(username=urllib.parse.unquote(parsed.username),
                               password=urllib.parse.unquote(parsed.password or ""))
         self._ssl = ssl_context(tls or TLS()) if self._https else None
         self._conn: http.client.HTTPConnection | None = None
+        # While the receiver refuses the credentials: their fingerprint, and why.
+        self._held: bytes | None = None
+        self._held_message = ""
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -192,16 +179,22 @@ class RemoteWriteClient:
         """POST one uncompressed, serialized WriteRequest; never raises for HTTP or I/O errors."""
         body = compress(write_request)
         start = time.perf_counter()
+        if self._held is not None:
+            if self._auth.fingerprint() == self._held:
+                return RemoteWriteResult("held", "credentials", None, 0.0, self._held_message)
+            log.warning("remote_write to %s: the credentials changed; sending the held samples",
+                        self.url)
+            self._held = None
+        request = AuthRequest("POST", self.url, dict(self._headers), body)
         try:
-            headers = dict(self._headers)
-            basic = self._auth.apply(headers)
-        except OSError as exc:  # credentials file unreadable
-            return RemoteWriteResult("retry", "credentials", None, time.perf_counter() - start, str(exc))
-        if basic is not None:
-            token = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+            self._auth.authorize(request)
+        except CredentialsRefused as exc:
+            return self._hold(None, str(exc), time.perf_counter() - start)
+        except (CredentialsUnavailable, OSError) as exc:
+            return RemoteWriteResult("retry", "credentials", None, time.perf_counter() - start,
+                                     str(exc))
         try:
-            status, message, retry_after = self._post(body, headers)
+            status, message, retry_after = self._post(body, request.headers)
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a broken keep-alive connection is reopened next time
             return RemoteWriteResult("retry", "connection", None, time.perf_counter() - start,
@@ -212,10 +205,28 @@ class RemoteWriteClient:
         if status == 429 or status >= 500:
             return RemoteWriteResult("retry", f"http_{status}", status, duration, message,
                                      _retry_after(retry_after))
+        if status in (401, 403):
+            if self._auth.renew():  # e.g. an OAuth2 token revoked early: fetch another
+                return RemoteWriteResult("unauthorized", f"http_{status}", status, duration,
+                                         message)
+            return self._hold(status, message, duration)
         rejection = classify_rejection(message) if status >= 400 else None
         if rejection is not None:
             return RemoteWriteResult("rejected", rejection, status, duration, message)
         return RemoteWriteResult("dropped", f"http_{status}", status, duration, message)
+
+    def _hold(self, status: int | None, message: str, duration: float) -> RemoteWriteResult:
+        """Send nothing more until the credentials change; say so once, with the fix."""
+        self._held = self._auth.fingerprint()
+        field_name = self._auth.field_name
+        answer = f"HTTP {status}: {message[:200]}" if status is not None else message[:300]
+        self._held_message = f"credentials refused ({answer}); fix {field_name}"
+        log.error("remote_write to %s refused the credentials (%s). The samples are kept in "
+                  "the spool and nothing is sent until the credentials change: fix %s "
+                  "(a credentials file is read again at each try; else reload or restart "
+                  "the agent).", self.url, answer, field_name)
+        return RemoteWriteResult("unauthorized", f"http_{status}" if status else "credentials",
+                                 status, duration, self._held_message)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, str | None]:
         for attempt in (1, 2):

@@ -12,6 +12,9 @@ what each answer of the receiver means:
 * 5xx, 429, connection error -> retry, whatever the body says (remote-write
   1.0: a sender MUST retry 5xx with backoff); an age bound ends retries that
   cannot succeed (``max_retry_duration``, the spool's ``max_age``);
+* 401, 403 -> retry, but the client sends nothing more (``held``) until the
+  credentials change (``remote_write``); polled every ``min_backoff`` to
+  ``max_backoff``;
 * any other 4xx -> the batch is dropped once, counted by reason (``too_old``,
   ``out_of_order``, ``duplicate`` when the receiver says so, else
   ``http_<status>``): the spec says a sender MUST NOT retry it, and sending
@@ -56,10 +59,14 @@ class RemoteWriteDestination:
     def send(self, batch: Batch) -> SendResult:
         samples = batch.item_count()
         answer = self._client.send(_in_time_order([decompress(payload) for _, payload in batch.rows]))
-        self._metrics.observe_send(answer, samples, time.time())
         seqs = batch.seqs()
+        if answer.outcome == "held":  # no request was made: nothing to observe
+            return SendResult(retry=seqs, result=answer.outcome)
+        self._metrics.observe_send(answer, samples, time.time())
         if answer.outcome == "success":
             return SendResult(delivered=seqs, result=answer.outcome)
+        if answer.outcome == "unauthorized":  # logged by the client, once
+            return SendResult(retry=seqs, result=answer.outcome)
         if answer.outcome == "retry":
             log.warning("remote_write to %s failed (%s %s); will retry", self._client.url,
                         answer.reason, answer.message[:200])

@@ -53,7 +53,7 @@ class EdgeMetrics:
         self.last_error: str = ""
         self._spool_drops_seen: dict[str, int] = {}
         # Series that exist from the start, so rate() and alerts see 0, not "no data".
-        for outcome in ("success", "retry", "rejected", "dropped", "unrecorded"):
+        for outcome in ("success", "retry", "rejected", "dropped", "unauthorized", "unrecorded"):
             self._requests.labels(device, outcome)
         for reason in SPOOL_DROP_REASONS:
             self._dropped.labels(device, reason)

@@ -24,6 +24,9 @@ class Receiver:
     requests: list[dict[str, object]] = field(default_factory=list)
     # A function (series) -> (status, message) | None deciding per request, after answers.
     judge: object = None
+    # A function (method, path, headers, raw body) -> (status, message) | None run
+    # first, like a receiver's authentication (e.g. support.sigv4_verifier).
+    gate: object = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def samples(self, name: str) -> list[tuple[float, int]]:
@@ -36,8 +39,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        series = decode_write_request(bytes(cramjam.snappy.decompress_raw(body)))
         r = self.receiver
+        refusal = r.gate("POST", self.path, dict(self.headers), body) if callable(r.gate) else None
+        if refusal is not None:
+            with r.lock:
+                r.requests.append({"headers": dict(self.headers), "series": [],
+                                   "refused": refusal[0]})
+            self.send_response(refusal[0])
+            self.send_header("Content-Length", str(len(refusal[1].encode())))
+            self.end_headers()
+            self.wfile.write(refusal[1].encode())
+            return
+        series = decode_write_request(bytes(cramjam.snappy.decompress_raw(body)))
         with r.lock:
             r.requests.append({"headers": dict(self.headers), "series": series})
             if r.answers:

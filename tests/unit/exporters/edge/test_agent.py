@@ -98,13 +98,13 @@ def test_a_refused_old_record_is_dropped_once_and_counted_and_the_rest_flows(
 
 
 def test_other_4xx_is_dropped_by_status_not_retried(tmp_path, receiver, registry) -> None:
-    receiver.answers.append((401, "unauthorized", {}))
+    receiver.answers.append((404, "not found", {}))
     agent = make_agent(tmp_path, receiver.url, registry)
     try:
         spooled = agent.collect_once(now=T0)
         assert drain(agent) == ["progress", "idle"]
         assert registry.get_sample_value(
-            "modelmon_edge_samples_dropped_total", {"device": "press-7", "reason": "http_401"}
+            "modelmon_edge_samples_dropped_total", {"device": "press-7", "reason": "http_404"}
         ) == spooled
     finally:
         agent.stop()

@@ -60,7 +60,9 @@ def test_bearer_token_is_read_from_its_file_at_each_send(receiver, tmp_path) -> 
     (500, "too old sample", "retry", "http_500"),
     (400, "out of order sample", "rejected", "out_of_order"),
     (400, "invalid label", "dropped", "http_400"),
-    (401, "unauthorized", "dropped", "http_401"),
+    # A credential fault, not a bad batch: held until the credentials change (auth).
+    (401, "unauthorized", "unauthorized", "http_401"),
+    (403, "forbidden", "unauthorized", "http_403"),
     (404, "not found", "dropped", "http_404"),
 ])
 def test_answers_are_classified(receiver, status, message, outcome, reason) -> None:
