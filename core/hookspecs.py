@@ -7,11 +7,13 @@ group::
     [project.entry-points.modelmon]
     my_gpu = "my_package.modelmon_plugin"
 
-Every hook receives a ``register`` callback instead of returning lists (the
-``llm`` pattern): a plugin calls it once per thing it provides. Hooks run when
-modelmon starts; what a plugin registers is then called on the hot path or on
-a scrape, isolated so that a failing plugin never breaks a scrape, a log call
-or the edge agent.
+Every ``modelmon_register_*`` hook receives a ``register`` callback instead of
+returning lists (the ``llm`` pattern): a plugin calls it once per thing it
+provides. Those hooks run when modelmon starts; what a plugin registers is
+then called on the hot path or on a scrape, isolated so that a failing plugin
+never breaks a scrape, a log call or the edge agent. ``modelmon_on_edge_alert``
+is an event: the edge agent calls it on its own thread when an alert changes
+state.
 
 ``docs/plugins.md`` documents each hook and each argument; a test fails when
 one is missing there.
@@ -196,4 +198,30 @@ def modelmon_register_commands(subparsers: SubParsers) -> None:
 
     :param subparsers: the ``modelmon`` parser's sub-parser collection.
     :return: nothing; commands are added to ``subparsers``.
+    """
+
+
+@hookspec
+def modelmon_on_edge_alert(alert: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Act on the device when one of its edge alerts starts firing or resolves.
+
+    The edge agent evaluates its rule files on the device, online or offline;
+    each time an alert changes state it calls this hook, so a site can act
+    without the cloud: run a command, call a local webhook, stop a line. The
+    calls run on a thread of the agent's own, one change at a time, each
+    implementation in its own error boundary (an exception is logged and the
+    other implementations still run); a slow action delays only the actions
+    after it, never evaluation or delivery to Alertmanager. Changes queued
+    beyond 1000 are dropped and counted. Pending alerts and resends are not
+    reported; Alertmanager gets every alert anyway (``edge.alerting``).
+
+    :param alert: the alert as Alertmanager's API v2 sees it: ``labels`` (with
+        ``alertname`` and the device labels), ``annotations``, ``startsAt``
+        (when it started firing on the device), ``endsAt`` (when it resolved;
+        for a firing alert, until when this notice holds), ``generatorURL``,
+        plus ``status``: ``"firing"`` or ``"resolved"``. Times are RFC 3339
+        strings in UTC. Treat it as read-only.
+    :param config: this plugin's section of the config file (the mapping
+        under ``plugins.<entry point name>``); an implementation may omit it.
+    :return: nothing.
     """
