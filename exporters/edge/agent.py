@@ -47,6 +47,7 @@ from .stream import DeviceView, SampleStream
 from .telemetry import EdgeMetrics
 
 if TYPE_CHECKING:
+    from .alerting.pipeline import EdgeAlerting
     from .rules.runner import EdgeRuleRunner
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,28 @@ class EdgeAgent:
         self._last_status = 0.0
         self._closed = False
         self._last_logged: dict[str, float] = {}
+        self.alerting: EdgeAlerting | None = None
         try:
+            self.alerting = self._alerting(spool_kwargs["cipher"], plugin_manager)
             self.logs = self._link_events() if config.logs is not None else None
         except BaseException:
+            if self.alerting is not None:
+                self.alerting.close()
             self.spool.close()  # the directory is free for the next try
             raise
+
+    def _alerting(self, cipher: Any, pm: pluggy.PluginManager | None) -> EdgeAlerting | None:
+        """The rules' alerts to Alertmanager (edge.alerting), through a spool of their own."""
+        if self.config.alerting is None:
+            return None
+        if self.rules is None:
+            log.warning("edge.alerting is set but no rules are: no alert will be sent until "
+                        "edge.rules (or a bundle) gives some")
+            return None
+        from .alerting.pipeline import EdgeAlerting
+
+        return EdgeAlerting(self.config, self.config.alerting, self.rules, cipher=cipher,
+                            stop=self._stop, plugin_manager=pm)
 
     def _link_events(self) -> Any:
         """A log shipper, and edge-link-lost / -restored events on link changes."""
@@ -176,6 +194,8 @@ class EdgeAgent:
             thread = threading.Thread(target=target, name=f"modelmon-edge-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.alerting is not None:
+            self.alerting.start()
         log.info("edge agent %s started: every %ss -> %s (spool %s)", self.config.device_id,
                  self.config.interval, self.config.remote_write.url, self.config.spool_dir)
 
@@ -187,6 +207,9 @@ class EdgeAgent:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.alerting is not None:
+            self.alerting.stop(max(0.0, deadline - time.monotonic()))
+            self.alerting.close()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -245,12 +268,20 @@ class EdgeAgent:
         assert self.rules is not None
         try:
             self.rules.observe([payload for payload, _ in records])
-            return self.rules.evaluate_due(int(now * 1000))
+            results = self.rules.evaluate_due(int(now * 1000))
         except Exception:  # a rule bug must not stop collection
             if self._due("rules"):
                 log.exception("edge rule evaluation failed; the collection is spooled without "
                               "rule results (logged at most once a minute)")
             return []
+        if self.alerting is not None:
+            try:
+                self.alerting.after_evaluation()
+            except Exception:  # nor may an alerting bug
+                if self._due("alerting"):
+                    log.exception("edge alert notification failed (logged at most once a "
+                                  "minute)")
+        return results
 
     def _refresh_spool_metrics(self, now: float) -> None:
         self.metrics.update_spool(self.spool.stats(), now, self._drop_baseline)
@@ -329,6 +360,7 @@ class EdgeAgent:
             "degraded": stats.degraded,
             "degraded_since": stats.degraded_since,
             "storage_errors": dict(stats.storage_errors),
+            "alerting": None if self.alerting is None else self.alerting.status(),
         }
 
     def _write_status(self, force: bool = False, running: bool = True) -> None:

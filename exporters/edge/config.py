@@ -15,6 +15,9 @@ Example (``modelmon edge run --config edge.yaml``)::
       rules: [rules/*.yml]            # Prometheus rule files evaluated on the device (optional)
       evaluation_interval: 30s        # how often the rules run; default: interval
       query_window: 1h                # history kept for /api/v1/query on the listen address
+      alerting:                       # the rules' alerts to Alertmanager (optional; docs/edge.md)
+        alertmanagers: [{url: http://alertmanager:9093}]   # auth and tls keys as in remote_write
+        resend_delay: 1m              # see modelmon.exporters.edge.alerting.config
       spool:
         path: /var/lib/modelmon/edge  # state directory: spool/ and status.json
         max_bytes: 512MiB             # full policy applies above this
@@ -61,6 +64,7 @@ from modelmon.config import ConfigError, load_yaml, parse_listen
 from modelmon.kpi import DEFAULT_PREFIX
 from modelmon.units import parse_duration, parse_size
 
+from .alerting.config import AlertingConfig, alerting_config
 from .auth import Auth, RequestAuth
 from .remote_write import TLS, reserved_header, ssl_context, without_userinfo
 
@@ -118,6 +122,8 @@ class EdgeConfig:
     # How much of its own history the agent keeps for /api/v1/query (with rules:
     # at least what the rules reach); null and no rules: no local query API.
     query_window: float | None = None
+    # Where the rules' alerts go (modelmon.exporters.edge.alerting); None: nowhere.
+    alerting: AlertingConfig | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -161,7 +167,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         raise ConfigError(f"{where or 'config'}: expected a mapping with device_id, spool, remote_write")
     p = _Fields(section, where, base_dir)
     p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write",
-           "rules", "evaluation_interval", "query_window")
+           "rules", "evaluation_interval", "query_window", "alerting")
     device_id = p.required_str("device_id")
     if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", device_id):
         raise ConfigError(
@@ -195,6 +201,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
     evaluation_interval = p.optional_duration("evaluation_interval", None)
     query_window = p.optional_duration("query_window", None)
     return EdgeConfig(
+        alerting=alerting_config(section.get("alerting"), f"{where}alerting.", base_dir, listen),
         rules=rules,
         evaluation_interval=evaluation_interval,
         query_window=query_window,

@@ -11,7 +11,7 @@ sees the collection it follows. The window keeps what the rules can reach
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder, decode_write_request
@@ -47,6 +47,16 @@ class EdgeRuleRunner:
         self._encoder = SeriesEncoder()
         self._max = max_samples_per_record
         self.last_results: list[GroupResult] = []
+        # What the last evaluate_due evaluated: (group, its interval, result), for the
+        # alert notifier (modelmon.exporters.edge.alerting).
+        self.evaluated: list[tuple[RuleGroupEvaluator, int, GroupResult]] = []
+        # Called with (group, time) before a group's first evaluation: restores the
+        # alert state an earlier run of the agent left (ALERTS_FOR_STATE's role).
+        self.on_first_evaluation: Callable[[RuleGroupEvaluator, int], None] | None = None
+
+    @property
+    def evaluators(self) -> list[RuleGroupEvaluator]:
+        return [evaluator for evaluator, _ in self._groups]
 
     def replace_groups(self, groups: Sequence[RuleGroup], evaluation_interval: float,
                        query_window: float | None = None) -> None:
@@ -93,6 +103,7 @@ class EdgeRuleRunner:
         chunk: list[bytes] = []
         records: list[tuple[bytes, int]] = []
         results: list[GroupResult] = []
+        evaluated: list[tuple[RuleGroupEvaluator, int, GroupResult]] = []
         with self.lock:
             for i, (evaluator, interval_ms) in enumerate(self._groups):
                 due = self._next_ms[i]
@@ -102,8 +113,11 @@ class EdgeRuleRunner:
                     continue
                 self._next_ms[i] = now_ms + interval_ms if due is None or now_ms - due >= \
                     interval_ms else due + interval_ms
+                if due is None and self.on_first_evaluation is not None:
+                    self.on_first_evaluation(evaluator, now_ms)
                 result = evaluator.evaluate(now_ms)
                 results.append(result)
+                evaluated.append((evaluator, interval_ms, result))
                 for labels, value in result.samples:
                     labels = self._device_labelled(labels)
                     chunk.append(self._encoder.encode_stale(labels, now_ms) if is_stale(value)
@@ -115,6 +129,7 @@ class EdgeRuleRunner:
         if chunk:
             records.append((compress(b"".join(chunk)), len(chunk)))
         self.last_results = results
+        self.evaluated = evaluated
         return records
 
     def _device_labelled(self, labels: LabelSet) -> LabelSet:

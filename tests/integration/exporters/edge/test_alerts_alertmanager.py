@@ -1,0 +1,176 @@
+"""Edge alerts reach a real Alertmanager (0.25, API v2) with their true times,
+through an outage of both links and an agent SIGKILLed and restarted in it.
+
+Timeline (seconds after T0, the moment both links go down):
+
+* before T0: ``Heartbeat`` fires online and reaches Alertmanager;
+* 1: ``OfflineBlip`` fires, 3: it resolves; 1: ``OfflineFiring`` is pending,
+  firing one ``for`` later;
+* 4.5: the agent is SIGKILLed, and started again (its state restored);
+* 8 (or once the agent runs again): Alertmanager and the cloud Prometheus
+  come back;
+* 16: ``OfflineFiring`` resolves, online.
+
+Alertmanager then holds ``OfflineFiring`` with the ``startsAt`` the device gave
+it (the first ``ALERTS{alertstate="firing"}`` sample the cloud Prometheus got
+backfilled), the webhook behind it gets ``OfflineBlip`` once, resolved, with
+its true ``startsAt`` and ``endsAt`` and never as firing, and ``OfflineFiring``'s
+resolution with the ``endsAt`` of the evaluation that resolved it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from support.alertmanager import Alertmanager, Webhook
+from support.edge_harness import Agent, Receiver
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+EVAL = 0.5  # evaluation_interval, seconds
+# Seconds from writing the rules to T0 (agent start, Heartbeat delivered), and to
+# OfflineFiring's end: room for a slow start on a loaded machine.
+SETUP = 12.0
+RESOLVE = 16.0
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[Alertmanager]:
+    am = Alertmanager(tmp_path / "alertmanager", webhook.url)
+    am.start()
+    yield am
+    am.stop()
+
+
+def rules(t0: float) -> str:
+    def between(a: float, b: float) -> str:
+        return f"(vector(time()) > bool {t0 + a:.3f}) + (vector(time()) < bool {t0 + b:.3f}) == 2"
+
+    return f"""
+groups:
+  - name: device
+    rules:
+      - alert: Heartbeat
+        expr: vector(1)
+        labels: {{severity: info}}
+      - alert: OfflineBlip
+        expr: {between(1, 3)}
+        labels: {{severity: warning}}
+        annotations: {{summary: "blip at {{{{ $value }}}}"}}
+      - alert: OfflineFiring
+        expr: {between(1, RESOLVE)}
+        for: 1s
+        labels: {{severity: critical}}
+"""
+
+
+def ms(rfc3339: str) -> int:
+    return round(dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def wait(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not within {timeout}s")
+
+
+def sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+def firing_times(receiver: Receiver, device: str, alertname: str) -> list[int]:
+    assert receiver.prom is not None
+    result = receiver.prom.query(
+        f'ALERTS{{device="{device}",alertname="{alertname}",alertstate="firing"}}[10m]')
+    return sorted(round(float(ts) * 1000) for s in result for ts, _ in s["values"])
+
+
+def test_offline_alerts_reach_alertmanager_with_their_true_times(
+        tmp_path: Path, receiver: Receiver, agent: Agent, alertmanager: Alertmanager,
+        webhook: Webhook) -> None:
+    t0 = time.time() + SETUP
+    rule_file = agent.workdir / "device.rules.yml"
+    rule_file.parent.mkdir(parents=True, exist_ok=True)
+    rule_file.write_text(rules(t0))
+    agent.extra = {
+        "rules": [str(rule_file)], "evaluation_interval": f"{EVAL}s",
+        "alerting": {"alertmanagers": [{"url": alertmanager.url, "timeout": "2s"}],
+                     "resend_delay": f"{EVAL}s", "external_url": "http://edge-it.local:9108"},
+    }
+    agent.start()
+
+    def heartbeat() -> list[dict[str, Any]]:
+        return [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "Heartbeat"]
+
+    beat = wait("Heartbeat in Alertmanager", heartbeat, SETUP - 1)[0]
+    assert beat["labels"]["device"] == agent.device
+    assert beat["generatorURL"] == "http://edge-it.local:9108/graph?g0.expr=vector%281%29&g0.tab=1"
+    assert time.time() < t0 - 0.3, "setup was too slow for the timeline; T0 has passed"
+
+    sleep_until(t0)
+    alertmanager.stop()
+    receiver.stop()
+    sleep_until(t0 + 4.5)
+    agent.kill()  # mid-outage, with OfflineFiring firing and OfflineBlip resolved
+    agent.start()
+    sleep_until(t0 + 8)
+    back = time.time()
+    alertmanager.start()
+    receiver.start()
+
+    def offline_firing() -> list[dict[str, Any]]:
+        return [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "OfflineFiring"]
+
+    held = wait("OfflineFiring in Alertmanager", offline_firing, t0 + RESOLVE - 1 - time.time())
+    assert len(held) == 1 and held[0]["status"]["state"] == "active"
+    assert held[0]["labels"]["device"] == agent.device
+    agent.wait_drained(timeout=30)
+    fired = firing_times(receiver, agent.device, "OfflineFiring")
+    assert fired and t0 * 1000 + 1800 <= fired[0] <= t0 * 1000 + 3000, fired[:3]
+    # The true start, from before the restart, not the restart or the delivery time
+    # (the sends before the restart were valid 4 * resend_delay: Alertmanager
+    # cannot merge them with a later start by itself).
+    assert ms(held[0]["startsAt"]) == fired[0]
+
+    blips = wait("OfflineBlip at the webhook", lambda: webhook.alerts("OfflineBlip"), 5)
+    blip_fired = firing_times(receiver, agent.device, "OfflineBlip")
+    assert blip_fired and blip_fired[-1] < t0 * 1000 + 3000 + 1
+    assert [b["status"] for b in blips] == ["resolved"], blips  # never notified as firing
+    assert ms(blips[0]["startsAt"]) == blip_fired[0]
+    ends = ms(blips[0]["endsAt"])
+    assert blip_fired[-1] < ends <= blip_fired[-1] + 2 * EVAL * 1000 + 300
+    assert ends < back * 1000, "endsAt is the delivery time, not when it resolved"
+    assert blips[0]["annotations"]["summary"] == "blip at 2"
+
+    # Online again: the resolution of OfflineFiring reaches Alertmanager with its endsAt.
+    resolved = wait("OfflineFiring resolved at the webhook",
+                    lambda: [a for a in webhook.alerts("OfflineFiring")
+                             if a["status"] == "resolved"], t0 + RESOLVE + 6 - time.time())
+    assert len(resolved) == 1, resolved
+    assert ms(resolved[0]["startsAt"]) == fired[0]
+    fired = firing_times(receiver, agent.device, "OfflineFiring")
+    assert fired[-1] < ms(resolved[0]["endsAt"]) <= fired[-1] + 2 * EVAL * 1000 + 300
+    firing_notes = [a for a in webhook.alerts("OfflineFiring") if a["status"] == "firing"]
+    assert firing_notes and {ms(a["startsAt"]) for a in firing_notes} == {fired[0]}
+    agent.stop()
+    status = agent.status()["alerting"]
+    assert status["pending_notifications"] == 0 and not status["dropped_notifications"], status
+    assert status["restored_alerts"] >= 2  # Heartbeat and OfflineFiring (the second run)
