@@ -1,4 +1,5 @@
-"""Built-in plugin: the log sinks (Elasticsearch, Logstash tcp/http, JSON-lines file)."""
+"""Built-in plugin: the log sinks (Elasticsearch, Logstash tcp/http, JSON-lines file,
+Graylog GELF)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,16 @@ def _file(options: Mapping[str, Any]) -> Any:
     return FileSink(**options)
 
 
+def _gelf(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.gelf import GelfSink
+
+    return GelfSink(**options)
+
+
 @hookimpl
 def modelmon_register_sinks(register: RegisterSink) -> None:
     register("elasticsearch", _elasticsearch)
     register("logstash_tcp", _logstash_tcp)
     register("logstash_http", _logstash_http)
     register("file", _file)
+    register("gelf", _gelf)

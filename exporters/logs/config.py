@@ -50,7 +50,7 @@ _TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size
         "redact", "prefix"}
 _SPOOL = {"max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "block_timeout",
           "encryption"}
-_SINK_SECTIONS = {"elasticsearch", "logstash_tcp", "logstash_http", "file"}
+_SINK_SECTIONS = {"elasticsearch", "logstash_tcp", "logstash_http", "file", "gelf", "s3"}
 
 
 def correlation_header(section: Mapping[str, Any] | None) -> str:
@@ -168,7 +168,7 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
     return opts
 
 
-_SECRET_KEYS = ("api_key", "password")
+_SECRET_KEYS = ("api_key", "password", "secret_access_key")
 _FILE_KEYS = ("ca_certs", "ca_file", "cert_file", "key_file")
 
 
