@@ -1,4 +1,4 @@
-"""``modelmon demo``: a real model, live traffic, the exporter and Prometheus, locally."""
+"""``modelmon demo``: cloud and edge model monitoring, live, on this machine."""
 
 from __future__ import annotations
 
@@ -9,18 +9,43 @@ from modelmon.hookspecs import SubParsers, hookimpl
 
 
 def register(sub: SubParsers) -> None:
+    from modelmon.demo.ports import PORT_OPTIONS
+    from modelmon.demo.scenarios import SCENARIOS
+
     p = sub.add_parser(
         "demo",
-        help="run a live demo: scikit-learn model server, traffic, exporter, Prometheus",
-        description="Start a local model-monitoring stack with synthetic traffic; Ctrl-C stops it.",
+        help="run the live demo: model servers, edge devices, Prometheus, Alertmanager",
+        description=(
+            "Start a local model-monitoring stack (a scikit-learn model server, modelmon serve, "
+            "three edge devices whose links drop and return, Prometheus with the generated "
+            "rules, Alertmanager, a webhook receiver) with traffic and scenarios; Ctrl-C stops "
+            "it. --scenario NAME --check runs one scenario headless and exits 0 once its "
+            "alerts fired and resolved in Alertmanager, 1 with what was missing."
+        ),
     )
-    p.add_argument("--app-port", type=int, default=8000, help="model server port (0: any free)")
-    p.add_argument("--exporter-port", type=int, default=9110, help="modelmon serve port (0: any)")
-    p.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus port (0: any)")
+    for name, option, default in PORT_OPTIONS:
+        what = name.replace("_", " ")
+        many = " (and the next two: one per device)" if name.startswith("edge_") else ""
+        p.add_argument(option, type=int, default=default, dest=f"port_{name}",
+                       help=f"{what} port{many}; 0: any free (default {default})")
     p.add_argument("--rps", type=float, default=20.0, help="requests per second (default 20)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
-    p.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     p.add_argument("--workdir", type=Path, help="where logs and Prometheus data go (default: temp)")
+    p.add_argument("--scenario", choices=sorted(SCENARIOS),
+                   help="play one scenario instead of the live loop of all of them")
+    p.add_argument("--check", action="store_true",
+                   help="with --scenario: headless; exit 0 once its expected alerts fired and "
+                        "resolved in Alertmanager and its ECS events are in the log sink")
+    p.add_argument("--es-url", help="ship the pipeline events to this Elasticsearch")
+    p.add_argument("--logstash-url", help="ship the pipeline events to this Logstash http input")
+    p.add_argument("--thresholds", type=Path, default=None,
+                   help="rule config of the generated rules (default: the demo's, "
+                        "modelmon/demo/thresholds.yml, windows of seconds)")
+    p.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    p.add_argument("--report", type=Path, help="write the HTML report here when the demo stops")
+    p.add_argument("--no-report", action="store_true", help="write no report when it stops")
+    p.add_argument("--no-prometheus", action="store_true",
+                   help="no longer supported: the demo's alerts need Prometheus")
     p.add_argument("--traffic-only", action="store_true",
                    help="only send traffic to running servers (--app-url, --exporter-url)")
     p.add_argument("--app-url", default="http://127.0.0.1:8000", help="with --traffic-only")
@@ -29,12 +54,27 @@ def register(sub: SubParsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelmon.demo.run import DemoPorts, run_demo, run_traffic
+    from modelmon.demo.run import DemoOptions, run_demo, run_traffic
+    from modelmon.demo.stack import DEMO_THRESHOLDS
 
     if args.traffic_only:
         return run_traffic(args.app_url, args.exporter_url, args.rps, args.duration)
-    ports = DemoPorts.resolve(args.app_port, args.exporter_port, args.prometheus_port)
-    return run_demo(ports, args.duration, args.rps, not args.no_prometheus, args.workdir)
+    if args.check and not args.scenario:
+        print("modelmon demo: --check needs --scenario NAME (one of the --scenario choices)")
+        return 2
+    if args.no_prometheus:
+        print("modelmon demo: --no-prometheus is no longer supported: the alerts, the live view "
+              "and the checks read Prometheus; install it (apt-get install prometheus) and run "
+              "without --no-prometheus")
+        return 2
+    ports = {key.removeprefix("port_"): value for key, value in vars(args).items()
+             if key.startswith("port_")}
+    return run_demo(DemoOptions(
+        ports=ports, rps=args.rps, duration=args.duration, workdir=args.workdir,
+        scenario=args.scenario, check=args.check, es_url=args.es_url,
+        logstash_url=args.logstash_url, thresholds=args.thresholds or DEMO_THRESHOLDS,
+        plain=args.plain, report=args.report, no_report=args.no_report,
+    ))
 
 
 @hookimpl

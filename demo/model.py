@@ -7,6 +7,7 @@ a machine with no network.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import tempfile
@@ -67,18 +68,52 @@ def _rows_to_matrix(rows: Any) -> np.ndarray:
 
 def _log_shipper(registry: Any) -> Any:
     """Events to Elasticsearch when MODELMON_DEMO_ES_URL is set (the compose
-    stack), else to a JSON-lines file in MODELMON_DEMO_LOG_DIR (or a temp dir)."""
+    stack), to Logstash's http input when MODELMON_DEMO_LOGSTASH_URL is, else to
+    a JSON-lines file in MODELMON_DEMO_LOG_DIR (or a temp dir)."""
     from modelmon.exporters.logs import LogShipper
 
     log_dir = os.environ.get("MODELMON_DEMO_LOG_DIR") or os.path.join(
         tempfile.gettempdir(), f"modelmon-demo-logs-{os.getppid()}"
     )
     es_url = os.environ.get("MODELMON_DEMO_ES_URL")
+    logstash_url = os.environ.get("MODELMON_DEMO_LOGSTASH_URL")
     common = {"spool_dir": os.path.join(log_dir, "spool"), "service_name": "fraud-detector",
               "registry": registry}
     if es_url:
         return LogShipper("elasticsearch", url=es_url, **common)
+    if logstash_url:
+        return LogShipper("logstash_http", url=logstash_url, **common)
     return LogShipper("file", path=os.path.join(log_dir, "events.jsonl"), **common)
+
+
+class _Faults:
+    """The injected faults, shared by the workers through a small JSON file."""
+
+    KEYS = ("rate", "latency", "latency_share")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._state = dict.fromkeys(self.KEYS, 0.0)
+        self._read_at = 0.0
+
+    def read(self) -> dict[str, float]:
+        now = time.monotonic()
+        if now - self._read_at > 0.25:
+            self._read_at = now
+            try:
+                with open(self.path) as f:
+                    data = json.load(f)
+                self._state = {key: float(data.get(key, 0)) for key in self.KEYS}
+            except (OSError, ValueError, TypeError, AttributeError):
+                pass  # no file yet, or a half-written one: keep the last state
+        return self._state
+
+    def write(self, state: dict[str, float]) -> None:
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, self.path)
+        self._read_at = 0.0
 
 
 def create_demo_app(registry: Any = None) -> Flask:
@@ -94,16 +129,25 @@ def create_demo_app(registry: Any = None) -> Flask:
     mon = ModelMonitor(
         MODEL_NAME, version=MODEL_VERSION, framework="sklearn",
         framework_version=sklearn.__version__, task="classification", registry=registry,
-        profile=profile, quality_options={"window": 2000, "feedback_db": feedback_db},
+        profile=profile,
+        quality_options={
+            "window": 2000, "feedback_db": feedback_db,
+            # Accuracy over the last N joined labels: the demo keeps N small so
+            # a drop shows (and recovers) within seconds.
+            "feedback_window": int(os.environ.get("MODELMON_DEMO_FEEDBACK_WINDOW", "1000")),
+        },
         logs=_log_shipper(registry),
     )
     load_seconds = time.perf_counter() - start
     mon.record_model_load(load_seconds)
     mon.log.model_loaded(duration_seconds=load_seconds, source="trained at start-up")
-    # Fault injection for the demo's error bursts: the traffic generator
-    # flips it so the dashboards and alerts have something to show.
-    fault_rate = float(os.environ.get("MODELMON_DEMO_FAULT_RATE", "0"))
-    state = {"fault_rate": fault_rate}
+    # Fault injection for the demo's error, latency bursts: the traffic generator
+    # sets them (POST /fault) so the dashboards and alerts have something to show.
+    # They live in a file that every gunicorn worker reads, so one POST reaches all.
+    faults = _Faults(os.environ.get("MODELMON_DEMO_CONTROL") or os.path.join(
+        tempfile.gettempdir(), f"modelmon-demo-control-{os.getppid()}.json"))
+    if os.environ.get("MODELMON_DEMO_FAULT_RATE"):
+        faults.write({"rate": float(os.environ["MODELMON_DEMO_FAULT_RATE"])})
 
     app = Flask("modelmon.demo")
 
@@ -116,8 +160,11 @@ def create_demo_app(registry: Any = None) -> Flask:
             with mon.track(batch_size=len(instances or [])) as t:
                 mon.check_inputs(instances)  # counts quality problems; never raises
                 X = _rows_to_matrix(instances)
-                if random.random() < state["fault_rate"]:
+                state = faults.read()
+                if random.random() < state["rate"]:
                     raise RuntimeError("simulated accelerator fault")
+                if state["latency"] and random.random() < state["latency_share"]:
+                    time.sleep(state["latency"])  # a slow accelerator, not a failing one
                 proba = model.predict_proba(X)[:, 1]
                 predictions = [int(p > 0.5) for p in proba]
                 ids = body.get("request_ids") or [uuid.uuid4().hex for _ in predictions]
@@ -139,12 +186,18 @@ def create_demo_app(registry: Any = None) -> Flask:
         if "request_id" not in body or "label" not in body:
             return jsonify(error="expected request_id and label"), 400
         mon.record_feedback(str(body["request_id"]), body["label"])
+        mon.log.feedback_received(request_id=str(body["request_id"]), y_true=body["label"])
         return jsonify(status="ok")
 
     @app.post("/fault")
     def fault() -> Any:
-        state["fault_rate"] = float((request.get_json(silent=True) or {}).get("rate", 0))
-        return jsonify(fault_rate=state["fault_rate"])
+        body = request.get_json(silent=True) or {}
+        try:
+            state = {key: float(body.get(key, 0)) for key in _Faults.KEYS}
+        except (TypeError, ValueError):
+            return jsonify(error=f"expected numbers for {', '.join(_Faults.KEYS)}"), 400
+        faults.write(state)
+        return jsonify(**state)
 
     @app.get("/healthz")
     def healthz() -> Any:

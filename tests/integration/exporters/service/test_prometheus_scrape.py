@@ -104,12 +104,14 @@ def test_demo_runs_and_stops_cleanly_on_ctrl_c(start_server, tmp_path, prometheu
                                                 modelmon_cmd):
     prom_port = free_port()
     demo = start_server([*modelmon_cmd, "demo", "--app-port", "0", "--exporter-port", "0",
-                         "--prometheus-port", str(prom_port), "--rps", "10",
+                         "--prometheus-port", str(prom_port), "--alertmanager-port", "0",
+                         "--webhook-port", "0", "--edge-proxy-port", "0",
+                         "--edge-listen-port", "0", "--rps", "10", "--no-report",
                          "--workdir", str(tmp_path / "demo")], ready=False)
     url = f"http://127.0.0.1:{prom_port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 150  # the demo starts Prometheus once its models answer
     found = []
-    while time.monotonic() < deadline and len(found) < 2:
+    while time.monotonic() < deadline and len(found) < 3:
         time.sleep(1)
         assert demo.proc.poll() is None, demo.output()
         try:
@@ -118,7 +120,9 @@ def test_demo_runs_and_stops_cleanly_on_ctrl_c(start_server, tmp_path, prometheu
             found = [x["metric"]["model"] for x in r.json()["data"]["result"]]
         except requests.RequestException:
             continue
-    assert sorted(found) == ["fraud-detector", "recommender-java"], demo.output()
+    # the cloud models, and the edge devices' model (remote-written through their links)
+    assert sorted(found) == ["fraud-detector", "recommender-java", "vibration-anomaly"], (
+        demo.output())
     assert "Ctrl-C stops" in demo.output()
     # the demo runs its inputs through check_inputs: rows were checked
     quality = requests.get(f"{url}/api/v1/query", params={

@@ -1,0 +1,97 @@
+"""The demo's ports: every one configurable, each checked before anything starts."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass, fields
+
+from modelmon.demo.processes import free_port
+
+# (field, command-line option, default). 0 picks any free port.
+PORT_OPTIONS = (
+    ("app", "--app-port", 8000),
+    ("exporter", "--exporter-port", 9110),
+    ("prometheus", "--prometheus-port", 9090),
+    ("alertmanager", "--alertmanager-port", 9093),
+    ("webhook", "--webhook-port", 9095),
+    ("edge_proxy", "--edge-proxy-port", 9201),  # the first of three: one link per device
+    ("edge_listen", "--edge-listen-port", 9108),  # the first of three device /metrics
+)
+EDGE_DEVICES = 3
+
+
+class PortTaken(Exception):
+    """A configured port is in use; the message names the option and the fix."""
+
+
+@dataclass
+class DemoPorts:
+    app: int = 8000
+    exporter: int = 9110
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    webhook: int = 9095
+    edge_proxy: int = 9201
+    edge_listen: int = 9108
+
+    def edge_proxies(self) -> list[int]:
+        return [self.edge_proxy + i for i in range(EDGE_DEVICES)]
+
+    def edge_listens(self) -> list[int]:
+        return [self.edge_listen + i for i in range(EDGE_DEVICES)]
+
+    @classmethod
+    def resolve(cls, **wanted: int) -> DemoPorts:
+        """Free ports for the zeros; raises PortTaken for a given port in use."""
+        values: dict[str, int] = {}
+        for name, option, _ in PORT_OPTIONS:
+            port = wanted.get(name, getattr(cls, name))
+            span = EDGE_DEVICES if name.startswith("edge_") else 1
+            if port == 0:
+                port = _free_span(span)
+            else:
+                for offset in range(span):
+                    _check_free(port + offset, option, span)
+            values[name] = port
+        ports = cls(**values)
+        ports._check_distinct()
+        return ports
+
+    def _check_distinct(self) -> None:
+        seen: dict[int, str] = {}
+        for f in fields(self):
+            span = EDGE_DEVICES if f.name.startswith("edge_") else 1
+            option = next(o for n, o, _ in PORT_OPTIONS if n == f.name)
+            for offset in range(span):
+                port = getattr(self, f.name) + offset
+                if port in seen:
+                    raise PortTaken(f"{option} {getattr(self, f.name)} overlaps {seen[port]} "
+                                    f"(port {port}); choose ports that do not overlap")
+                seen[port] = option
+
+
+def _check_free(port: int, option: str, span: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            what = "is taken by another program" if exc.errno == errno.EADDRINUSE else str(exc)
+            uses = f" (it uses {span} ports from the one given)" if span > 1 else ""
+            raise PortTaken(
+                f"port {port} for {option}{uses} {what}: stop that program, or pass "
+                f"{option} with another port ({option} 0 picks any free one)"
+            ) from None
+
+
+def _free_span(span: int) -> int:
+    """A free port followed by span - 1 free ports."""
+    for _ in range(50):
+        start = free_port()
+        try:
+            for offset in range(span):
+                _check_free(start + offset, "", span)
+            return start
+        except PortTaken:
+            continue
+    raise PortTaken(f"no {span} consecutive free loopback ports found")

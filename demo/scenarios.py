@@ -1,0 +1,174 @@
+"""The demo's scenarios: what happens when, and what must be seen for ``--check``.
+
+A scenario is a schedule of steps (a fault on the cloud model, a cut edge
+link, a failing device model) and its expectations: alerts that must reach the
+webhook receiver through Alertmanager firing and then resolved, ECS events that
+must be in the log sink, and for an outage, a backfill that closes the gap.
+The live demo (no ``--scenario``) plays them one after another, in a loop.
+Times are seconds after the stack is ready; the demo rule config
+(``demo/thresholds.yml``) makes the real rules react within seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from modelmon.demo.model import MODEL_NAME
+from modelmon.demo.traffic import Conditions
+
+DEVICES = ("edge-1", "edge-2", "edge-3")
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float
+    duration: float
+    conditions: Conditions | None = None  # on the cloud model server
+    cut_device: str | None = None  # the device's link is down
+    device_fault: tuple[str, float] | None = None  # (device, share of its calls failing)
+
+    def active(self, t: float) -> bool:
+        return self.at <= t < self.at + self.duration
+
+
+@dataclass(frozen=True)
+class ExpectedAlert:
+    alertname: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return labels.get("alertname") == self.alertname and all(
+            labels.get(k) == v for k, v in self.labels.items())
+
+    def __str__(self) -> str:
+        inner = ",".join(f'{k}="{v}"' for k, v in self.labels.items())
+        return f"{self.alertname}{{{inner}}}"
+
+
+@dataclass(frozen=True)
+class ExpectedEvent:
+    action: str
+    fields: Mapping[str, str] = field(default_factory=dict)  # dotted ECS path -> value
+    min_duration_seconds: float = 0.0  # event.duration at least this
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.fields.items())
+        more = f", event.duration >= {self.min_duration_seconds:g}s" if self.min_duration_seconds else ""
+        return f"ECS event {self.action} ({inner}{more})"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    steps: tuple[Step, ...]
+    alerts: tuple[ExpectedAlert, ...]
+    events: tuple[ExpectedEvent, ...] = ()
+    deadline: float = 150.0  # seconds after the start, for --check
+    backfill_device: str | None = None  # its outage must be backfilled without a gap
+    # An edge alert that fires on the device while it is offline and must
+    # reach the cloud Prometheus (ALERTS, backfilled) with its device timestamps.
+    offline_edge_alert: str | None = None
+
+    @property
+    def length(self) -> float:
+        return max(s.at + s.duration for s in self.steps)
+
+
+_MODEL = {"model": MODEL_NAME}
+_ECS_MODEL = {"service.name": MODEL_NAME}
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario(
+        "errors", "an error burst pages through the SLO burn-rate alert",
+        (Step(10, 25, Conditions(fault_rate=0.3)),),
+        (ExpectedAlert("ModelErrorBudgetBurningFast", _MODEL),),
+        (ExpectedEvent("error", _ECS_MODEL),),
+    ),
+    Scenario(
+        "latency", "slow calls page through the latency burn-rate alert",
+        (Step(10, 25, Conditions(latency=0.6, latency_share=0.5)),),
+        (ExpectedAlert("ModelLatencyBudgetBurningFast", _MODEL),),
+        (ExpectedEvent("prediction", _ECS_MODEL, min_duration_seconds=0.5),),
+    ),
+    Scenario(
+        "drift", "input drift crosses the threshold (fleet PSI of the amount feature)",
+        (Step(10, 30, Conditions(drifting=True)),),
+        (ExpectedAlert("ModelFeatureDrift", {**_MODEL, "feature": "amount"}),),
+    ),
+    Scenario(
+        "accuracy", "late labels show accuracy falling",
+        (Step(10, 35, Conditions(label_error_rate=0.5)),),
+        (ExpectedAlert("ModelAccuracyDrop", _MODEL),),
+        (ExpectedEvent("feedback-received", _ECS_MODEL),),
+    ),
+    Scenario(
+        "edge-outage",
+        "edge-2 goes offline, its model fails while offline (an edge alert fires on the "
+        "device), the link returns and the backfill closes the gap",
+        (Step(10, 40, cut_device="edge-2"), Step(15, 20, device_fault=("edge-2", 0.7))),
+        (ExpectedAlert("EdgeDeviceOffline", {"device": "edge-2"}),),
+        (ExpectedEvent("edge-link-lost", {"model.edge.device": "edge-2"}),
+         ExpectedEvent("edge-link-restored", {"model.edge.device": "edge-2"})),
+        backfill_device="edge-2",
+        offline_edge_alert="EdgeModelErrors",
+    ),
+)}
+
+
+def live_schedule(cycle_gap: float = 20.0) -> tuple[tuple[Step, ...], float]:
+    """Every scenario's steps one after another (each edge outage on the next device):
+    the live demo repeats this cycle. Returns (steps, cycle length)."""
+    steps: list[Step] = []
+    offset = 20.0
+    for scenario in SCENARIOS.values():
+        first = min(s.at for s in scenario.steps)
+        for s in scenario.steps:
+            steps.append(Step(offset + s.at - first, s.duration, s.conditions, s.cut_device,
+                              s.device_fault))
+        offset += scenario.length - first + cycle_gap
+    return tuple(steps), offset
+
+
+@dataclass(frozen=True)
+class State:
+    """What the schedule wants at one instant."""
+
+    conditions: Conditions
+    cut: frozenset[str]
+    device_faults: Mapping[str, float]
+    labels: tuple[str, ...]  # what is going on, for the view
+
+
+def state_at(steps: tuple[Step, ...], t: float) -> State:
+    conditions = Conditions()
+    cut: set[str] = set()
+    faults: dict[str, float] = {}
+    labels: list[str] = []
+    for step in steps:
+        if not step.active(t):
+            continue
+        if step.conditions is not None:
+            conditions = conditions.merged(step.conditions)
+            labels.append(_describe(step.conditions))
+        if step.cut_device:
+            cut.add(step.cut_device)
+            labels.append(f"{step.cut_device} link down")
+        if step.device_fault:
+            faults[step.device_fault[0]] = step.device_fault[1]
+            labels.append(f"{step.device_fault[0]} model failing")
+    return State(conditions, frozenset(cut), faults, tuple(labels))
+
+
+def _describe(c: Conditions) -> str:
+    parts = []
+    if c.fault_rate:
+        parts.append(f"error burst {c.fault_rate:.0%}")
+    if c.latency_share:
+        parts.append(f"slow calls {c.latency_share:.0%} +{c.latency:g}s")
+    if c.drifting:
+        parts.append("input drift")
+    if c.label_error_rate != Conditions().label_error_rate:
+        parts.append(f"model wrong on {c.label_error_rate:.0%}")
+    return ", ".join(parts)

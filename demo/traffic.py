@@ -1,0 +1,119 @@
+"""Synthetic clients of the demo's cloud models, steered by the schedule.
+
+``Conditions`` is what the schedule changes (faults, latency, drift, wrong
+labels); ``Traffic`` sends requests to the model server's /predict, late
+ground truth to its /feedback, and /ingest events to ``modelmon serve`` as a
+non-Python model server would.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import requests
+
+from modelmon.demo.model import FEATURES, make_dataset
+
+INGEST_MODEL = "recommender-java"
+
+
+@dataclass(frozen=True)
+class Conditions:
+    fault_rate: float = 0.0  # share of /predict calls that fail
+    latency: float = 0.0  # extra seconds on latency_share of the calls
+    latency_share: float = 0.0
+    drifting: bool = False  # the input population changes
+    label_error_rate: float = 0.08  # how often the model is wrong (seen through late labels)
+
+    def merged(self, other: Conditions) -> Conditions:
+        base = Conditions()
+        changed = {k: v for k, v in other.__dict__.items() if v != getattr(base, k)}
+        return replace(self, **changed)
+
+
+class Traffic:
+    """Requests until ``stop`` is set; ``conditions`` may change at any time."""
+
+    def __init__(self, app_url: str, exporter_url: str, rps: float, seed: int = 1,
+                 label_delay: tuple[float, float] = (1.0, 5.0)) -> None:
+        self.app_url = app_url
+        self.exporter_url = exporter_url
+        self.rps = rps
+        self.label_delay = label_delay
+        self.rng = random.Random(seed)
+        # Live rows come from the training distribution (its reference profile),
+        # so that drift shows only when the schedule asks for it.
+        self.population = make_dataset()[0].tolist()
+        self.stop = threading.Event()
+        self.conditions = Conditions()
+        self.sent = 0
+        self.failed = 0
+        self.session = requests.Session()
+        # A new connection per request, so gunicorn's workers share the calls (and
+        # the late labels) as behind a load balancer, not one kept-alive worker.
+        self.session.headers["Connection"] = "close"
+        # Ground truth arrives late: (due time, request id, true label).
+        self.labels: collections.deque[tuple[float, str, int]] = collections.deque(maxlen=10_000)
+
+    def _row(self, drifting: bool) -> dict[str, object]:
+        values = self.rng.choice(self.population)
+        row: dict[str, object] = {name: v + self.rng.gauss(0, 0.05)
+                                  for name, v in zip(FEATURES, values, strict=True)}
+        if drifting:  # the population changes: bigger amounts, faster spending
+            row["amount"] = float(values[0]) + self.rng.gauss(2.5, 0.5)
+            row["velocity"] = float(values[5]) + self.rng.gauss(1.5, 0.5)
+        if self.rng.random() < 0.02:  # a client bug: a feature sent as text
+            row["amount"] = "12,50"
+        return row
+
+    def _send_due_labels(self, now: float) -> None:
+        while self.labels and self.labels[0][0] <= now:
+            _, request_id, label = self.labels.popleft()
+            self.session.post(f"{self.app_url}/feedback",
+                              json={"request_id": request_id, "label": label}, timeout=5)
+
+    def _remember_truth(self, answer: requests.Response, wrong: float, now: float) -> None:
+        if answer.status_code != 200:
+            return
+        body = answer.json()
+        for request_id, predicted in zip(body["request_ids"], body["predictions"], strict=True):
+            if self.rng.random() < 0.3:  # a third of the outcomes are ever known
+                truth = 1 - predicted if self.rng.random() < wrong else predicted
+                self.labels.append((now + self.rng.uniform(*self.label_delay), request_id, truth))
+
+    def _set_faults(self, c: Conditions) -> None:
+        self.session.post(f"{self.app_url}/fault", json={
+            "rate": c.fault_rate, "latency": c.latency, "latency_share": c.latency_share,
+        }, timeout=5)
+
+    def run(self) -> None:
+        applied: Conditions | None = None
+        while not self.stop.is_set():
+            c = self.conditions
+            try:
+                if applied is None or (c.fault_rate, c.latency, c.latency_share) != (
+                        applied.fault_rate, applied.latency, applied.latency_share):
+                    self._set_faults(c)
+                    applied = c
+                # the model is worse on drifted data
+                wrong = max(c.label_error_rate, 0.35 if c.drifting else 0.0)
+                batch = [self._row(c.drifting) for _ in range(self.rng.choice((1, 1, 1, 4, 16)))]
+                answer = self.session.post(f"{self.app_url}/predict", json={"instances": batch},
+                                           timeout=10)
+                now = time.monotonic()
+                self._remember_truth(answer, wrong, now)
+                self._send_due_labels(now)
+                self.session.post(f"{self.exporter_url}/ingest", json={
+                    "model": INGEST_MODEL, "version": "2.4.1", "framework": "onnx",
+                    "latency_seconds": abs(self.rng.gauss(0.03, 0.01)),
+                    "outcome": "error" if self.rng.random() < 0.002 else "success",
+                    "batch_size": 1,
+                }, timeout=5)
+                self.sent += 1
+            except requests.RequestException:
+                self.failed += 1  # a server restarting; keep going
+            self.stop.wait(1.0 / self.rps)

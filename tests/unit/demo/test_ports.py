@@ -1,0 +1,46 @@
+"""Every demo port is configurable and a taken one is named with the fix."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from modelmon import cli
+from modelmon.demo.ports import EDGE_DEVICES, DemoPorts, PortTaken
+
+
+def test_zero_picks_free_ports_that_do_not_overlap() -> None:
+    ports = DemoPorts.resolve(app=0, exporter=0, prometheus=0, alertmanager=0, webhook=0,
+                              edge_proxy=0, edge_listen=0)
+    used = [ports.app, ports.exporter, ports.prometheus, ports.alertmanager, ports.webhook,
+            *ports.edge_proxies(), *ports.edge_listens()]
+    assert len(set(used)) == len(used) == 5 + 2 * EDGE_DEVICES
+
+
+def test_a_taken_port_names_the_option_and_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortTaken) as excinfo:
+            DemoPorts.resolve(app=0, exporter=0, prometheus=0, alertmanager=port, webhook=0,
+                              edge_proxy=0, edge_listen=0)
+        assert f"port {port} for --alertmanager-port is taken" in str(excinfo.value)
+        assert "--alertmanager-port 0 picks any free one" in str(excinfo.value)
+        # the command says it and exits 2 before starting anything
+        assert cli.main(["demo", "--prometheus-port", str(port), "--app-port", "0",
+                         "--exporter-port", "0", "--alertmanager-port", "0",
+                         "--webhook-port", "0", "--edge-proxy-port", "0",
+                         "--edge-listen-port", "0"]) == 2
+    assert f"port {port} for --prometheus-port is taken" in capsys.readouterr().out
+
+
+def test_overlapping_ranges_are_refused() -> None:
+    with pytest.raises(PortTaken, match="overlaps"):
+        DemoPorts(app=40000, edge_proxy=39999)._check_distinct()
+
+
+def test_check_needs_a_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--check"]) == 2
+    assert "--check needs --scenario" in capsys.readouterr().out
