@@ -209,12 +209,13 @@ class EdgeAgent:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.alerting is not None:
             self.alerting.stop(max(0.0, deadline - time.monotonic()))
-            self.alerting.close()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
         self._write_status(force=True, running=False)
         self.spool.close()
+        if self.alerting is not None:  # after the status, which reads its spool
+            self.alerting.close()
         self.client.close()
         if self.logs is not None:
             self.logs.close()
