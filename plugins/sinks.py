@@ -1,5 +1,5 @@
 """Built-in plugin: the log sinks (Elasticsearch, Logstash tcp/http, JSON-lines file,
-Graylog GELF)."""
+Graylog GELF, S3-compatible object storage archive)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,12 @@ def _gelf(options: Mapping[str, Any]) -> Any:
     return GelfSink(**options)
 
 
+def _s3(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.s3_sink import S3ArchiveSink
+
+    return S3ArchiveSink(**options)
+
+
 @hookimpl
 def modelmon_register_sinks(register: RegisterSink) -> None:
     register("elasticsearch", _elasticsearch)
@@ -46,3 +52,4 @@ def modelmon_register_sinks(register: RegisterSink) -> None:
     register("logstash_http", _logstash_http)
     register("file", _file)
     register("gelf", _gelf)
+    register("s3", _s3)

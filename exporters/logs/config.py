@@ -3,7 +3,7 @@
 Example::
 
     logs:
-      sink: elasticsearch            # elasticsearch | logstash_tcp | logstash_http | file
+      sink: elasticsearch            # elasticsearch | logstash_tcp | logstash_http | file | gelf | s3
       service_name: fraud-api
       environment: production
       spool_dir: /var/lib/modelmon/logs
