@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("system", "modelmon.plugins.system"),
     ("log_sinks", "modelmon.plugins.sinks"),
     ("redact", "modelmon.plugins.redact"),
+    ("edge_alert_webhook", "modelmon.plugins.edge_alert_webhook"),
     ("serve_commands", "modelmon.exporters.service.cli"),
     ("quality_commands", "modelmon.exporters.quality.cli"),
     ("logs_commands", "modelmon.exporters.logs.cli"),

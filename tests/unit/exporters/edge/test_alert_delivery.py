@@ -271,3 +271,56 @@ def test_config_errors_name_the_field(alerting, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
         _config(alerting)
+
+
+def test_the_built_in_webhook_action_posts_alertmanagers_webhook_body(tmp_path):
+    from modelmon import plugin_manager
+    from modelmon.plugins import edge_alert_webhook
+
+    assert ("edge_alert_webhook", "modelmon.plugins.edge_alert_webhook") in \
+        plugin_manager.DEFAULT_PLUGINS
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, json.loads(self.rfile.read(
+                int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(edge_alert_webhook, name="edge_alert_webhook")
+    down = f"http://127.0.0.1:{free_port()}"
+    urls = [f"{down}/siren", f"http://127.0.0.1:{server.server_address[1]}/siren"]
+    line = Line(tmp_path, [down], pm=pm,
+                plugins={"edge_alert_webhook": {"urls": urls, "timeout": "2s"}})
+    line.alerting.actions.start()
+    try:
+        for t, temp in ((0, 90.0), (10, 70.0)):
+            line.collect(t, temp)
+        line.alerting.actions.stop()
+    finally:
+        line.agent.stop()
+        server.shutdown()
+        server.server_close()
+    assert [(path, body["status"], body["alerts"][0]["labels"]["alertname"])
+            for path, body in received] == [("/siren", "firing", "Hot"),
+                                            ("/siren", "resolved", "Hot")]
+    resolved = received[1][1]["alerts"][0]
+    assert resolved["startsAt"] == rfc3339(int(T0 * 1000))
+    assert resolved["endsAt"] == rfc3339(int(T0 * 1000) + 10_000)
+    assert received[1][1]["version"] == "4" and line.alerting.actions.failed == 0
+
+
+def test_the_webhook_action_names_its_setting_when_the_urls_are_wrong():
+    from modelmon.plugins import edge_alert_webhook
+
+    with pytest.raises(ValueError, match=r"plugins\.edge_alert_webhook\.urls: expected a list"):
+        edge_alert_webhook.modelmon_on_edge_alert({"status": "firing"}, {"urls": "http://x"})
