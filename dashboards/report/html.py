@@ -30,6 +30,7 @@ h3{margin:18px 0 6px;font-size:15px;color:#374151}
 .panel{background:#fff;border:1px solid #d0d7de;border-radius:4px;padding:8px;min-width:0}
 .panel h4{margin:0 0 2px;font-size:13px}
 .panel .desc{margin:0 0 4px;font-size:11px;color:#57606a}
+.chart{min-height:300px}
 .nodata{height:120px;display:flex;align-items:center;justify-content:center;color:#8c959f;
   background:#f6f8fa;font-size:13px}
 .error{color:#cf222e;font-size:11px;white-space:pre-wrap}
@@ -40,13 +41,30 @@ th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:to
 th{background:#f6f8fa}.firing{color:#cf222e;font-weight:600}.pending{color:#bc4c00}
 """
 
+# A chart is drawn when it nears the viewport (plotly draws ~10 charts a second on
+# a slow machine, and a report has ~90), the rest one by one after the page has
+# loaded, so the first screen shows at once and a saved or printed page has them all.
 _RENDER = """
-const figures = JSON.parse(document.getElementById('modelmon-figures').textContent);
-for (const [id, fig] of Object.entries(figures)) {
+const figures = new Map(Object.entries(
+  JSON.parse(document.getElementById('modelmon-figures').textContent)));
+function draw(id) {
+  const fig = figures.get(id);
+  if (!fig) return;
+  figures.delete(id);
   Plotly.newPlot(id, fig.data, fig.layout, {displaylogo: false, responsive: true});
 }
+const near = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (entry.isIntersecting) { near.unobserve(entry.target); draw(entry.target.id); }
+  }
+}, {rootMargin: '600px'});
+for (const id of figures.keys()) near.observe(document.getElementById(id));
+function drawNext() {
+  const next = figures.keys().next();
+  if (!next.done) { draw(next.value); setTimeout(drawNext, 0); }
+}
+window.addEventListener('load', () => setTimeout(drawNext, 0));
 """
-
 
 def plotly_js() -> str:
     try:
@@ -154,7 +172,10 @@ def _alerts_section(report: ReportData, figures: dict[str, Any]) -> str:
     if report.alerts:
         figures["alerts-timeline"] = alert_timeline(
             report.alerts, report.start, report.end, report.step)
-        out.append('<div class="panel"><div id="alerts-timeline" class="chart"></div></div>')
+        height = figures["alerts-timeline"]["layout"]["height"]
+        out.append('<p class="desc">Red: firing; orange: pending (its <code>for:</code> not yet '
+                   'reached).</p><div class="panel"><div id="alerts-timeline" class="chart" '
+                   f'style="min-height:{height}px"></div></div>')
         out.append("<table><tr><th>Alert</th><th>State</th><th>Severity</th><th>From</th>"
                    "<th>To</th><th>For</th><th>Labels</th></tr>")
         for a in report.alerts:
