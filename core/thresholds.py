@@ -94,6 +94,10 @@ class EdgeThresholds:
     backlog_limit_ratio: float = 0.8
     backlog_limit_for: str = "10m"
     drops_window: str = "15m"
+    # EdgeConfigStale: a device that has not confirmed its bundle for this long.
+    config_stale_after: str = "1h"
+    # EdgeModelVersionSkew: a device not running the desired model version for this long.
+    model_skew_for: str = "30m"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def rows(config: ThresholdsConfig) -> list[Row]:
         Row("Devices and links"), Row("Backlog and delivery"), Row("Spool and its limits"),
         Row("Device resources"),
     )
+    rollout = _rollout(config)
     if in_catalog("edge_link_up"):
         links.panels.append(timeseries(
             "Link up",
@@ -161,7 +162,62 @@ def rows(config: ThresholdsConfig) -> list[Row]:
                 "{{device}} {{mountpoint}}",
             )],
         ))
-    return [links, backlog, spool, resources]
+    return [links, rollout, backlog, spool, resources]
+
+
+def _rollout(config: ThresholdsConfig) -> Row:
+    """Which bundle and which model versions run where: a rollout as counts of devices."""
+    p, e = config.prefix, config.edge
+    row = Row("Rollout")
+    if in_catalog("edge_config_info"):
+        row.panels.append(timeseries(
+            "Devices per applied bundle",
+            "How many devices run each configuration bundle version: during a rollout the new "
+            "version climbs as the old one falls; devices left behind show in EdgeConfigStale.",
+            "short",
+            [(f"count by (version) (max by (device, version) ({selector('edge_config_info', p)}))",
+              "{{version}}")],
+            stacked=True,
+        ))
+    if in_catalog("edge_model_desired_info"):
+        # device!="": model servers in the cloud export model_info without a device.
+        running = (f'{p}model_info{{model=~"$model",version=~"$version",device=~"$device",'
+                   'device!=""}')
+        row.panels.append(timeseries(
+            "Devices per model version, running and desired",
+            "Devices running each model version (model_info with a device label) against the "
+            "devices whose bundle asks for it; EdgeModelVersionSkew fires for a device that "
+            f"runs another version than desired for {e.model_skew_for}.",
+            "short",
+            [
+                (f"count by (model, version) (max by (device, model, version) ({running}))",
+                 "{{model}} {{version}} running"),
+                (f"count by (model, version) (max by (device, model, version) "
+                 f"({selector('edge_model_desired_info', p)}))",
+                 "{{model}} {{version}} desired"),
+            ],
+        ))
+    if in_catalog("edge_bundle_last_success_timestamp_seconds"):
+        row.panels.append(timeseries(
+            "Time since bundle confirmed",
+            "Seconds since each device last confirmed it runs the bundle its URL serves. "
+            f"EdgeConfigStale fires above the red line ({e.config_stale_after}).",
+            "s",
+            [(f"time() - max by (device) "
+              f"({selector('edge_bundle_last_success_timestamp_seconds', p)})", "{{device}}")],
+            thresholds=[(parse_duration(e.config_stale_after, "edge.config_stale_after"), "red")],
+        ))
+    if in_catalog("edge_bundles_refused_total"):
+        row.panels.append(timeseries(
+            "Bundles refused by reason",
+            "Bundles a device refused (signature, checksum, rules, config, unreadable); it "
+            "keeps running its last known good bundle.",
+            "short",
+            [(f"sum by (device, reason) (increase("
+              f"{selector('edge_bundles_refused_total', p)}[$__rate_interval]))",
+              "{{device}} {{reason}}")],
+        ))
+    return row
 
 
 def build(config: ThresholdsConfig) -> Dashboard:

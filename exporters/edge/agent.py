@@ -48,6 +48,7 @@ from .telemetry import EdgeMetrics
 
 if TYPE_CHECKING:
     from .alerting.pipeline import EdgeAlerting
+    from .bundles.manager import BundleManager
     from .rules.runner import EdgeRuleRunner
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,11 @@ class EdgeAgent:
         self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
         # Before the spool is opened: a refused rule file leaves nothing locked.
         self.rules: EdgeRuleRunner | None = None
-        if config.rules or config.query_window:
+        if config.rules or config.query_window or config.bundle is not None:
             self.rules = _rule_runner(config)
+        self.bundles: BundleManager | None = None
+        if config.bundle is not None:  # the last known good bundle runs from the start
+            self.bundles = _bundle_manager(config, self.registry, self.rules)
         spool_kwargs: dict[str, Any] = {
             "max_bytes": config.spool.max_bytes,
             "max_age": config.spool.max_age,
@@ -190,6 +194,9 @@ class EdgeAgent:
         loops = [("sender", self.sender.run)]
         if collect:
             loops.insert(0, ("collector", self._collect_loop))
+        if self.bundles is not None:
+            stop, bundles = self._stop, self.bundles
+            loops.append(("bundles", lambda: bundles.run(stop)))
         for name, target in loops:
             thread = threading.Thread(target=target, name=f"modelmon-edge-{name}", daemon=True)
             thread.start()
@@ -362,6 +369,7 @@ class EdgeAgent:
             "degraded_since": stats.degraded_since,
             "storage_errors": dict(stats.storage_errors),
             "alerting": None if self.alerting is None else self.alerting.status(),
+            "bundle": None if self.bundles is None else self.bundles.status(),
         }
 
     def _write_status(self, force: bool = False, running: bool = True) -> None:
@@ -414,6 +422,39 @@ def _rule_runner(config: EdgeConfig) -> EdgeRuleRunner:
             {"device": config.device_id, **config.labels}, config.query_window)
     except RuleFileError as exc:  # the files changed since the config was read
         raise ConfigError(f"edge.rules: {exc}") from None
+
+
+def _bundle_manager(config: EdgeConfig, registry: CollectorRegistry,
+                    rules: EdgeRuleRunner | None) -> BundleManager:
+    """Bundles applied to ``rules`` (the device's own groups and settings win)."""
+    from .bundles.format import Bundle
+    from .bundles.manager import BundleManager
+    from .bundles.overrides import effective_rules
+    from .bundles.telemetry import BundleMetrics
+    from .rules import load_rule_files
+
+    assert config.bundle is not None and rules is not None
+    device_groups = load_rule_files(config.rules, config.base_dir) if config.rules else []
+
+    def install(bundle: Bundle) -> None:
+        effective = effective_rules(
+            device_groups, bundle, interval=config.interval,
+            evaluation_interval=config.evaluation_interval, query_window=config.query_window)
+        if effective.overridden:
+            log.info("bundle %s: the device's own rule groups replace %s", bundle.version,
+                     ", ".join(effective.overridden))
+        rules.replace_groups(effective.groups, effective.evaluation_interval,
+                             effective.query_window)
+
+    metrics = BundleMetrics(registry, config.prefix, config.device_id)
+    directory = config.state_dir / "bundles"
+    try:
+        manager = BundleManager(config.bundle, directory, metrics, install)
+        manager.restore()
+    except OSError as exc:
+        raise ConfigError(f"edge.spool.path: cannot use {directory} for bundles ({exc}); make "
+                          f"{config.state_dir} a directory this user can write") from None
+    return manager
 
 
 def _plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> PluginCollectors:

@@ -1,5 +1,5 @@
-"""``modelmon edge run|status|query``: the edge agent (store-and-forward, remote_write
-backfill, rules and queries over its own recent samples)."""
+"""``modelmon edge run|status|query|bundle``: the edge agent (store-and-forward, remote_write
+backfill, rules and queries over its own recent samples, configuration bundles)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def register(sub: SubParsers) -> None:
                        help="evaluation time, unix seconds or RFC 3339; default now")
     query.add_argument("--json", action="store_true", help="print the API's JSON answer")
     query.set_defaults(func=_query)
+
+    from .bundles.cli import register as register_bundle
+
+    register_bundle(edge)
 
 
 def _run(args: argparse.Namespace) -> int:

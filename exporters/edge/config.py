@@ -18,8 +18,14 @@ Example (``modelmon edge run --config edge.yaml``)::
       alerting:                       # the rules' alerts to Alertmanager (optional; docs/edge.md)
         alertmanagers: [{url: http://alertmanager:9093}]   # auth and tls keys as in remote_write
         resend_delay: 1m              # see modelmon.exporters.edge.alerting.config
+      bundle:                         # configuration bundles (optional; docs/edge.md)
+        url: https://cloud.example/bundles/press-lines.tar.gz   # null: imported by hand only
+        public_key: /etc/modelmon/bundle.pub   # Ed25519 (modelmon edge bundle keygen)
+        allow_unsigned: false         # true: accept bundles without a signature
+        poll_interval: 5m             # conditional GET (If-None-Match) this often, jittered
+        timeout: 30s                  # basic_auth, authorization, tls: as in remote_write
       spool:
-        path: /var/lib/modelmon/edge  # state directory: spool/ and status.json
+        path: /var/lib/modelmon/edge  # state directory: spool/, bundles/ and status.json
         max_bytes: 512MiB             # full policy applies above this
         max_age: 7d                   # older samples are dropped (reason max_age)
         full_policy: drop_oldest      # or drop_newest, block
@@ -101,6 +107,17 @@ class RemoteWriteConfig:
 
 
 @dataclass(frozen=True)
+class BundleConfig:
+    url: str | None = None  # None: bundles come only by ``modelmon edge bundle import``
+    public_key: Path | None = None
+    allow_unsigned: bool = False
+    poll_interval: float = 300.0
+    timeout: float = 30.0
+    auth: Auth = field(default_factory=Auth)
+    tls: TLS = field(default_factory=TLS)
+
+
+@dataclass(frozen=True)
 class EdgeConfig:
     device_id: str
     spool: SpoolConfig
@@ -122,6 +139,8 @@ class EdgeConfig:
     # How much of its own history the agent keeps for /api/v1/query (with rules:
     # at least what the rules reach); null and no rules: no local query API.
     query_window: float | None = None
+    # Configuration bundles pulled or imported (modelmon.exporters.edge.bundles).
+    bundle: BundleConfig | None = None
     # Where the rules' alerts go (modelmon.exporters.edge.alerting); None: nowhere.
     alerting: AlertingConfig | None = None
 
@@ -167,7 +186,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         raise ConfigError(f"{where or 'config'}: expected a mapping with device_id, spool, remote_write")
     p = _Fields(section, where, base_dir)
     p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write",
-           "rules", "evaluation_interval", "query_window", "alerting")
+           "rules", "evaluation_interval", "query_window", "bundle", "alerting")
     device_id = p.required_str("device_id")
     if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", device_id):
         raise ConfigError(
@@ -200,7 +219,10 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
     rules = _rules(section.get("rules"), where, base_dir)
     evaluation_interval = p.optional_duration("evaluation_interval", None)
     query_window = p.optional_duration("query_window", None)
+    bundle = _bundle(p.section("bundle"), base_dir) if section.get("bundle") is not None \
+        else None
     return EdgeConfig(
+        bundle=bundle,
         alerting=alerting_config(section.get("alerting"), f"{where}alerting.", base_dir, listen),
         rules=rules,
         evaluation_interval=evaluation_interval,
@@ -234,6 +256,43 @@ def _rules(raw: Any, where: str, base_dir: Path | None) -> tuple[str, ...]:
         except RuleFileError as exc:
             raise ConfigError(f"{where}rules: {exc}") from None
     return tuple(raw)
+
+
+def _bundle(p: _Fields, base_dir: Path | None) -> BundleConfig:
+    """``bundle:``; the public key is read now, so a wrong key stops ``edge run``."""
+    p.only("url", "public_key", "allow_unsigned", "poll_interval", "timeout", "basic_auth",
+           "authorization", "bearer_token", "bearer_token_file", "tls")
+    url = p.optional_str("url")
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{p.where}url: expected an http(s) URL such as "
+                          f"https://cloud.example/bundles/site-a.tar.gz, got {without_userinfo(url)!r}")
+    allow_unsigned = p.data.get("allow_unsigned", False)
+    if not isinstance(allow_unsigned, bool):
+        raise ConfigError(f"{p.where}allow_unsigned: expected true or false, got {allow_unsigned!r}")
+    public_key = p.path("public_key")
+    if public_key is None and not allow_unsigned:
+        raise ConfigError(f"{p.where}public_key: required, the Ed25519 public key bundles are "
+                          "signed with ('modelmon edge bundle keygen' writes one); or set "
+                          "allow_unsigned: true to accept bundles checked by hash only")
+    if public_key is not None:
+        from .bundles.signing import BundleKeyError, load_public_key
+
+        try:
+            load_public_key(public_key)
+        except BundleKeyError as exc:
+            raise ConfigError(f"{p.where}public_key: {exc}") from None
+    poll_interval = p.duration("poll_interval", BundleConfig.poll_interval)
+    if poll_interval <= 0:
+        raise ConfigError(f"{p.where}poll_interval: must be longer than 0s")
+    return BundleConfig(
+        url=None if url is None else without_userinfo(url),
+        public_key=public_key,
+        allow_unsigned=allow_unsigned,
+        poll_interval=poll_interval,
+        timeout=p.duration("timeout", BundleConfig.timeout),
+        auth=_auth(p, url or "http://localhost/"),
+        tls=_tls(p.section("tls")),
+    )
 
 
 class _Fields:

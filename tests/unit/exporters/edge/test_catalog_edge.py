@@ -9,21 +9,36 @@ from prometheus_client import CollectorRegistry
 
 from modelmon.catalog import CATALOG
 from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
+from modelmon.exporters.edge.bundles import build_bundle, bundle_app
+from modelmon.exporters.edge.http_server import serve
 
 
 def test_the_agent_exports_exactly_the_edge_group(tmp_path) -> None:
+    # A bundle pulled, so that the bundle KPIs (modelmon.catalog.edge_config) have values.
+    source = tmp_path / "bundle-source"
+    source.mkdir()
+    (source / "bundle.yml").write_text("version: '1'\nmodels: {fraud: '3.2'}\n")
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "site.tar.gz").write_bytes(build_bundle(source))
+    httpd = serve("127.0.0.1", 0, bundle_app(published))
     config = edge_config_from_mapping({"edge": {
         "device_id": "d", "listen": None, "collectors": ["system"],
-        "spool": {"path": str(tmp_path)},
+        "spool": {"path": str(tmp_path / "state")},
         "remote_write": {"url": "http://127.0.0.1:9/api/v1/write"},
+        "bundle": {"url": f"http://127.0.0.1:{httpd.server_port}/site.tar.gz",
+                   "allow_unsigned": True},
     }})
     agent = EdgeAgent(config, CollectorRegistry())
     try:
+        assert agent.bundles is not None and agent.bundles.pull() == "applied"
         agent.collect_once()
         time.sleep(0.1)  # the CPU ratio needs two collections a few clock ticks apart
         families = list(agent.view.collect())
     finally:
         agent.stop()
+        httpd.shutdown()
+        httpd.server_close()
     names = {f.name for f in families if f.samples}
     edge = {k.full_name().removesuffix("_total") for k in CATALOG if k.group == "edge"}
     sensors = getattr(psutil, "sensors_temperatures", lambda: {})()
