@@ -48,6 +48,11 @@ def register(sub: SubParsers) -> None:
                    help="no longer supported: the demo's alerts need Prometheus")
     p.add_argument("--traffic-only", action="store_true",
                    help="only send traffic to running servers (--app-url, --exporter-url)")
+    p.add_argument("--webhook-only", action="store_true",
+                   help="only run the webhook receiver on --webhook-port, printing each "
+                        "Alertmanager notification (the compose stack's webhook service)")
+    p.add_argument("--webhook-listen", default="127.0.0.1",
+                   help="with --webhook-only: the address to listen on")
     p.add_argument("--app-url", default="http://127.0.0.1:8000", help="with --traffic-only")
     p.add_argument("--exporter-url", default="http://127.0.0.1:9110", help="with --traffic-only")
     p.set_defaults(func=run)
@@ -59,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.traffic_only:
         return run_traffic(args.app_url, args.exporter_url, args.rps, args.duration)
+    if args.webhook_only:
+        from modelmon.demo.run import run_webhook
+
+        return run_webhook(args.webhook_listen, args.port_webhook, args.duration)
     if args.check and not args.scenario:
         print("modelmon demo: --check needs --scenario NAME (one of the --scenario choices)")
         return 2

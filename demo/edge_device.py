@@ -36,7 +36,8 @@ class TinyModel:
         return self.rng.normal(0, 1, size=(n, 4))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(x @ self.weights)))
+        scores: np.ndarray = 1 / (1 + np.exp(-(x @ self.weights)))
+        return scores
 
 
 def _fault_rate(control: Path) -> float:

@@ -23,7 +23,8 @@ from modelmon.demo.scenarios import SCENARIOS, Scenario, State, Step, live_sched
 from modelmon.demo.snapshot import SnapshotReader
 from modelmon.demo.stack import DEMO_THRESHOLDS, EDGE_INTERVAL, DemoStack, LogTarget, StackError
 from modelmon.demo.traffic import Traffic
-from modelmon.demo.view import PlainView, make_view
+from modelmon.demo.view import PlainView, View, make_view
+from modelmon.demo.webhook import WebhookReceiver
 
 
 @dataclass
@@ -62,6 +63,25 @@ def run_traffic(app_url: str, exporter_url: str, rps: float, duration: float | N
     return 0
 
 
+def run_webhook(host: str, port: int, duration: float | None) -> int:
+    """The webhook receiver alone, printing each notification (the compose stack)."""
+    hook = WebhookReceiver(port, host=host)
+    view = PlainView([("webhook receiver", f"{hook.url}/alerts/<receiver>")])
+    hook.on_notification = lambda n: view.note(f"alert {n.line()}")
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        with view:
+            if duration is None:
+                threading.Event().wait()
+            else:
+                time.sleep(duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hook.close()
+    return 0
+
+
 def _on_term(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -69,7 +89,7 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 class _Schedule:
     """Applies the schedule's state to the traffic, the links and the devices."""
 
-    def __init__(self, stack: DemoStack, traffic: Traffic, view: PlainView | object) -> None:
+    def __init__(self, stack: DemoStack, traffic: Traffic, view: View) -> None:
         self.stack, self.traffic, self.view = stack, traffic, view
         self.labels: tuple[str, ...] | None = None
         self.outages: list[Outage] = []
@@ -93,8 +113,8 @@ class _Schedule:
                 self.faults[device.name] = fault
         if state.labels != self.labels:
             self.labels = state.labels
-            self.view.schedule(state.labels)  # type: ignore[attr-defined]
-            self.view.note("schedule: " + (", ".join(state.labels) or "back to normal"))  # type: ignore[attr-defined]
+            self.view.schedule(state.labels)
+            self.view.note("schedule: " + (", ".join(state.labels) or "back to normal"))
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -195,18 +215,18 @@ def _run(options: DemoOptions, stack: DemoStack, scenario: Scenario | None) -> i
         thread.join(5)
 
 
-def _check(checker: Checker, scenario: Scenario, t: float, view: PlainView | object) -> int | None:
+def _check(checker: Checker, scenario: Scenario, t: float, view: View) -> int | None:
     if t < scenario.length:  # the story is not over before its last step ends
         return None
     missing = checker.missing()
     if not missing:
-        view.note(f"PASS scenario {scenario.name} in {t:.0f} s: "  # type: ignore[attr-defined]
+        view.note(f"PASS scenario {scenario.name} in {t:.0f} s: "
                   f"{', '.join(map(str, scenario.alerts))} fired and resolved")
         return 0
     if t > scenario.deadline:
-        view.note(f"FAIL scenario {scenario.name}: after {t:.0f} s, missing:")  # type: ignore[attr-defined]
+        view.note(f"FAIL scenario {scenario.name}: after {t:.0f} s, missing:")
         for item in missing:
-            view.note(f"  - {item}")  # type: ignore[attr-defined]
+            view.note(f"  - {item}")
         return 1
     return None
 

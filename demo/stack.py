@@ -146,8 +146,8 @@ class DemoStack:
         self._start_cloud_models()
         on_step("three edge devices behind their links")
         self._start_edge_devices()
-        wait_http_ok(f"{self.app_url}/healthz", 120, self.procs["model-server"])
-        wait_http_ok(f"{self.exporter_url}/healthz", 60, self.procs["modelmon-serve"])
+        wait_http_ok(f"{self.app_url}/healthz", 300, self.procs["model-server"])
+        wait_http_ok(f"{self.exporter_url}/healthz", 120, self.procs["modelmon-serve"])
         # Once the targets answer: no ModelmonTargetDown for a slow start. The
         # devices spool meanwhile and backfill when their receiver is up.
         on_step("Prometheus with the generated rules")

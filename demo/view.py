@@ -13,9 +13,15 @@ import collections
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from modelmon.demo.snapshot import RATE_WINDOW, Snapshot
+
+
+class View(Protocol):
+    def note(self, text: str) -> None: ...
+    def schedule(self, labels: tuple[str, ...]) -> None: ...
+    def update(self, snap: Snapshot) -> None: ...
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -67,10 +73,10 @@ class PlainView:
 class LiveView:
     """rich's Live display, redrawn on every update."""
 
-    def __init__(self, urls: list[tuple[str, str]], title: str) -> None:
+    def __init__(self, urls: list[tuple[str, str]], title: str, console: Any = None) -> None:
         from rich.console import Console
 
-        self.console = Console()
+        self.console = console or Console()
         self.urls = urls
         self.title = title
         self.events: collections.deque[str] = collections.deque(maxlen=12)

@@ -38,6 +38,7 @@ class WebhookReceiver:
 
     port: int
     log_path: Path | None = None
+    host: str = "127.0.0.1"
     on_notification: Callable[[Notification], None] | None = None
     notifications: list[Notification] = field(default_factory=list)
 
@@ -60,14 +61,15 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="demo-webhook", daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self._server.server_address[1]}"
 
     def _receive(self, receiver: str, payload: dict[str, Any]) -> None:
         got = [

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
@@ -25,7 +26,17 @@ def test_docker_compose_config_is_valid():
     out = run([binary, "-f", str(COMPOSE / "docker-compose.yml"), "config"])
     services = yaml.safe_load(out)["services"]
     assert {"model-server", "exporter", "traffic", "edge-agent", "prometheus", "alertmanager",
-            "grafana", "elasticsearch", "kibana"} <= set(services)
+            "webhook", "grafana", "elasticsearch", "kibana"} <= set(services)
+    # the example Alertmanager config posts to 127.0.0.1:9095: the webhook receiver
+    # listens there inside Alertmanager's network namespace
+    assert services["webhook"]["network_mode"] == "service:alertmanager"
+    assert "--webhook-port 9095" in str(services["webhook"]["command"])
+    example = yaml.safe_load((REPO / "alert_rules" / "alertmanager.yml").read_text())
+    urls = [h["url"] for r in example["receivers"] for h in r.get("webhook_configs", [])]
+    assert urls and all(u.startswith("http://127.0.0.1:9095/") for u in urls)
+    # the edge device runs the demo's edge rules, mounted where its config points
+    mounts = " ".join(map(str, services["edge-agent"]["volumes"]))
+    assert "demo/edge_rules.yml" in mounts and "/etc/modelmon/rules/edge_rules.yml" in mounts
     mounts = " ".join(str(v) for v in services["grafana"]["volumes"])
     assert "dashboards/json" in mounts and "grafana/provisioning" in mounts
 
@@ -47,6 +58,7 @@ def test_edge_agent_config_loads():
 
     config = load_edge_config(COMPOSE / "edge" / "edge.yaml")
     assert config.device_id == "demo-edge-1"
+    assert config.rules  # compose/edge/rules/ links the demo's edge rules, compiled at load
 
 
 def test_every_service_port_and_command_refers_to_something_real():
@@ -60,3 +72,9 @@ def test_every_service_port_and_command_refers_to_something_real():
         command = service.get("command")
         if isinstance(command, str) and command.startswith("modelmon "):
             parser.parse_args(command.split()[1:])
+        elif isinstance(command, str) and command.startswith("python -m modelmon.demo.edge_device"):
+            from modelmon.demo.edge_device import main
+
+            with pytest.raises(SystemExit) as excinfo:  # the arguments parse: --help exits 0
+                main([*command.split()[3:], "--help"])
+            assert excinfo.value.code == 0

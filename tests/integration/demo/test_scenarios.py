@@ -31,7 +31,7 @@ def test_scenario_passes_its_check(name: str, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "modelmon", "demo", "--scenario", name, "--check",
          "--workdir", str(tmp_path), *ANY_PORT],
-        capture_output=True, text=True, timeout=scenario.deadline + 240,
+        capture_output=True, text=True, timeout=scenario.deadline + 420,
     )
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(tmp_path.glob("*.log")))
     assert proc.returncode == 0, f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}\n{logs}"
