@@ -46,8 +46,9 @@ def register(edge: Any) -> None:
                          "agent, which applies it within a second (or at its next start).")
     imp.add_argument("file", type=Path)
     imp.add_argument("--config", required=True, type=Path, help="the agent's config file")
-    imp.add_argument("--timeout", type=float, default=15.0,
-                     help="seconds to wait for the running agent to apply it")
+    imp.add_argument("--timeout", type=float, default=None,
+                     help="seconds to wait for the running agent to apply it (default: "
+                     "bundle.timeout + 15, as a pull in progress finishes first)")
     imp.set_defaults(func=_import)
 
     serve = sub.add_parser("serve", help="serve DIR/<group>.tar.gz over HTTP with ETags")
@@ -155,7 +156,8 @@ def _import(args: argparse.Namespace) -> int:
         print(f"bundle {bundle.version} ({bundle.sha256[:12]}) queued; the agent applies it "
               "when it starts")
         return 0
-    deadline = time.monotonic() + args.timeout
+    timeout = args.timeout if args.timeout is not None else config.bundle.timeout + 15.0
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = (read_status(config.status_file) or {}).get("bundle") or {}
         if state.get("sha256") == bundle.sha256:
@@ -166,7 +168,7 @@ def _import(args: argparse.Namespace) -> int:
             return _fail(f"the agent refused it ({refusal.get('reason')}): "
                          f"{refusal.get('message')}")
         time.sleep(0.2)
-    return _fail(f"the agent has not applied bundle {bundle.version} within {args.timeout:g}s; "
+    return _fail(f"the agent has not applied bundle {bundle.version} within {timeout:g}s; "
                  "see 'modelmon edge status' and its log")
 
 

@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -290,6 +289,7 @@ def test_pull_apply_refuse_and_restore(tmp_path: Path, keys: tuple[Path, Path],
     again: list[str] = []
     restarted, _ = _manager(tmp_path, "http://127.0.0.1:9/none.tar.gz", keys[1], again)
     assert restarted.restore() is not None and again == ["2"]
+    assert restarted.last_success == manager.last_success  # EdgeConfigStale's clock survives
     # The applied file damaged on disk: the one before it runs instead.
     assert restarted.current is not None
     (restarted.store.directory / f"{restarted.current.sha256}.tar.gz").write_bytes(b"rot")
@@ -307,7 +307,5 @@ def test_an_imported_bundle_is_applied_and_removed(tmp_path: Path,
     data = build_bundle(source(tmp_path, "7"), key=load_private_key(keys[0]))
     (manager.store.incoming / "a.tar.gz").write_bytes(data)
     (manager.store.incoming / "b.tar.gz").write_bytes(build_bundle(source(tmp_path, "8")))
-    stop = threading.Event()
-    stop.set()
     assert manager.take_incoming() == ["applied", "refused"]  # b is unsigned
     assert installed == ["7"] and not list(manager.store.incoming.iterdir())
