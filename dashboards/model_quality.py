@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard
 
+from modelmon.alerting import accuracy
 from modelmon.alerting.drift import drift_series
 from modelmon.dashboards.common import (
     Row,
@@ -30,6 +31,7 @@ UID = f"modelmon-{NAME}"
 TITLE = "modelmon / Model quality"
 DRIFT_METHODS = ("psi", "js", "ks")
 FLEET_ROW = "Fleet drift (all replicas)"
+FLEET_ACCURACY_ROW = "Fleet accuracy and error (all replicas)"
 _MV = "{{model}} {{version}}"
 # Data-quality counters shown as problems per input row, by kind.
 _VIOLATIONS = (
@@ -95,6 +97,61 @@ def fleet_drift_row(config: ThresholdsConfig) -> Row:
             _MV + (" {{feature}}" if k == "feature" else f" {k}s"),
         ) for k in counters],
     ))
+    return row
+
+
+def fleet_accuracy_row(config: ThresholdsConfig) -> Row:
+    """Accuracy, precision, recall and MAE computed by the recording rules over every
+    replica's joined labels."""
+    p, q = config.prefix, config.quality
+    row = Row(FLEET_ACCURACY_ROW)
+    windows, first = q.drift_windows, q.drift_windows[0]
+    listed = ", ".join(windows)
+    if in_catalog("feedback_total"):
+        row.panels.append(timeseries(
+            "Fleet accuracy",
+            f"Share of the ground-truth labels joined by every replica, worker and device of a "
+            f"model version over the last {listed} that the model got right, computed by "
+            f"Prometheus from the feedback counters ({accuracy.accuracy_series(p, first)}, ...); "
+            "the value to watch for a model served by more than one process. The "
+            f"ModelAccuracyDrop alert reads the {first} value: it fires in the red (below "
+            f"{q.min_accuracy:g}) or {q.max_accuracy_drop:g} under its longer view.",
+            "percentunit",
+            [(_fleet(accuracy.accuracy_series(p, w)), f"{_MV} {w}") for w in windows],
+            thresholds=[(q.min_accuracy, "green")],
+            base_color="red",
+        ))
+        row.panels.append(timeseries(
+            "Labels behind fleet accuracy and MAE",
+            f"Ground-truth labels joined across the fleet in each window ({listed}): accuracy "
+            f"over a handful of labels is noise; the alert needs {q.min_feedback_labels} in "
+            f"the last {first}.",
+            "short",
+            [(_fleet(accuracy.labels_series(p, w)), f"{_MV} {w}") for w in windows],
+        ))
+    if in_catalog("feedback_confusion_total"):
+        for title, series, meaning in (
+            ("Fleet precision per class", accuracy.precision_series,
+             "of the labels predicted as a class, the share that truly were (low: false alarms)"),
+            ("Fleet recall per class", accuracy.recall_series,
+             "of the labels truly in a class, the share the model found (low: misses)"),
+        ):
+            row.panels.append(timeseries(
+                title,
+                f"Over the last {listed} of every replica's labels, {meaning}; from the summed "
+                f"confusion counts ({series(p, first)}, ...). Classes past the confusion cap "
+                "(__other__) get none.",
+                "percentunit",
+                [(_fleet(series(p, w)), _MV + " {{class}} " + w) for w in windows],
+            ))
+    if in_catalog("feedback_absolute_error"):
+        row.panels.append(timeseries(
+            "Fleet mean absolute error",
+            f"Mean |y_true - y_pred| of the regression labels joined by every replica over the "
+            f"last {listed} ({accuracy.mae_series(p, first)}, ...), in the target's unit.",
+            "none",
+            [(_fleet(accuracy.mae_series(p, w)), f"{_MV} {w}") for w in windows],
+        ))
     return row
 
 
@@ -200,12 +257,14 @@ def rows(config: ThresholdsConfig) -> list[Row]:
     if in_catalog("feedback_total"):
         if in_catalog("feedback_accuracy"):
             truth.panels.append(timeseries(
-                "Accuracy from feedback",
-                "Accuracy over the last feedback window of joined ground-truth labels. The "
-                f"ModelAccuracyDrop alert fires when it is in the red (below {q.min_accuracy:g}) "
-                f"or {q.max_accuracy_drop:g} under its 1d average.",
+                "Accuracy from feedback per process",
+                "Each process's accuracy over its own last feedback window of joined labels "
+                "(one series per instance; under gunicorn per worker): right for one process, "
+                "modelmon serve or an edge device. With replicas the fleet row above has the "
+                f"model's accuracy. The red zone is below {q.min_accuracy:g}, as for the "
+                "ModelAccuracyDrop alert on the fleet value.",
                 "percentunit",
-                [(f"avg by (model, version) ({selector('feedback_accuracy', p)})", _MV)],
+                [(selector("feedback_accuracy", p), _MV + " {{instance}} {{pid}}")],
                 thresholds=[(q.min_accuracy, "green")],
                 base_color="red",
             ))
@@ -220,7 +279,8 @@ def rows(config: ThresholdsConfig) -> list[Row]:
                 _MV,
             )],
         ))
-    return [quality, fleet_drift_row(config), drift, predictions, truth]
+    return [quality, fleet_drift_row(config), drift, predictions,
+            fleet_accuracy_row(config), truth]
 
 
 def build(config: ThresholdsConfig) -> Dashboard:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmon.alerting import drift
+from modelmon.alerting import accuracy, drift
 from modelmon.alerting.common import alert, has, record
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
@@ -122,29 +122,7 @@ def quality_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[d
                 f"{window} (threshold {q.violation_ratio:g})."
             ),
         ))
-    if has(catalog, "feedback_accuracy", ("model", "version")):
-        acc = f"avg by (model, version) ({p}feedback_accuracy)"
-        expr = (
-            f"(\n  {acc} < {q.min_accuracy:g}\nor\n  {acc}\n"
-            f"  < avg by (model, version) (avg_over_time({p}feedback_accuracy[1d]))"
-            f" - {q.max_accuracy_drop:g}\n)"
-        )
-        if has(catalog, "feedback_window_labels", ("model", "version")):
-            # Accuracy over a handful of labels is noise.
-            expr += (
-                f"\nand on (model, version)\nsum by (model, version) "
-                f"({p}feedback_window_labels) >= {q.min_feedback_labels}"
-            )
-        out.append(alert(
-            config, "ModelAccuracyDrop", expr,
-            for_=q.accuracy_for, severity="warning",
-            summary="Accuracy measured from ground-truth feedback has dropped.",
-            description=(
-                "Model {{ $labels.model }} version {{ $labels.version }} was right on "
-                "{{ $value | humanizePercentage }} of its recent feedback "
-                f"(minimum {q.min_accuracy:g}, or at most {q.max_accuracy_drop:g} below its 1d average)."
-            ),
-        ))
+    out += _accuracy_alerts(config, catalog)
     if has(catalog, "schema_violations_total", ("model", "version", "kind")):
         out.append(alert(
             config, "ModelSchemaViolations",
@@ -274,3 +252,33 @@ def _drift_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[di
             ),
         ))
     return out
+
+
+def _accuracy_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    """ModelAccuracyDrop on the fleet accuracy rules: the labels every replica of a model
+    version joined in the first window, against the minimum and against a longer view
+    (the longest configured window, else the first window's average over a day)."""
+    p, q = config.prefix, config.quality
+    if not has(catalog, "feedback_total", ("model", "version", "outcome")):
+        return []
+    w = q.drift_windows[0]
+    acc = accuracy.accuracy_series(p, w)
+    longest = max(q.drift_windows, key=lambda d: parse_duration(d, "window"))
+    longer = longest if parse_duration(longest, "window") > parse_duration(w, "window") else None
+    baseline = accuracy.accuracy_series(p, longer) if longer else f"avg_over_time({acc}[1d])"
+    versus = f"its {longer} value" if longer else "its 1d average"
+    expr = (
+        f"(\n  {acc} < {q.min_accuracy:g}\nor\n  {acc}\n  < {baseline} - {q.max_accuracy_drop:g}\n)\n"
+        # Accuracy over a handful of labels is noise.
+        f"and on (model, version)\n{accuracy.labels_series(p, w)} >= {q.min_feedback_labels}"
+    )
+    return [alert(
+        config, "ModelAccuracyDrop", expr,
+        for_=q.accuracy_for, severity="warning",
+        summary="Accuracy measured from ground-truth feedback has dropped.",
+        description=(
+            "Model {{ $labels.model }} version {{ $labels.version }} was right on "
+            f"{{{{ $value | humanizePercentage }}}} of the feedback all its replicas joined in the last "
+            f"{w} (minimum {q.min_accuracy:g}, or at most {q.max_accuracy_drop:g} below {versus})."
+        ),
+    )]

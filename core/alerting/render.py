@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from modelmon.alerting import alerts, drift, edge_config, slo
+from modelmon.alerting import accuracy, alerts, drift, edge_config, slo
 from modelmon.catalog import CATALOG
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig, defaults_as_mapping
@@ -30,6 +30,7 @@ def rule_groups(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) ->
         ("modelmon.service.alerts", alerts.service_alerts(config, catalog)),
         ("modelmon.quality.recording", alerts.quality_recording_rules(config, catalog)),
         ("modelmon.drift.recording", drift.recording_rules(config, catalog)),
+        ("modelmon.accuracy.recording", accuracy.recording_rules(config, catalog)),
         ("modelmon.quality.alerts", alerts.quality_alerts(config, catalog)),
         ("modelmon.edge.alerts", alerts.edge_alerts(config, catalog)
          + edge_config.edge_config_alerts(config, catalog)),

@@ -218,21 +218,24 @@ KPIS: tuple[KPI, ...] = (
         "Ground-truth labels joined with their prediction: outcome is correct or incorrect "
         "(classification) or observed (regression).",
         "How much ground truth arrives; the correct share is the accuracy over any range "
-        "you choose in PromQL.",
+        "you choose in PromQL. Summed over every replica, worker and device, it gives the "
+        "recording rules modelmon:feedback_accuracy:<window> and modelmon:feedback_labels:<window>.",
         "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_confusion_total", "counter", "labels", (*_ML, "true_class", "predicted_class"),
         "Confusion-matrix counts of joined feedback (up to 20 classes, the rest __other__).",
         "Which classes the model confuses; a growing off-diagonal cell points at the class "
-        "whose inputs changed.",
+        "whose inputs changed. Summed over the fleet it gives the recording rules "
+        "modelmon:feedback_precision:<window> and modelmon:feedback_recall:<window> per class.",
         "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
         "feedback_accuracy", "gauge", "ratio", _ML,
         "Accuracy over the last feedback window of joined labels.",
         "The quality users get, measured once the truth is known. Compare with the "
-        "validation accuracy recorded at training time.",
+        "validation accuracy recorded at training time. One process's labels only: with "
+        "replicas or workers watch modelmon:feedback_accuracy:<window> (docs/quality.md).",
         "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(
@@ -253,7 +256,8 @@ KPIS: tuple[KPI, ...] = (
         "feedback_absolute_error", "histogram", "value", _ML,
         "Absolute error |y_true - y_pred| of joined regression feedback.",
         "The distribution of errors: a fat tail means a minority of inputs gets very bad "
-        "predictions even when the mean looks fine.",
+        "predictions even when the mean looks fine. Its _sum and _count over the fleet give "
+        "the recording rule modelmon:feedback_mae:<window>.",
         "feedback", buckets=ABSOLUTE_ERROR_BUCKETS, dashboard="model-quality", row="Ground truth",
     ),
     KPI(
@@ -265,7 +269,8 @@ KPIS: tuple[KPI, ...] = (
     KPI(
         "feedback_window_labels", "gauge", "labels", _ML,
         "Joined labels in the feedback window behind accuracy, precision, recall and MAE.",
-        "Accuracy over 5 labels is noise; alert rules require a minimum here.",
+        "Accuracy over 5 labels is noise. One process's window only: the accuracy alert "
+        "requires a minimum of the fleet's modelmon:feedback_labels:<window> instead.",
         "feedback",
         dashboard="model-quality", row="Ground truth",
     ),

@@ -33,6 +33,11 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "counts failures of the quality exporter itself (a profile it cannot apply, a bug); "
         "a correct run has none, so the series does not exist"
     ),
+    ("modelmon-model-quality", "Fleet mean absolute error"): (
+        "the workload's model is a classifier: no regression label, so the rule has no "
+        "denominator (tests/integration/exporters/quality/test_fleet_accuracy.py proves it "
+        "equal to scikit-learn's MAE over three servers)"
+    ),
     ("modelmon-model-service", "Label values replaced per second"): (
         "counts label values with control or format characters given through the Python "
         "API; the workload's traffic is clean (tests/unit/core/test_label_values.py "

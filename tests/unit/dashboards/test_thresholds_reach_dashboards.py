@@ -57,8 +57,9 @@ def test_a_changed_threshold_moves_the_alert_and_the_panel_line(tmp_path: Path) 
         panels["modelmon-model-quality / Data-quality problems per input row"])
 
     assert "< 0.9" in alerts["ModelAccuracyDrop"]["expr"]
-    assert _steps(panels["modelmon-model-quality / Accuracy from feedback"]) == [
-        (None, "red"), (0.9, "green")]
+    for title in ("Fleet accuracy", "Accuracy from feedback per process"):
+        assert _steps(panels[f"modelmon-model-quality / {title}"]) == [
+            (None, "red"), (0.9, "green")], title
 
     # Error budget 0.5%: the page burns 14.4x it.
     assert "(14.4 * 0.005)" in alerts["ModelErrorBudgetBurningFast"]["expr"]
