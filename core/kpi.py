@@ -39,7 +39,9 @@ MultiprocessMode = Literal[
     "all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent",
     "livemostrecent",
 ]
-Group = Literal["service", "http", "ingest", "plugins", "quality", "feedback", "logs", "edge"]
+Group = Literal[
+    "service", "http", "ingest", "plugins", "quality", "feedback", "logs", "edge", "containers",
+]
 # The Prometheus dashboards of ``modelmon.dashboards`` a KPI can live on; the
 # dashboard's uid is ``modelmon-<name>``.
 DashboardName = Literal["model-service", "model-quality", "edge-fleet", "log-pipeline"]

@@ -107,6 +107,17 @@ class LogsThresholds:
 
 
 @dataclass(frozen=True)
+class ContainerThresholds:
+    # Restarts of one model container within restarts_window that make a crash loop.
+    restarts_window: str = "15m"
+    max_restarts: int = 2
+    oom_window: str = "15m"
+    # Working set / memory limit that means "near its limit".
+    memory_limit_ratio: float = 0.9
+    memory_limit_for: str = "10m"
+
+
+@dataclass(frozen=True)
 class ThresholdsConfig:
     prefix: str = DEFAULT_PREFIX
     evaluation_interval: str = "1m"
@@ -116,6 +127,7 @@ class ThresholdsConfig:
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     edge: EdgeThresholds = field(default_factory=EdgeThresholds)
     logs: LogsThresholds = field(default_factory=LogsThresholds)
+    containers: ContainerThresholds = field(default_factory=ContainerThresholds)
 
     def runbook_url(self, alert: str) -> str:
         return f"{self.runbook_base_url}#{alert.lower()}"
@@ -123,11 +135,12 @@ class ThresholdsConfig:
 
 _SECTIONS: dict[str, type] = {
     "slo": SLOThresholds, "traffic": TrafficThresholds, "quality": QualityThresholds,
-    "edge": EdgeThresholds, "logs": LogsThresholds,
+    "edge": EdgeThresholds, "logs": LogsThresholds, "containers": ContainerThresholds,
 }
 _RATIOS = {
     "slo.availability_target", "slo.latency_target", "quality.violation_ratio",
     "quality.min_accuracy", "quality.max_accuracy_drop", "edge.backlog_limit_ratio",
+    "containers.memory_limit_ratio",
 }
 
 

@@ -26,6 +26,7 @@ GROUP_TITLES = {
     "feedback": "Late ground truth",
     "logs": "Log shipping",
     "edge": "Edge agent",
+    "containers": "Model containers (docker collector)",
 }
 
 

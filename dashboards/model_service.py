@@ -10,6 +10,7 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from modelmon.alerting import slo
+from modelmon.dashboards import containers_row
 from modelmon.dashboards.common import (
     Row,
     dashboard,
@@ -220,6 +221,7 @@ def rows(config: ThresholdsConfig) -> list[Row]:
                 )],
             ),
         ]),
+        containers_row.row(p),
         Row("modelmon itself: /ingest and plugins", [
             timeseries(
                 "/ingest events by type and outcome",

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from modelmon.alerting import accuracy, alerts, drift, edge_config, slo
+from modelmon.alerting import accuracy, alerts, containers, drift, edge_config, slo
 from modelmon.catalog import CATALOG
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig, defaults_as_mapping
@@ -35,6 +35,7 @@ def rule_groups(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) ->
         ("modelmon.edge.alerts", alerts.edge_alerts(config, catalog)
          + edge_config.edge_config_alerts(config, catalog)),
         ("modelmon.logs.alerts", alerts.log_alerts(config, catalog)),
+        ("modelmon.containers.alerts", containers.alerts(config, catalog)),
     ]
     return [{"name": name, "interval": interval, "rules": rules} for name, rules in groups if rules]
 

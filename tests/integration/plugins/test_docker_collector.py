@@ -1,0 +1,177 @@
+"""The docker collector against a real dockerd (tests/support/dockerd.py):
+labelled containers that burn CPU and memory, get OOM-killed, restart, exit
+and pass their health check show it; unlabelled ones stay out; the cap is
+counted; a dead socket is success 0, never a failed scrape; ``modelmon serve``
+and the edge agent both run it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from modelmon.collectors import PluginCollectors
+from modelmon.config import serve_config_from_mapping
+from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
+from modelmon.exporters.service.app import create_app
+from modelmon.plugins.docker import DockerCollector, from_config
+from support.dockerd import Dockerd, import_busybox_image, running_dockerd
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    with running_dockerd(tmp_path_factory.mktemp("dockerd")) as daemon:
+        if isinstance(daemon, str):
+            pytest.skip(f"dockerd cannot start here: {daemon}")
+        import_busybox_image(daemon)
+        yield daemon
+        # Killed now, not stopped by dockerd's shutdown (10 s per `sleep` as PID 1).
+        ids = daemon.docker("ps", "-aq").split()
+        if ids:
+            daemon.docker("rm", "-f", *ids)
+
+
+def run(daemon: Dockerd, name: str, script: str, *options: str, model: str | None = "churn",
+        detach: bool = True) -> None:
+    labels = ["--label", f"modelmon.model={model}", "--label", "modelmon.version=3"] if model else []
+    daemon.docker("run", *(["-d"] if detach else []), "--name", name, "--network", "none",
+                  *labels, *options, "modelmon-test-busybox:1", "sh", "-c", script,
+                  check=detach)
+
+
+def scrape(collector: object) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    generate_latest(registry)  # what Prometheus would read: must encode
+    return registry
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def value(registry: CollectorRegistry, name: str, container: str, **labels: str) -> float | None:
+    return registry.get_sample_value(
+        f"modelmon_{name}", {"model": "churn", "version": "3", "container": container, **labels})
+
+
+def test_labelled_containers_show_cpu_memory_oom_kills_restarts_state_and_health(dockerd):
+    collector = from_config({"url": dockerd.url})
+    assert isinstance(collector, DockerCollector)
+    # Burns a core for a few seconds and holds ~30 MiB in a tmpfs (charged to its memory).
+    run(dockerd, "burner",
+        "timeout 4 yes > /dev/null & head -c 31457280 /dev/zero > /data/blob; sleep 600",
+        "--memory", "128m", "--tmpfs", "/data:size=64m")
+    # tail -c keeps 90 MB in memory: over its 16 MiB limit, the kernel kills it.
+    run(dockerd, "oom-victim", "head -c 100000000 /dev/zero | tail -c 90000000 > /dev/null",
+        "--memory", "16m", "--memory-swap", "16m", detach=False)
+    run(dockerd, "one-shot", "exit 3", detach=False)
+    run(dockerd, "crasher", "exit 1", "--restart", "on-failure:2")
+    run(dockerd, "checked", "sleep 600", "--health-cmd", "true", "--health-interval", "1s")
+    run(dockerd, "not-a-model", "sleep 600", model=None)
+
+    def settled() -> bool:
+        registry = scrape(collector)
+        return ((value(registry, "container_cpu_seconds_total", "burner") or 0) > 0.3
+                and (value(registry, "container_memory_working_set_bytes", "burner") or 0) > 28 * MiB
+                and (value(registry, "container_restarts_total", "crasher") or 0) >= 1
+                and value(registry, "container_health_status", "checked", status="healthy") == 1)
+
+    wait_for(settled, "CPU, memory, restarts and health to show")
+    r = scrape(collector)
+    assert value(r, "container_memory_limit_bytes", "burner") == 128 * MiB
+    assert value(r, "container_state", "burner", state="running") == 1
+    assert value(r, "container_state", "burner", state="exited") == 0
+    assert value(r, "container_block_io_bytes_total", "burner", direction="read") is not None
+    assert value(r, "container_network_bytes_total", "burner", direction="receive") is None, (
+        "--network none has no interfaces to count")
+
+    assert value(r, "container_state", "oom-victim", state="exited") == 1
+    assert (value(r, "container_oom_kills_total", "oom-victim") or 0) >= 1
+    assert value(r, "container_oom_kills_total", "burner") == 0, "every container has its counter"
+    assert value(r, "container_memory_limit_bytes", "oom-victim") == 16 * MiB
+    assert value(r, "container_cpu_seconds_total", "oom-victim") is None, "no stats once exited"
+
+    assert value(r, "container_state", "one-shot", state="exited") == 1
+    assert value(r, "container_state", "one-shot", state="running") == 0
+    assert value(r, "container_health_status", "one-shot", status="healthy") is None, (
+        "no health check, no health series")
+    assert value(r, "container_memory_limit_bytes", "one-shot") is None, "no limit, no series"
+
+    names = {s.labels.get("container") for f in r.collect() for s in f.samples}
+    assert "not-a-model" not in names, "containers without modelmon.model are not reported"
+    assert r.get_sample_value("modelmon_containers_unreported") == 0
+
+    # The OOM count holds across collections: each reads only the events since the last.
+    again = scrape(collector)
+    assert value(again, "container_oom_kills_total", "oom-victim") == value(
+        r, "container_oom_kills_total", "oom-victim")
+
+
+def test_the_container_cap_counts_what_it_leaves_out(dockerd):
+    labelled = dockerd.docker("ps", "-aq", "--filter", "label=modelmon.model").split()
+    if len(labelled) < 3:
+        for i in range(3):
+            run(dockerd, f"capped-{i}", "exit 0", detach=False)
+        labelled = dockerd.docker("ps", "-aq", "--filter", "label=modelmon.model").split()
+    registry = scrape(from_config({"url": dockerd.url, "max_containers": 2}))
+    assert registry.get_sample_value("modelmon_containers_unreported") == len(labelled) - 2
+    states = [s for f in registry.collect() if f.name == "modelmon_container_state"
+              for s in f.samples if s.value == 1]
+    assert len(states) == 2
+
+
+def test_a_dead_socket_is_success_0_not_a_failed_scrape(tmp_path, caplog):
+    dead = f"unix://{tmp_path}/docker.sock"
+    collectors = PluginCollectors({"docker": {"url": dead, "timeout": "2s"}})
+    assert "docker" in collectors.collectors
+    registry = scrape(collectors)
+    scrape(collectors)
+    assert registry.get_sample_value("modelmon_collector_success", {"collector": "docker"}) == 0
+    assert registry.get_sample_value("modelmon_collector_success", {"collector": "build_info"}) == 1
+    assert registry.get_sample_value("modelmon_collector_duration_seconds",
+                                     {"collector": "docker"}) < 5
+    unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(unavailable) == 1, "logged once, not on every scrape"
+    assert "plugins.docker.url" in unavailable[0].getMessage()
+
+
+def test_modelmon_serve_exports_the_containers(dockerd):
+    run(dockerd, "served", "sleep 600")
+    app = create_app(serve_config_from_mapping({"plugins": {"docker": {"url": dockerd.url}}}),
+                     registry=CollectorRegistry())
+    body = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'modelmon_collector_success{collector="docker"} 1.0' in body
+    assert ('modelmon_container_state{container="served",model="churn",state="running",'
+            'version="3"} 1.0') in body
+
+
+def test_the_edge_agent_runs_it_when_listed(dockerd, tmp_path: Path):
+    run(dockerd, "at-the-edge", "sleep 600")
+    config = edge_config_from_mapping({
+        "plugins": {"docker": {"url": dockerd.url}},
+        "edge": {"device_id": "press-7", "listen": None, "collectors": ["system", "docker"],
+                 "spool": {"path": str(tmp_path / "state")},
+                 "remote_write": {"url": "http://127.0.0.1:9/api/v1/write"}},
+    })
+    agent = EdgeAgent(config, CollectorRegistry())
+    try:
+        assert set(agent.plugins.collectors) == {"system", "docker"}
+        registry = scrape(agent.plugins)
+        assert registry.get_sample_value(
+            "modelmon_container_state",
+            {"model": "churn", "version": "3", "container": "at-the-edge", "state": "running"},
+        ) == 1
+    finally:
+        agent.stop()
