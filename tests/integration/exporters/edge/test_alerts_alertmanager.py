@@ -174,3 +174,33 @@ def test_offline_alerts_reach_alertmanager_with_their_true_times(
     status = agent.status()["alerting"]
     assert status["pending_notifications"] == 0 and not status["dropped_notifications"], status
     assert status["restored_alerts"] >= 2  # Heartbeat and OfflineFiring (the second run)
+
+
+def test_an_ha_pair_with_one_alertmanager_down_gets_the_alerts_on_both(
+        tmp_path: Path, receiver: Receiver, agent: Agent, alertmanager: Alertmanager,
+        webhook: Webhook) -> None:
+    """Delivered once one Alertmanager took them (as Prometheus counts it); the one
+    that was down gets the firing alert with the next resend, same startsAt."""
+    late = Alertmanager(tmp_path / "alertmanager-late", webhook.url)  # not started yet
+    rule_file = agent.workdir / "device.rules.yml"
+    rule_file.parent.mkdir(parents=True, exist_ok=True)
+    rule_file.write_text("groups: [{name: device, rules: [{alert: Heartbeat, expr: vector(1)}]}]")
+    agent.extra = {
+        "rules": [str(rule_file)], "evaluation_interval": f"{EVAL}s",
+        "alerting": {"alertmanagers": [{"url": late.url, "timeout": "1s"},
+                                       {"url": alertmanager.url, "timeout": "1s"}],
+                     "resend_delay": "1s"},
+    }
+    agent.start()
+    try:
+        first = wait("Heartbeat in the running Alertmanager", alertmanager.alerts, 20)[0]
+        wait("notifications settled with one Alertmanager down",
+             lambda: (agent.status().get("alerting") or {}).get("delivered_notifications"), 5)
+        late.start()
+        second = wait("Heartbeat in the late Alertmanager", late.alerts, 10)[0]
+        assert second["startsAt"] == first["startsAt"]
+        assert second["labels"] == first["labels"]
+        status = agent.status()["alerting"]
+        assert status["pending_notifications"] <= 1 and not status["dropped_notifications"]
+    finally:
+        late.stop()
