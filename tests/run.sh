@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # Real servers the tests start: Prometheus, promtool, Alertmanager, amtool;
 # openssl makes the TLS test certificates; docker-compose validates the demo stack;
 # curl runs the README quickstart's commands as written; chromium renders the
-# HTML report; victoria-metrics is a second remote_write receiver (edge backfill).
+# HTML report; victoria-metrics is a second remote_write receiver (edge backfill);
+# dockerd runs the docker collector's containers from a static busybox image.
 ensure_debian_packages prometheus=prometheus promtool=prometheus \
   amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose curl=curl \
-  chromium=chromium victoria-metrics=victoria-metrics
+  chromium=chromium victoria-metrics=victoria-metrics dockerd=docker.io busybox=busybox-static
 ensure_venv test,bench
 exec .venv/bin/python -m pytest "$@"
