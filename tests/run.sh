@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # curl runs the README quickstart's commands as written; chromium renders the
 # HTML report; victoria-metrics is a second remote_write receiver (edge backfill);
 # dockerd runs the docker collector's containers from a static busybox image.
+# nagios4 runs `modelmon check` as a Nagios plugin.
 ensure_debian_packages prometheus=prometheus promtool=prometheus \
   amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose curl=curl \
-  chromium=chromium victoria-metrics=victoria-metrics dockerd=docker.io busybox=busybox-static
+  chromium=chromium victoria-metrics=victoria-metrics dockerd=docker.io busybox=busybox-static \
+  nagios4=nagios4-core
 ensure_venv test,bench
 exec .venv/bin/python -m pytest "$@"
