@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,19 @@ class EventLog:
             self._offsets[path] = offset + end
 
 
+def _unix(stamp: str) -> float:
+    try:  # Alertmanager writes nanoseconds; fromisoformat takes at most microseconds
+        head, _, frac = stamp.rstrip("Z").partition(".")
+        frac = frac.split("+")[0][:6]
+        return datetime.fromisoformat(f"{head}.{frac or '0'}+00:00").timestamp()
+    except ValueError:
+        return float("nan")
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%H:%M:%S") if unix == unix else "?"
+
+
 def _field(doc: dict[str, Any], dotted: str) -> Any:
     if dotted in doc:
         return doc[dotted]
@@ -75,9 +88,10 @@ def _event_matches(doc: dict[str, Any], event: ExpectedEvent, since: float) -> b
                 return False
         except ValueError:
             return False
-    if event.min_duration_seconds:
-        duration = _field(doc, "event.duration")  # ECS: nanoseconds
-        if not isinstance(duration, int | float) or duration < event.min_duration_seconds * 1e9:
+    if event.at_least:
+        name, minimum = event.at_least
+        value = _field(doc, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
             return False
     return True
 
@@ -98,10 +112,19 @@ class Checker:
 
     def _alert_state(self, expected: ExpectedAlert) -> str:
         fired = resolved = False
+        starts: list[float] = []
         for n in self.webhook.received():
             if expected.matches(n.labels):
                 fired = fired or n.status == "firing"
                 resolved = resolved or (fired and n.status == "resolved")
+                starts.append(_unix(n.starts_at))
+        if fired and expected.starts_in_outage_of:
+            outage = next((o for o in self.outages
+                           if o.device == expected.starts_in_outage_of), None)
+            end = outage.restored_at if outage and outage.restored_at else float("inf")
+            if outage is None or not any(outage.cut_at <= s <= end for s in starts):
+                return (f"notified with startsAt {', '.join(map(_iso, starts))}, not within the "
+                        f"outage of {expected.starts_in_outage_of}")
         return "fired and resolved" if resolved else ("fired, not resolved" if fired else "")
 
     def missing(self) -> list[str]:

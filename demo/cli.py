@@ -25,7 +25,9 @@ def register(sub: SubParsers) -> None:
     )
     for name, option, default in PORT_OPTIONS:
         what = name.replace("_", " ")
-        many = " (and the next two: one per device)" if name.startswith("edge_") else ""
+        many = {"edge_proxy": " (and the next five: remote_write and alert links, two per "
+                              "device)",
+                "edge_listen": " (and the next two: one per device)"}.get(name, "")
         p.add_argument(option, type=int, default=default, dest=f"port_{name}",
                        help=f"{what} port{many}; 0: any free (default {default})")
     p.add_argument("--rps", type=float, default=20.0, help="requests per second (default 20)")

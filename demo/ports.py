@@ -15,10 +15,16 @@ PORT_OPTIONS = (
     ("prometheus", "--prometheus-port", 9090),
     ("alertmanager", "--alertmanager-port", 9093),
     ("webhook", "--webhook-port", 9095),
-    ("edge_proxy", "--edge-proxy-port", 9201),  # the first of three: one link per device
+    # The first of six: each device's link is two proxies, remote_write and alerts.
+    ("edge_proxy", "--edge-proxy-port", 9201),
     ("edge_listen", "--edge-listen-port", 9108),  # the first of three device /metrics
 )
 EDGE_DEVICES = 3
+
+
+def _span(name: str) -> int:
+    """How many consecutive ports a port option uses."""
+    return {"edge_proxy": 2 * EDGE_DEVICES, "edge_listen": EDGE_DEVICES}.get(name, 1)
 
 
 class PortTaken(Exception):
@@ -35,8 +41,10 @@ class DemoPorts:
     edge_proxy: int = 9201
     edge_listen: int = 9108
 
-    def edge_proxies(self) -> list[int]:
-        return [self.edge_proxy + i for i in range(EDGE_DEVICES)]
+    def edge_proxies(self) -> list[tuple[int, int]]:
+        """(remote_write proxy, Alertmanager proxy) per device."""
+        return [(self.edge_proxy + 2 * i, self.edge_proxy + 2 * i + 1)
+                for i in range(EDGE_DEVICES)]
 
     def edge_listens(self) -> list[int]:
         return [self.edge_listen + i for i in range(EDGE_DEVICES)]
@@ -47,7 +55,7 @@ class DemoPorts:
         values: dict[str, int] = {}
         for name, option, _ in PORT_OPTIONS:
             port = wanted.get(name, getattr(cls, name))
-            span = EDGE_DEVICES if name.startswith("edge_") else 1
+            span = _span(name)
             if port == 0:
                 port = _free_span(span)
             else:
@@ -61,7 +69,7 @@ class DemoPorts:
     def _check_distinct(self) -> None:
         seen: dict[int, str] = {}
         for f in fields(self):
-            span = EDGE_DEVICES if f.name.startswith("edge_") else 1
+            span = _span(f.name)
             option = next(o for n, o, _ in PORT_OPTIONS if n == f.name)
             for offset in range(span):
                 port = getattr(self, f.name) + offset

@@ -99,11 +99,11 @@ class _Schedule:
         self.traffic.conditions = state.conditions
         for device in self.stack.devices:
             cut = device.name in state.cut
-            if cut and device.proxy.up:
-                device.proxy.cut()
+            if cut and device.link_up:
+                device.cut()
                 self.outages.append(Outage(device.name, time.time()))
-            elif not cut and not device.proxy.up:
-                device.proxy.restore()
+            elif not cut and not device.link_up:
+                device.restore()
                 for outage in self.outages:
                     if outage.device == device.name and outage.restored_at is None:
                         outage.restored_at = time.time()

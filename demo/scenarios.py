@@ -36,6 +36,9 @@ class Step:
 class ExpectedAlert:
     alertname: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The alert's startsAt in Alertmanager must fall in this device's outage: it
+    # fired on the device while offline and arrived later with its true start.
+    starts_in_outage_of: str | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return labels.get("alertname") == self.alertname and all(
@@ -50,11 +53,11 @@ class ExpectedAlert:
 class ExpectedEvent:
     action: str
     fields: Mapping[str, str] = field(default_factory=dict)  # dotted ECS path -> value
-    min_duration_seconds: float = 0.0  # event.duration at least this
+    at_least: tuple[str, float] | None = None  # (dotted numeric field, minimum)
 
     def __str__(self) -> str:
         inner = ", ".join(f"{k}={v}" for k, v in self.fields.items())
-        more = f", event.duration >= {self.min_duration_seconds:g}s" if self.min_duration_seconds else ""
+        more = f", {self.at_least[0]} >= {self.at_least[1]:g}" if self.at_least else ""
         return f"ECS event {self.action} ({inner}{more})"
 
 
@@ -90,7 +93,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
         "latency", "slow calls page through the latency burn-rate alert",
         (Step(10, 25, Conditions(latency=0.6, latency_share=0.5)),),
         (ExpectedAlert("ModelLatencyBudgetBurningFast", _MODEL),),
-        (ExpectedEvent("prediction", _ECS_MODEL, min_duration_seconds=0.5),),
+        (ExpectedEvent("prediction", _ECS_MODEL, at_least=("model.latency_seconds", 0.5)),),
     ),
     Scenario(
         "drift", "input drift crosses the threshold (fleet PSI of the amount feature)",
@@ -106,9 +109,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario(
         "edge-outage",
         "edge-2 goes offline, its model fails while offline (an edge alert fires on the "
-        "device), the link returns and the backfill closes the gap",
+        "device), the link returns, the backfill closes the gap and Alertmanager gets the "
+        "edge alert with its original startsAt",
         (Step(10, 40, cut_device="edge-2"), Step(15, 20, device_fault=("edge-2", 0.7))),
-        (ExpectedAlert("EdgeDeviceOffline", {"device": "edge-2"}),),
+        (ExpectedAlert("EdgeDeviceOffline", {"device": "edge-2"}),
+         ExpectedAlert("EdgeModelErrors", {"device": "edge-2"}, starts_in_outage_of="edge-2")),
         (ExpectedEvent("edge-link-lost", {"model.edge.device": "edge-2"}),
          ExpectedEvent("edge-link-restored", {"model.edge.device": "edge-2"})),
         backfill_device="edge-2",

@@ -95,7 +95,7 @@ class SnapshotReader:
             status: dict[str, Any] = device.status()
             backlog = int((status.get("backlog") or {}).get("samples") or 0)
             name = device.name
-            if not device.proxy.up:
+            if not device.link_up:
                 self._catching_up[name] = max(self._catching_up.get(name, 0), backlog)
             elif name in self._catching_up:
                 self._catching_up[name] = max(self._catching_up[name], backlog)
@@ -105,6 +105,6 @@ class SnapshotReader:
                     self._last_backfill[name] = (
                         f"{time.strftime('%H:%M:%S')} {peak} samples, "
                         f"{outage:.0f}s after the link returned")
-            out.append(DeviceRow(name, device.proxy.up, status.get("link_up"), backlog,
+            out.append(DeviceRow(name, device.link_up, status.get("link_up"), backlog,
                                  self._last_backfill.get(name, "-")))
         return out

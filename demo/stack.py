@@ -82,7 +82,8 @@ class LogTarget:
 class EdgeDevice:
     name: str
     workdir: Path
-    proxy: LinkProxy
+    proxy: LinkProxy  # remote_write to Prometheus
+    alert_proxy: LinkProxy  # alerts to Alertmanager: the same link, cut together
     listen_port: int
     proc: subprocess.Popen[bytes] | None = None
 
@@ -93,6 +94,18 @@ class EdgeDevice:
     @property
     def control_file(self) -> Path:
         return self.workdir / "control.json"
+
+    @property
+    def link_up(self) -> bool:
+        return self.proxy.up
+
+    def cut(self) -> None:
+        self.proxy.cut()
+        self.alert_proxy.cut()
+
+    def restore(self) -> None:
+        self.proxy.restore()
+        self.alert_proxy.restore()
 
     def set_fault(self, rate: float) -> None:
         tmp = self.control_file.with_suffix(".tmp")
@@ -222,12 +235,13 @@ class DemoStack:
         return out / RULES_FILE
 
     def _start_edge_devices(self) -> None:
-        for name, proxy_port, listen_port in zip(
+        for name, (write_port, alert_port), listen_port in zip(
                 DEVICES, self.ports.edge_proxies(), self.ports.edge_listens(), strict=True):
             workdir = self.workdir / name
             workdir.mkdir(exist_ok=True)
-            proxy = LinkProxy(proxy_port, self.ports.prometheus, name)
-            device = EdgeDevice(name, workdir, proxy, listen_port)
+            proxy = LinkProxy(write_port, self.ports.prometheus, name)
+            alert_proxy = LinkProxy(alert_port, self.ports.alertmanager, f"{name}-alerts")
+            device = EdgeDevice(name, workdir, proxy, alert_proxy, listen_port)
             device.set_fault(0.0)
             config = {"edge": {
                 "device_id": name,
@@ -239,6 +253,13 @@ class DemoStack:
                 "remote_write": {
                     "url": f"http://127.0.0.1:{proxy.port}/api/v1/write",
                     "timeout": "3s", "min_backoff": "0.5s", "max_backoff": "2s",
+                },
+                # The device's own rule alerts, straight to Alertmanager (API v2)
+                # with their true startsAt, spooled while the link is down.
+                "alerting": {
+                    "alertmanagers": [{"url": f"http://127.0.0.1:{alert_proxy.port}",
+                                       "timeout": "3s"}],
+                    "resend_delay": "10s",
                 },
             }, "logs": self.logs.edge_section(name, workdir / "log-spool")}
             config_path = workdir / "edge.yaml"
@@ -266,6 +287,7 @@ class DemoStack:
         stop_processes(procs)
         for device in self.devices:
             device.proxy.close()
+            device.alert_proxy.close()
         if self.webhook is not None:
             self.webhook.close()
 

@@ -14,8 +14,8 @@ def test_zero_picks_free_ports_that_do_not_overlap() -> None:
     ports = DemoPorts.resolve(app=0, exporter=0, prometheus=0, alertmanager=0, webhook=0,
                               edge_proxy=0, edge_listen=0)
     used = [ports.app, ports.exporter, ports.prometheus, ports.alertmanager, ports.webhook,
-            *ports.edge_proxies(), *ports.edge_listens()]
-    assert len(set(used)) == len(used) == 5 + 2 * EDGE_DEVICES
+            *(p for pair in ports.edge_proxies() for p in pair), *ports.edge_listens()]
+    assert len(set(used)) == len(used) == 5 + 3 * EDGE_DEVICES
 
 
 def test_a_taken_port_names_the_option_and_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
