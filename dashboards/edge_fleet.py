@@ -175,8 +175,9 @@ def _rollout(config: ThresholdsConfig) -> Row:
             "How many devices run each configuration bundle version: during a rollout the new "
             "version climbs as the old one falls; devices left behind show in EdgeConfigStale.",
             "short",
-            [(f"count by (version) (max by (device, version) ({selector('edge_config_info', p)}))",
-              "{{version}}")],
+            # Not selector(): its version is the bundle's, not the $version of the models.
+            [(f'count by (version) (max by (device, version) ({p}edge_config_info'
+              '{device=~"$device"}))', "{{version}}")],
             stacked=True,
         ))
     if in_catalog("edge_model_desired_info"):

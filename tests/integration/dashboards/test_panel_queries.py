@@ -75,20 +75,36 @@ def _resolve(expr: str) -> str:
 
 @contextlib.contextmanager
 def _edge_agent(prometheus_url: str, tmp_path: Path) -> Iterator[None]:
-    """A real edge agent remote-writing its device and agent KPIs to the Prometheus."""
+    """A real edge agent remote-writing its device and agent KPIs to the Prometheus, with
+    a model in its process and a configuration bundle pulled from a loopback server."""
+    from modelmon import ModelMonitor
     from modelmon.exporters.edge import EdgeAgent
+    from modelmon.exporters.edge.bundles import build_bundle, bundle_app
     from modelmon.exporters.edge.config import edge_config_from_mapping
+    from modelmon.exporters.edge.http_server import serve
 
+    source, published = tmp_path / "bundle-source", tmp_path / "bundles"
+    source.mkdir()
+    published.mkdir()
+    (source / "bundle.yml").write_text("version: '1'\nmodels: {fraud: '3.2.0'}\n")
+    (published / "press-lines.tar.gz").write_bytes(build_bundle(source))
+    bundles = serve("127.0.0.1", 0, bundle_app(published))
+    registry = CollectorRegistry()
+    ModelMonitor("fraud", version="3.1.0", registry=registry)  # the rollout is not done
     agent = EdgeAgent(edge_config_from_mapping({"edge": {
         "device_id": "press-line-7", "interval": "0.5s", "listen": None,
         "collectors": ["system"], "spool": {"path": str(tmp_path / "edge")},
         "remote_write": {"url": f"{prometheus_url}/api/v1/write"},
-    }}), registry=CollectorRegistry())
+        "bundle": {"url": f"http://127.0.0.1:{bundles.server_port}/press-lines.tar.gz",
+                   "allow_unsigned": True, "poll_interval": "1s"},
+    }}), registry=registry)
     agent.start()
     try:
         yield
     finally:
         agent.stop()
+        bundles.shutdown()
+        bundles.server_close()
 
 
 def _allowed(uid: str, title: str) -> str | None:
