@@ -97,7 +97,33 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
     errors = status.get("storage_errors") or {}
     if errors:
         lines.append("storage errors: " + _counts(errors) + " (since the agent started)")
+    lines += _bundle_lines(status.get("bundle"), now)
     return "\n".join(lines) + "\n"
+
+
+def _bundle_lines(bundle: dict[str, Any] | None, now: float) -> list[str]:
+    """What configuration bundle runs, and why a newer one does not (if so)."""
+    if not bundle:
+        return []
+    if bundle.get("version") is None:
+        lines = ["bundle:        none applied yet"]
+    else:
+        applied = bundle.get("applied_at")
+        lines = [f"bundle:        {bundle['version']} ({str(bundle.get('sha256'))[:12]}) from "
+                 f"{bundle.get('source')}"
+                 + (f", applied {human_duration(now - applied)} ago" if applied else "")]
+    if bundle.get("url"):
+        confirmed = bundle.get("last_success")
+        lines.append("bundle check:  " + (f"{human_duration(now - confirmed)} ago" if confirmed
+                                          else "not confirmed since start")
+                     + (f" - last error: {bundle['last_error']}" if bundle.get("last_error")
+                        else ""))
+    refusal = bundle.get("last_refusal")
+    if refusal:
+        lines.append(f"REFUSED:       {human_duration(now - float(refusal.get('at', now)))} ago, "
+                     f"from {refusal.get('source')} ({refusal.get('reason')}): "
+                     f"{refusal.get('message')}")
+    return lines
 
 
 def _counts(by_reason: dict[str, int]) -> str:

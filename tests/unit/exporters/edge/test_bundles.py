@@ -309,3 +309,20 @@ def test_an_imported_bundle_is_applied_and_removed(tmp_path: Path,
     (manager.store.incoming / "b.tar.gz").write_bytes(build_bundle(source(tmp_path, "8")))
     assert manager.take_incoming() == ["applied", "refused"]  # b is unsigned
     assert installed == ["7"] and not list(manager.store.incoming.iterdir())
+
+
+def test_edge_status_says_which_bundle_runs_and_why_a_newer_one_does_not() -> None:
+    from modelmon.exporters.edge.status import render
+
+    now = 1_000_000.0
+    text = render({"device_id": "press-7", "updated": now, "bundle": {
+        "url": "http://cloud/site.tar.gz", "version": "7", "sha256": "ab" * 32,
+        "source": "import", "applied_at": now - 60, "last_success": None,
+        "last_error": "HTTP 503 from http://cloud/site.tar.gz",
+        "last_refusal": {"at": now - 5, "source": "http://cloud/site.tar.gz",
+                         "reason": "signature", "message": "the signature does not match"},
+    }}, now=now)
+    assert "bundle:        7 (abababababab) from import, applied 60s ago" in text
+    assert "not confirmed since start - last error: HTTP 503" in text
+    assert "REFUSED:       5s ago, from http://cloud/site.tar.gz (signature)" in text
+    assert "bundle" not in render({"device_id": "d", "updated": now}, now=now)
