@@ -172,6 +172,8 @@ class EdgeAgent:
                                           backlog=self.spool.stats().pending_items)
 
         metrics.on_link_change = on_link_change
+        if self.alerting is not None:
+            self.alerting.log_event = lambda change: events.edge_alert(alert=change, device=device)
         return shipper
 
     # -- lifecycle ------------------------------------------------------------

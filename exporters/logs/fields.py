@@ -37,6 +37,10 @@ MODEL_FIELD_TYPES: dict[str, str] = {
     "model.drift.value": "double", "model.drift.threshold": "double",
     "model.edge": "object", "model.edge.device": "keyword", "model.edge.reason": "keyword",
     "model.edge.outage_seconds": "double", "model.edge.backlog": "long",
+    "model.edge.alert": "object", "model.edge.alert.name": "keyword",
+    "model.edge.alert.status": "keyword", "model.edge.alert.starts_at": "date",
+    "model.edge.alert.ends_at": "date", "model.edge.alert.generator_url": "keyword",
+    "model.edge.alert.labels": "flattened",
 }
 _TYPES: dict[str, str] = {**TOP_LEVEL_TYPES, **FIELD_TYPES, **MODEL_FIELD_TYPES}
 _TEXT = frozenset({"keyword", "wildcard", "text", "match_only_text", "constant_keyword"})

@@ -21,11 +21,13 @@ method                      event.action                      log.level
 ``feedback_received``       ``feedback-received``             info
 ``edge_link_lost``          ``edge-link-lost``                warning
 ``edge_link_restored``      ``edge-link-restored``            info
+``edge_alert``              ``edge-alert``                    warning/info
 ==========================  ================================  ==========
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +36,7 @@ from modelmon.exporters.logs.ecs import error_fields, timestamp
 from modelmon.exporters.logs.fields import (
     add_extra,
     count,
+    fits,
     flag,
     keyword,
     number,
@@ -191,6 +194,25 @@ class ModelLog:
                           category="network", type_="connection", outcome="success",
                           fields=fields)
 
+    def edge_alert(self, *, alert: Mapping[str, Any], device: str | None = None,
+                   **fields: Any) -> int | None:
+        """An alert of the device's rules started firing (warning) or resolved (info);
+        ``alert`` is the Alertmanager API v2 alert with ``status``."""
+        raw = alert.get("labels")
+        labels = {keyword(k): keyword(v) for k, v in raw.items()
+                  if fits("model.edge.alert.labels", {keyword(k): ""})} \
+            if isinstance(raw, Mapping) else {}
+        status = _text(alert.get("status"))
+        info = _present(
+            name=_text(labels.get("alertname")), status=status,
+            starts_at=_date(alert.get("startsAt")), ends_at=_date(alert.get("endsAt")),
+            generator_url=_text(alert.get("generatorURL")), labels=labels or None)
+        firing = status == "firing"
+        return self._emit("edge-alert", "warning" if firing else "info",
+                          f"edge alert {info.get('name', '')} {status or ''}".strip(),
+                          {"edge": {**_present(device=_text(device)), "alert": info}},
+                          type_="start" if firing else "end", fields=fields)
+
     # -- helpers ----------------------------------------------------------------
 
     def _emit(self, action: str, level: str, message: str, model: dict[str, Any], *,
@@ -265,6 +287,17 @@ def _text(value: Any) -> str | None:
 def _present(**values: Any) -> dict[str, Any]:
     """The fields that have a value (a value that did not fit its type is None)."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _date(value: Any) -> str | None:
+    """An RFC 3339 time for a ``date`` field, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value
 
 
 def _short(value: Any) -> str:

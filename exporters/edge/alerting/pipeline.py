@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -83,6 +84,9 @@ class EdgeAlerting:
                              retry_after_cap=rw.max_backoff),
             stop=stop, name="modelmon-edge-alerts")
         self.spooled_alerts = 0
+        # With the config file's logs: section, each change is also an ECS event
+        # (edge-alert), set by the agent.
+        self.log_event: Callable[[dict[str, Any]], object] | None = None
 
     def start(self) -> None:
         self.actions.start()
@@ -111,6 +115,11 @@ class EdgeAlerting:
                         "the alerts afresh", self.state.path, exc)
         for change in out.changes:
             self.actions.submit(change)
+            if self.log_event is not None:
+                try:
+                    self.log_event(change)
+                except Exception:  # an event is never worth an alert
+                    log.exception("cannot log the edge-alert event")
 
     def status(self) -> dict[str, Any]:
         stats = self.spool.stats()

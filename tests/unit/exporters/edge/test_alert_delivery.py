@@ -324,3 +324,33 @@ def test_the_webhook_action_names_its_setting_when_the_urls_are_wrong():
 
     with pytest.raises(ValueError, match=r"plugins\.edge_alert_webhook\.urls: expected a list"):
         edge_alert_webhook.modelmon_on_edge_alert({"status": "firing"}, {"urls": "http://x"})
+
+
+def test_with_a_logs_section_each_alert_change_is_an_ecs_event(tmp_path):
+    down = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "line.rules.yml").write_text(RULES)
+    registry = CollectorRegistry()
+    temperature = Gauge("line_temperature", "°C", registry=registry)
+    agent = EdgeAgent(edge_config_from_mapping({
+        "logs": {"sink": "file", "spool_dir": str(tmp_path / "log-spool"),
+                 "file": {"path": str(tmp_path / "events.jsonl")}},
+        "edge": {"device_id": "press-7", "interval": "10s", "listen": None, "collectors": [],
+                 "spool": {"path": str(tmp_path / "state")},
+                 "remote_write": {"url": down + "/api/v1/write"},
+                 "rules": ["line.rules.yml"], "alerting": {"alertmanagers": [{"url": down}]}},
+    }, tmp_path), registry)
+    try:
+        for t, temp in ((0, 90.0), (10, 70.0)):
+            temperature.set(temp)
+            agent.collect_once(now=T0 + t)
+        assert agent.logs is not None and agent.logs.flush(10)
+    finally:
+        agent.stop()
+    events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    alerts = [e for e in events if e["event"]["action"] == "edge-alert"]
+    assert [(e["log"]["level"], e["model"]["edge"]["alert"]["status"]) for e in alerts] == [
+        ("warning", "firing"), ("info", "resolved")]
+    resolved = alerts[1]["model"]["edge"]
+    assert resolved["device"] == "press-7" and resolved["alert"]["name"] == "Hot"
+    assert resolved["alert"]["starts_at"] == rfc3339(int(T0 * 1000))
+    assert resolved["alert"]["ends_at"] == rfc3339(int(T0 * 1000) + 10_000)

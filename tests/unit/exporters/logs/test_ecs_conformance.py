@@ -155,6 +155,9 @@ def points(log: ModelLog, value: Any) -> list[Callable[[], Any]]:
         lambda: log.feedback_received(request_id="r1", y_true=value, correct=value),
         lambda: log.edge_link_lost(device=value, reason=value),
         lambda: log.edge_link_restored(device=value, outage_seconds=value, backlog=value),
+        lambda: log.edge_alert(device=value, alert={
+            "status": value, "labels": {"alertname": value, "x": value}, "startsAt": value,
+            "endsAt": value, "generatorURL": value}),
     ]
 
 

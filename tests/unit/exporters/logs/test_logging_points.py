@@ -35,12 +35,16 @@ def test_every_point_is_an_ecs_event_with_the_model_namespace(file_shipper: Any)
     log.feedback_received(request_id="r1", correct=True)
     log.edge_link_lost(device="cam-7", reason="timeout")
     log.edge_link_restored(device="cam-7", outage_seconds=120.0, backlog=5000)
+    log.edge_alert(device="cam-7", alert={
+        "status": "firing", "labels": {"alertname": "Hot", "device": "cam-7"},
+        "startsAt": "2026-12-01T15:36:45.589Z", "endsAt": "2026-12-01T15:40:45.589Z",
+        "generatorURL": "http://cam-7:9108/graph?g0.expr=up&g0.tab=1"})
     events = shipped.events()
     actions = [e["event"]["action"] for e in events]
     assert actions == [
         "request-received", "input-rejected", "prediction", "error", "model-loaded",
         "model-reloaded", "model-rolled-back", "drift-threshold-crossed", "feedback-received",
-        "edge-link-lost", "edge-link-restored",
+        "edge-link-lost", "edge-link-restored", "edge-alert",
     ]
     for e in events:
         assert e["@timestamp"].endswith("Z") and e["log"]["level"] and e["message"]
@@ -55,6 +59,11 @@ def test_every_point_is_an_ecs_event_with_the_model_namespace(file_shipper: Any)
     assert "Traceback" in err["stack_trace"]
     assert by["drift-threshold-crossed"]["model"]["drift"]["value"] == 0.31
     assert by["edge-link-restored"]["model"]["edge"]["backlog"] == 5000
+    alert = by["edge-alert"]["model"]["edge"]["alert"]
+    assert alert["name"] == "Hot" and alert["status"] == "firing"
+    assert alert["starts_at"] == "2026-12-01T15:36:45.589Z"
+    assert by["edge-alert"]["log"]["level"] == "warning"
+    assert by["edge-alert"]["event"]["type"] == ["start"]
     assert len({e["event"]["id"] for e in events}) == len(events)
 
 
