@@ -98,7 +98,25 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
     if errors:
         lines.append("storage errors: " + _counts(errors) + " (since the agent started)")
     lines += _bundle_lines(status.get("bundle"), now)
+    lines += _alerting_lines(status.get("alerting"), now)
     return "\n".join(lines) + "\n"
+
+
+def _alerting_lines(alerting: dict[str, Any] | None, now: float) -> list[str]:
+    """Where the device's alerts go and what waits (edge.alerting)."""
+    if not alerting:
+        return []
+    last = alerting.get("last_success")
+    lines = [f"alertmanager:  {', '.join(alerting.get('alertmanagers') or [])}",
+             f"alerts:        {alerting.get('pending_notifications', 0):,} notifications "
+             f"waiting, {alerting.get('delivered_notifications', 0):,} delivered, last "
+             + (f"{human_duration(now - last)} ago" if last else "never (since start)")
+             + (f" - last error: {alerting['last_error']}" if alerting.get("last_error")
+                and alerting.get("pending_notifications") else "")]
+    dropped = alerting.get("dropped_notifications") or {}
+    if dropped:
+        lines.append("alerts dropped: " + _counts(dropped))
+    return lines
 
 
 def _bundle_lines(bundle: dict[str, Any] | None, now: float) -> list[str]:

@@ -354,3 +354,20 @@ def test_with_a_logs_section_each_alert_change_is_an_ecs_event(tmp_path):
     assert resolved["device"] == "press-7" and resolved["alert"]["name"] == "Hot"
     assert resolved["alert"]["starts_at"] == rfc3339(int(T0 * 1000))
     assert resolved["alert"]["ends_at"] == rfc3339(int(T0 * 1000) + 10_000)
+
+
+def test_edge_status_shows_where_alerts_go_and_what_waits():
+    import time
+
+    from modelmon.exporters.edge.status import render
+
+    now = time.time()
+    text = render({"device_id": "press-7", "updated": now, "alerting": {
+        "alertmanagers": ["http://am-1:9093/api/v2/alerts", "http://am-2:9093/api/v2/alerts"],
+        "pending_notifications": 12, "delivered_notifications": 3400, "last_success": now - 600,
+        "last_error": "503 unavailable", "dropped_notifications": {"http_400": 2}}}, now)
+    assert "alertmanager:  http://am-1:9093/api/v2/alerts, http://am-2:9093/api/v2/alerts" in text
+    assert ("alerts:        12 notifications waiting, 3,400 delivered, last 10m ago - last "
+            "error: 503 unavailable") in text
+    assert "alerts dropped: http_400=2" in text
+    assert "alertmanager" not in render({"device_id": "press-7", "updated": now}, now)
