@@ -144,6 +144,12 @@ class Checker:
                     self._seen.add(key)
                 if key not in self._seen:
                     out.append(f"{event} in {self.log_dir}: not found")
+        for series in self.scenario.series:
+            key = f"series {series.promql}"
+            if key not in self._seen and self.prometheus.query(series.promql):
+                self._seen.add(key)
+            if key not in self._seen:
+                out.append(f"{series}: nothing in Prometheus")
         if self.scenario.backfill_device:
             out.extend(self._backfill_missing(self.scenario.backfill_device))
         return out

@@ -46,6 +46,8 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     p.add_argument("--report", type=Path, help="write the HTML report here when the demo stops")
     p.add_argument("--no-report", action="store_true", help="write no report when it stops")
+    p.add_argument("--screenshot", type=Path,
+                   help="save the live view as it last looked to this SVG when the demo stops")
     p.add_argument("--no-prometheus", action="store_true",
                    help="no longer supported: the demo's alerts need Prometheus")
     p.add_argument("--traffic-only", action="store_true",
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         scenario=args.scenario, check=args.check, es_url=args.es_url,
         logstash_url=args.logstash_url, thresholds=args.thresholds or DEMO_THRESHOLDS,
         plain=args.plain, report=args.report, no_report=args.no_report,
+        screenshot=args.screenshot,
     ))
 
 

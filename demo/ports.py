@@ -15,6 +15,7 @@ PORT_OPTIONS = (
     ("prometheus", "--prometheus-port", 9090),
     ("alertmanager", "--alertmanager-port", 9093),
     ("webhook", "--webhook-port", 9095),
+    ("bundles", "--bundle-port", 9120),  # the configuration bundle server
     # The first of six: each device's link is two proxies, remote_write and alerts.
     ("edge_proxy", "--edge-proxy-port", 9201),
     ("edge_listen", "--edge-listen-port", 9108),  # the first of three device /metrics
@@ -38,6 +39,7 @@ class DemoPorts:
     prometheus: int = 9090
     alertmanager: int = 9093
     webhook: int = 9095
+    bundles: int = 9120
     edge_proxy: int = 9201
     edge_listen: int = 9108
 

@@ -23,7 +23,7 @@ from modelmon.demo.scenarios import SCENARIOS, Scenario, State, Step, live_sched
 from modelmon.demo.snapshot import SnapshotReader
 from modelmon.demo.stack import DEMO_THRESHOLDS, EDGE_INTERVAL, DemoStack, LogTarget, StackError
 from modelmon.demo.traffic import Traffic
-from modelmon.demo.view import PlainView, View, make_view
+from modelmon.demo.view import PlainView, View, make_view, save_screenshot
 from modelmon.demo.webhook import WebhookReceiver
 
 
@@ -41,6 +41,7 @@ class DemoOptions:
     plain: bool = False
     report: Path | None = None  # default: <workdir>/report.html; with --check only if given
     no_report: bool = False
+    screenshot: Path | None = None  # an SVG of the live view when the demo stops
 
 
 def run_traffic(app_url: str, exporter_url: str, rps: float, duration: float | None) -> int:
@@ -94,6 +95,8 @@ class _Schedule:
         self.labels: tuple[str, ...] | None = None
         self.outages: list[Outage] = []
         self.faults: dict[str, float] = {}
+        self.rolled_out: Step | None = None
+        self.rollouts = 0
 
     def apply(self, state: State) -> None:
         self.traffic.conditions = state.conditions
@@ -111,6 +114,15 @@ class _Schedule:
             if self.faults.get(device.name, 0.0) != fault:
                 device.set_fault(fault)
                 self.faults[device.name] = fault
+        if state.rollout is not None and state.rollout is not self.rolled_out:
+            self.rolled_out = state.rollout
+            self.rollouts += 1
+            if self.stack.bundles is not None:
+                version = f"demo-{self.rollouts + 1}"
+                self.stack.bundles.rollout(version)
+                self.view.note(f"bundle {version} published (edge-3's signed with the wrong key)")
+        elif state.rollout is None:
+            self.rolled_out = None
         if state.labels != self.labels:
             self.labels = state.labels
             self.view.schedule(state.labels)
@@ -213,6 +225,9 @@ def _run(options: DemoOptions, stack: DemoStack, scenario: Scenario | None) -> i
     finally:
         traffic.stop.set()
         thread.join(5)
+        if options.screenshot is not None:
+            save_screenshot(view, _urls(stack), title, options.screenshot)
+            print(f"modelmon demo: live view saved to {options.screenshot}", flush=True)
 
 
 def _check(checker: Checker, scenario: Scenario, t: float, view: View) -> int | None:
@@ -240,8 +255,12 @@ def _write_report(options: DemoOptions, stack: DemoStack, started: float) -> Non
         return  # modelmon report is not part of this version
     out = options.report or stack.workdir / "report.html"
     try:
+        from modelmon.thresholds import load_thresholds
+
+        # the report's burn-rate panels read the recording rules of the demo's config
         write_report(stack.prometheus.url, out, since_seconds=time.monotonic() - started + 60,
-                     alertmanager_url=stack.alertmanager_url)
+                     alertmanager_url=stack.alertmanager_url,
+                     config=load_thresholds(options.thresholds))
         print(f"modelmon demo: report of the run written to {out}", flush=True)
     except Exception as exc:  # the report is a bonus: never hide the demo's own result
         print(f"modelmon demo: no report ({exc})", flush=True)

@@ -27,6 +27,7 @@ class Step:
     conditions: Conditions | None = None  # on the cloud model server
     cut_device: str | None = None  # the device's link is down
     device_fault: tuple[str, float] | None = None  # (device, share of its calls failing)
+    rollout: bool = False  # a new configuration bundle is published at the step's start
 
     def active(self, t: float) -> bool:
         return self.at <= t < self.at + self.duration
@@ -62,6 +63,17 @@ class ExpectedEvent:
 
 
 @dataclass(frozen=True)
+class ExpectedSeries:
+    """A PromQL query on the cloud Prometheus that must return something."""
+
+    promql: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.promql})"
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     summary: str
@@ -73,6 +85,7 @@ class Scenario:
     # An edge alert that fires on the device while it is offline and must
     # reach the cloud Prometheus (ALERTS, backfilled) with its device timestamps.
     offline_edge_alert: str | None = None
+    series: tuple[ExpectedSeries, ...] = ()
 
     @property
     def length(self) -> float:
@@ -119,6 +132,24 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
         backfill_device="edge-2",
         offline_edge_alert="EdgeModelErrors",
     ),
+    Scenario(
+        "config-rollout",
+        "a new configuration bundle reaches the devices; edge-3 refuses a bad one (signed "
+        "with a key it does not trust) and keeps its last good one",
+        (Step(10, 25, rollout=True),),
+        (),
+        series=(
+            ExpectedSeries('modelmon_edge_config_info{device="edge-1",version="demo-2"}',
+                           "edge-1 applied bundle demo-2"),
+            ExpectedSeries('modelmon_edge_config_info{device="edge-2",version="demo-2"}',
+                           "edge-2 applied bundle demo-2"),
+            ExpectedSeries('modelmon_edge_bundles_refused_total'
+                           '{device="edge-3",reason="signature"} > 0',
+                           "edge-3 refused the bad bundle"),
+            ExpectedSeries('modelmon_edge_config_info{device="edge-3",version="demo-1"}',
+                           "edge-3 still runs demo-1"),
+        ),
+    ),
 )}
 
 
@@ -131,7 +162,7 @@ def live_schedule(cycle_gap: float = 20.0) -> tuple[tuple[Step, ...], float]:
         first = min(s.at for s in scenario.steps)
         for s in scenario.steps:
             steps.append(Step(offset + s.at - first, s.duration, s.conditions, s.cut_device,
-                              s.device_fault))
+                              s.device_fault, s.rollout))
         offset += scenario.length - first + cycle_gap
     return tuple(steps), offset
 
@@ -144,6 +175,7 @@ class State:
     cut: frozenset[str]
     device_faults: Mapping[str, float]
     labels: tuple[str, ...]  # what is going on, for the view
+    rollout: Step | None = None  # the rollout step under way
 
 
 def state_at(steps: tuple[Step, ...], t: float) -> State:
@@ -151,6 +183,7 @@ def state_at(steps: tuple[Step, ...], t: float) -> State:
     cut: set[str] = set()
     faults: dict[str, float] = {}
     labels: list[str] = []
+    rollout = None
     for step in steps:
         if not step.active(t):
             continue
@@ -163,7 +196,10 @@ def state_at(steps: tuple[Step, ...], t: float) -> State:
         if step.device_fault:
             faults[step.device_fault[0]] = step.device_fault[1]
             labels.append(f"{step.device_fault[0]} model failing")
-    return State(conditions, frozenset(cut), faults, tuple(labels))
+        if step.rollout:
+            rollout = step
+            labels.append("bundle rollout")
+    return State(conditions, frozenset(cut), faults, tuple(labels), rollout)
 
 
 def _describe(c: Conditions) -> str:

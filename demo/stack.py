@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from modelmon.demo.bundles import DemoBundles
 from modelmon.demo.link_proxy import LinkProxy
 from modelmon.demo.ports import DemoPorts
 from modelmon.demo.processes import (
@@ -127,6 +128,7 @@ class DemoStack:
     logs: LogTarget
     thresholds: Path = DEMO_THRESHOLDS
     webhook: WebhookReceiver | None = None
+    bundles: DemoBundles | None = None
     prometheus: PrometheusProcess | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     devices: list[EdgeDevice] = field(default_factory=list)
@@ -235,6 +237,7 @@ class DemoStack:
         return out / RULES_FILE
 
     def _start_edge_devices(self) -> None:
+        self.bundles = DemoBundles(self.workdir / "bundles", self.ports.bundles)
         for name, (write_port, alert_port), listen_port in zip(
                 DEVICES, self.ports.edge_proxies(), self.ports.edge_listens(), strict=True):
             workdir = self.workdir / name
@@ -261,6 +264,8 @@ class DemoStack:
                                        "timeout": "3s"}],
                     "resend_delay": "10s",
                 },
+                # Configuration bundles pulled from the demo's bundle server.
+                "bundle": self.bundles.device_section(name),
             }, "logs": self.logs.edge_section(name, workdir / "log-spool")}
             config_path = workdir / "edge.yaml"
             config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -290,6 +295,8 @@ class DemoStack:
             device.alert_proxy.close()
         if self.webhook is not None:
             self.webhook.close()
+        if self.bundles is not None:
+            self.bundles.close()
 
 
 def alertmanager_config(webhook_url: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import collections
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from modelmon.demo.snapshot import RATE_WINDOW, Snapshot
@@ -36,6 +37,10 @@ class PlainView:
         self.status_every = status_every
         self._last_status = 0.0
         self._lock = threading.Lock()
+        # kept for a screenshot of the live view (save_screenshot)
+        self.events: collections.deque[str] = collections.deque(maxlen=12)
+        self.now: tuple[str, ...] = ()
+        self.snap: Snapshot | None = None
 
     def __enter__(self) -> PlainView:
         for name, url in self.urls:
@@ -51,12 +56,15 @@ class PlainView:
             print(f"{time.strftime('%H:%M:%S')} {text}", file=self.out, flush=True)
 
     def note(self, text: str) -> None:
+        self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
         self.line(text)
 
     def schedule(self, labels: tuple[str, ...]) -> None:
+        self.now = labels
         self.line("now: " + (", ".join(labels) or "normal traffic"))
 
     def update(self, snap: Snapshot) -> None:
+        self.snap = snap
         if time.monotonic() - self._last_status < self.status_every:
             return
         self._last_status = time.monotonic()
@@ -153,6 +161,21 @@ class LiveView:
             Text(f"now: {now}", style="bold"), models, devices,
             Panel(alerts, title="Alerts (Alertmanager -> webhook) and events"),
             Panel(urls, title="Open")), title=self.title, subtitle="Ctrl-C stops")
+
+
+def save_screenshot(view: PlainView | LiveView, urls: list[tuple[str, str]], title: str,
+                    path: str | Path) -> None:
+    """The live view as it last looked, as an SVG (rich's export): the README's picture."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(record=True, width=150, file=io.StringIO(), force_terminal=True)
+    shot = LiveView(urls, title, console=console)
+    shot.events, shot.now, shot.snap = collections.deque(view.events), view.now, view.snap
+    console.print(shot._render())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    console.save_svg(str(path), title="modelmon demo")
 
 
 def make_view(urls: list[tuple[str, str]], title: str, plain: bool) -> PlainView | LiveView:

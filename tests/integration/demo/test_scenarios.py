@@ -19,7 +19,8 @@ from modelmon.demo.scenarios import SCENARIOS
 pytestmark = pytest.mark.integration
 
 ANY_PORT = [arg for option in ("--app-port", "--exporter-port", "--prometheus-port",
-                               "--alertmanager-port", "--webhook-port", "--edge-proxy-port",
+                               "--alertmanager-port", "--webhook-port", "--bundle-port",
+                               "--edge-proxy-port",
                                "--edge-listen-port") for arg in (option, "0")]
 
 

@@ -12,10 +12,11 @@ from modelmon.demo.ports import EDGE_DEVICES, DemoPorts, PortTaken
 
 def test_zero_picks_free_ports_that_do_not_overlap() -> None:
     ports = DemoPorts.resolve(app=0, exporter=0, prometheus=0, alertmanager=0, webhook=0,
-                              edge_proxy=0, edge_listen=0)
+                              bundles=0, edge_proxy=0, edge_listen=0)
     used = [ports.app, ports.exporter, ports.prometheus, ports.alertmanager, ports.webhook,
+            ports.bundles,
             *(p for pair in ports.edge_proxies() for p in pair), *ports.edge_listens()]
-    assert len(set(used)) == len(used) == 5 + 3 * EDGE_DEVICES
+    assert len(set(used)) == len(used) == 6 + 3 * EDGE_DEVICES
 
 
 def test_a_taken_port_names_the_option_and_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,13 +26,13 @@ def test_a_taken_port_names_the_option_and_the_fix(capsys: pytest.CaptureFixture
         port = taken.getsockname()[1]
         with pytest.raises(PortTaken) as excinfo:
             DemoPorts.resolve(app=0, exporter=0, prometheus=0, alertmanager=port, webhook=0,
-                              edge_proxy=0, edge_listen=0)
+                              bundles=0, edge_proxy=0, edge_listen=0)
         assert f"port {port} for --alertmanager-port is taken" in str(excinfo.value)
         assert "--alertmanager-port 0 picks any free one" in str(excinfo.value)
         # the command says it and exits 2 before starting anything
         assert cli.main(["demo", "--prometheus-port", str(port), "--app-port", "0",
                          "--exporter-port", "0", "--alertmanager-port", "0",
-                         "--webhook-port", "0", "--edge-proxy-port", "0",
+                         "--webhook-port", "0", "--bundle-port", "0", "--edge-proxy-port", "0",
                          "--edge-listen-port", "0"]) == 2
     assert f"port {port} for --prometheus-port is taken" in capsys.readouterr().out
 

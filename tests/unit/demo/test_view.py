@@ -48,3 +48,15 @@ def test_plain_lines_when_not_a_terminal() -> None:
     assert any("device edge-2: link DOWN, backlog 1594 samples" in line for line in lines)
     assert lines[-1].endswith("alert RESOLVED EdgeDeviceOffline device=edge-2")
     assert "\x1b[" not in out.getvalue()  # no terminal codes in a log
+
+
+def test_screenshot_of_the_live_view(tmp_path) -> None:
+    from modelmon.demo.view import save_screenshot
+
+    view = PlainView(URLS, out=io.StringIO())
+    view.schedule(("input drift",))
+    view.update(SNAP)
+    view.note("alert FIRING   ModelFeatureDrift feature=amount")
+    save_screenshot(view, URLS, "modelmon demo", tmp_path / "live.svg")
+    svg = (tmp_path / "live.svg").read_text()
+    assert svg.startswith("<svg") and "ModelFeatureDrift" in svg and "fraud-detector" in svg

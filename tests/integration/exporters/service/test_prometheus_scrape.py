@@ -105,7 +105,7 @@ def test_demo_runs_and_stops_cleanly_on_ctrl_c(start_server, tmp_path, prometheu
     prom_port = free_port()
     demo = start_server([*modelmon_cmd, "demo", "--app-port", "0", "--exporter-port", "0",
                          "--prometheus-port", str(prom_port), "--alertmanager-port", "0",
-                         "--webhook-port", "0", "--edge-proxy-port", "0",
+                         "--webhook-port", "0", "--bundle-port", "0", "--edge-proxy-port", "0",
                          "--edge-listen-port", "0", "--rps", "10", "--no-report",
                          "--workdir", str(tmp_path / "demo")], ready=False)
     url = f"http://127.0.0.1:{prom_port}"
