@@ -4,6 +4,11 @@
 
 * **peek** a batch of pending records, oldest first (or newest first), bounded
   by records, bytes and logical items;
+* **linger** (``linger`` seconds, off by default): a batch short of
+  ``batch_records``/``batch_bytes`` waits, from when the worker first saw
+  its oldest record, for more records to fill it (Kafka's ``linger.ms``): an
+  archive writes fewer, larger objects. ``flush`` and ``stop`` end the wait;
+  ``step`` never lingers;
 * **pace** to ``rate_limit`` items/s (a token bucket; off by default);
 * **send** through the destination (``destination.Destination``); up to
   ``max_in_flight`` sends overlap, each on its own batch (read after the
@@ -63,6 +68,7 @@ class DeliverySettings:
     max_retry_duration: float | None = None  # None: retry forever
     rate_limit: float | None = None  # items/s
     rate_burst: float | None = None  # items; default: one batch's worth
+    linger: float = 0.0  # seconds a short batch waits to fill; 0: send at once
 
     def __post_init__(self) -> None:
         if self.batch_records < 1:
@@ -71,6 +77,8 @@ class DeliverySettings:
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight: expected a positive integer, got "
                              f"{self.max_in_flight!r}")
+        if self.linger < 0:
+            raise ValueError(f"linger: expected a duration >= 0, got {self.linger!r}")
         if self.backoff_base < 0 or self.backoff_cap < 0:
             raise ValueError("backoff_base, backoff_cap: expected durations >= 0")
 
@@ -164,6 +172,10 @@ class DeliveryWorker:
         self._unrecorded: tuple[Batch, SendResult] | None = None
         self._unrecorded_attempt = 0
         self.unrecorded = 0  # failed tries to record an answer
+        # (first seq, when the worker first saw it) of a short batch lingering.
+        self._linger_start: tuple[int, float] | None = None
+        self._flushes = 0  # flush() calls waiting: no lingering meanwhile
+        self._flushes_lock = threading.Lock()
         self._thread = threading.Thread(target=self.run, name=name, daemon=True)
 
     @property
@@ -192,6 +204,15 @@ class DeliveryWorker:
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is pending in the spool; False on timeout or
         when the worker is not running."""
+        with self._flushes_lock:
+            self._flushes += 1
+        try:
+            return self._flush(timeout)
+        finally:
+            with self._flushes_lock:
+                self._flushes -= 1
+
+    def _flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         if not self.spool.flush_buffer(timeout):
             return False
@@ -219,6 +240,10 @@ class DeliveryWorker:
             if not stopping and len(in_flight) < self._depth:
                 after = in_flight[-1][0].rows[-1][0] if in_flight else 0
                 batch = self._read_safely(after, wait=not in_flight)
+                if batch is not None and not in_flight and self._lingering(batch):
+                    # Read again soon: more records, a flush or the linger's end.
+                    self._stop.wait(0.1)
+                    continue
                 if batch is not None and self._pace(batch):
                     in_flight.append((batch, self._submit(batch)))
                     continue
@@ -313,6 +338,22 @@ class DeliveryWorker:
             if wait:
                 self._stop.wait(1.0)
             return None
+
+    def _lingering(self, batch: Batch) -> bool:
+        """True while a short batch should wait for more records."""
+        s = self.settings
+        if s.linger <= 0 or self._flushes or self._stop.is_set():
+            return False
+        full = len(batch) >= s.batch_records or (
+            s.batch_items is not None and batch.item_count() >= s.batch_items) or (
+            s.batch_bytes is not None
+            and sum(len(payload) for _, payload in batch.rows) >= 0.9 * s.batch_bytes)
+        if full:
+            return False
+        first, now = batch.rows[0][0], time.monotonic()
+        if self._linger_start is None or self._linger_start[0] != first:
+            self._linger_start = (first, now)
+        return now - self._linger_start[1] < s.linger
 
     def _pace(self, batch: Batch) -> bool:
         """Wait for the rate limit; False when stopped meanwhile."""

@@ -19,6 +19,7 @@ Example::
           previous_keys: []          # older keys: still decrypt, never encrypt
       batch_size: 1000
       batch_bytes: 5MiB
+      linger: 0s                     # how long a short batch waits to fill (s3 sink: 60s)
       backoff: {initial: 500ms, max: 60s}
       log_inputs: false
       log_outputs: false
@@ -46,6 +47,7 @@ from modelmon.exporters.logs.sinks import Secret, check_client_cert, split_useri
 from modelmon.units import parse_duration, parse_size
 
 _TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size", "batch_bytes",
+        "linger",
         "backoff", "log_inputs", "log_outputs", "max_payload_chars", "correlation_header",
         "redact", "prefix"}
 _SPOOL = {"max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "block_timeout",
@@ -134,6 +136,8 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
             opts["batch_size"] = value
         if "batch_bytes" in section:
             opts["batch_bytes"] = parse_size(section["batch_bytes"], "logs.batch_bytes")
+        if section.get("linger") is not None:
+            opts["linger"] = parse_duration(section["linger"], "logs.linger")
         backoff = section.get("backoff") or {}
         if not isinstance(backoff, Mapping) or set(backoff) - {"initial", "max"}:
             raise ConfigError("logs.backoff: expected a mapping with 'initial' and/or 'max'")

@@ -6,9 +6,11 @@ the spool's sequence range they hold::
 
     <key_prefix>dt=2026-12-01/<spool id>-<first seq>-<last seq>.ndjson.gz
 
-An object never spans two dates (by ``@timestamp``), more than
-``max_object_records`` events or ``max_object_bytes`` uncompressed bytes:
-a batch larger than that is rolled over into several objects. Server-side
+Rollover: a delivery's batch is written when it is full (``logs.batch_size``,
+``logs.batch_bytes``) or its oldest event has waited ``logs.linger`` (60 s by
+default with this sink: the time rollover); within it an object never spans
+two dates (by ``@timestamp``), more than ``max_object_records`` events or
+``max_object_bytes`` uncompressed bytes. Server-side
 encryption (``sse: AES256`` or ``aws:kms`` with ``sse_kms_key_id``) and the
 storage class are passed through to each upload.
 
@@ -60,6 +62,10 @@ class S3ArchiveSink:
     """Archives events to an S3-compatible bucket (see the module docstring)."""
 
     name = "s3"
+    # The delivery worker's default linger with this sink (``logs.linger``
+    # overrides it): a batch short of batch_size waits up to a minute for
+    # more events, so a quiet service writes an object a minute, not one an event.
+    linger = 60.0
 
     def __init__(self, *, bucket: str, key_prefix: str = "modelmon/logs/",
                  endpoint_url: str | None = None, region: str | None = None,

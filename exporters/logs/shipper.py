@@ -101,6 +101,7 @@ class LogShipper:
     ) -> None:
         # The spool's and the worker's settings also come one by one, as
         # keyword arguments (max_bytes=..., batch_size=...): see _settings.
+        linger_given = "linger" in options or (delivery is not None and delivery.linger > 0)
         spool_settings, delivery_settings, sink_options = _settings(spool, delivery, options)
         self.log_inputs = log_inputs
         self.log_outputs = log_outputs
@@ -142,6 +143,10 @@ class LogShipper:
         self._stop = threading.Event()
         delivery_settings = dataclasses.replace(delivery_settings,
                                                 max_in_flight=destination.max_in_flight)
+        sink_linger = getattr(self._sink, "linger", None)
+        if not linger_given and sink_linger is not None:
+            # The sink's own default (the s3 archive: fewer, larger objects).
+            delivery_settings = dataclasses.replace(delivery_settings, linger=float(sink_linger))
         self.spool_settings = spool_settings
         self.delivery_settings = delivery_settings
         # Up to the sink's ``max_in_flight`` sends at once, whoever submits them.
@@ -330,7 +335,8 @@ def _plugin_processors(config: Mapping[str, Any]) -> list[tuple[str, Processor]]
 _SPOOL_OPTIONS = ("max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "encryption",
                   "block_timeout")
 _DELIVERY_OPTIONS = {"batch_size": "batch_records", "batch_bytes": "batch_bytes",
-                     "backoff_initial": "backoff_base", "backoff_max": "backoff_cap"}
+                     "backoff_initial": "backoff_base", "backoff_max": "backoff_cap",
+                     "linger": "linger"}
 _DEFAULT_DELIVERY = DeliverySettings(batch_records=1000, batch_bytes=5 * 1024 * 1024,
                                      backoff_base=0.5, backoff_cap=60.0)
 

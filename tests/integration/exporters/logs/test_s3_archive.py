@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,24 @@ def test_a_crash_after_the_upload_before_the_acknowledgement_loses_and_duplicate
 def test_bad_options_name_the_field(tmp_path, options, message) -> None:
     with pytest.raises(ConfigError, match=message):
         check_sink({"sink": "s3", "spool_dir": str(tmp_path), "s3": options})
+
+
+def test_a_trickle_is_rolled_over_by_time_not_written_an_object_an_event(tmp_path, moto) -> None:
+    client, bucket = _bucket(moto, **CREDENTIALS)
+    shipper = _shipper(tmp_path, moto, bucket, linger=0.5, batch_size=1000)
+    try:
+        for i in range(24):  # 1.2 s of one event every 50 ms
+            shipper.emit({"message": f"prediction {i}"})
+            time.sleep(0.05)
+        assert shipper.flush(10)
+        spool_id = shipper.spool.id
+    finally:
+        shipper.close(2)
+    objects = _archived(client, bucket)
+    _check_exactly_once(objects, {spool_id}, 24)
+    assert 2 <= len(objects) <= 5  # about one per linger, not 24
+    default = _shipper(tmp_path / "other", moto, bucket)
+    try:
+        assert default.delivery_settings.linger == 60.0  # the sink's own default
+    finally:
+        default.close(1)
