@@ -61,6 +61,7 @@ class QualityOptions(TypedDict, total=False):
     window_chunks: int
     drift_features: Sequence[str] | None
     drift_top_k: int
+    max_bin_series: int
     task: Literal["classification", "regression"] | None
     max_classes: int
     feedback_db: str | Path | None

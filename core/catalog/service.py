@@ -131,9 +131,12 @@ KPIS: tuple[KPI, ...] = (
     KPI(
         "series_budget_exceeded_total", "counter", "series", ("metric",),
         "New series folded into __other__ because the model server's series budget "
-        "(max_series) was spent.",
+        "(max_series) was spent; also fleet drift features left without bin counters by "
+        "max_series or a model version's max_bin_series.",
         "Non-zero means more (model, version, ...) combinations arrived than the budget holds; "
-        "the excess is counted under __other__. Raise max_series or fix the client.",
+        "the excess is counted under __other__. Raise max_series or fix the client. For "
+        "metric=*_cumulative_bin_values_total: raise max_bin_series or track fewer drift "
+        "features (docs/quality.md).",
         "ingest",
         dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),

@@ -15,9 +15,12 @@ rules join series ``k`` with series ``k - 1``. The reference shares are gauges
 of the same shape, plus ``kind`` (numeric or categorical: KS only for numeric).
 
 Every series exists at 0 from the start, so the first batch of a new process
-is an increase like any other. The budget of the MetricSet is charged per
-feature, all bins or none: a feature whose bins do not fit gets no series
-rather than a partial histogram that would give wrong statistics.
+is an increase like any other. Two budgets are charged per feature, all bins
+or none: the model version's ``max_bin_series`` (a ``BinSeriesAllowance``,
+shared by its features, predictions and scores) and the registry's
+``max_series``. A feature whose bins do not fit gets no series rather than a
+partial histogram that would give wrong statistics; it is counted in
+``series_budget_exceeded_total{metric}`` and logged with the option to raise.
 """
 
 from __future__ import annotations
@@ -45,6 +48,39 @@ log = logging.getLogger(__name__)
 # turns it into increments at this period: the counters lag by at most this
 # much, a tiny fraction of any drift window.
 FLUSH_SECONDS = 1.0
+
+# Series a bin costs in a scrape: its counter, the counter's _created, the reference gauge.
+SERIES_PER_BIN = 3
+# Per model version: the defaults (50 drift features x 10 bins, a classifier's
+# prediction and score bins) take about 1,600; the rest of max_series (5,000)
+# stays for everything else.
+DEFAULT_MAX_BIN_SERIES = 2_000
+
+
+class BinSeriesAllowance:
+    """How many fleet drift series one model version may export (``max_bin_series``).
+
+    Predictions and scores are charged first, then features by importance, each
+    all bins or none (see ``BinCounters``).
+    """
+
+    def __init__(self, max_series: int = DEFAULT_MAX_BIN_SERIES) -> None:
+        if isinstance(max_series, bool) or not isinstance(max_series, int) or max_series < 0:
+            raise ValueError(
+                f"max_bin_series: expected a non-negative integer (series of the fleet drift "
+                f"bins of one model version, {SERIES_PER_BIN} per bin; 0 exports none), got "
+                f"{max_series!r}"
+            )
+        self.max_series = max_series
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, cost: int) -> bool:
+        with self._lock:
+            if self.used + cost > self.max_series:
+                return False
+            self.used += cost
+            return True
 
 
 class _Flusher:
@@ -102,6 +138,7 @@ class BinCounters:
         version: str,
         kind: str,
         features: Sequence[FeatureProfile],
+        allowance: BinSeriesAllowance | None = None,
     ) -> None:
         counter_name = f"{kind}_cumulative_bin_values_total"
         share_name = f"{kind}_reference_cumulative_share"
@@ -112,19 +149,31 @@ class BinCounters:
         self.total = int(self.sizes.sum())
         self._incs: list[Callable[[float], None] | None] = [None] * self.total
         active = np.zeros(self.total, dtype=bool)
-        per_bin = 2 + 1  # a counter and its _created, the reference gauge
-        for j, f in enumerate(features):
+        allowance = allowance if allowance is not None else BinSeriesAllowance()
+        # The most important features first, should max_bin_series not hold them all.
+        order = sorted(range(len(features)), key=lambda j: -(features[j].importance or 0.0))
+        for j in order:
+            f = features[j]
             labels: tuple[str, ...] = (model, version)
             if kind == "feature":
                 name = metrics.limiter.limit(counter_name, "feature", f.name)
                 if name == OTHER:
                     continue
                 labels = (*labels, name)
-            if not metrics.budget.room_for(per_bin * f.bins):
+            cost = SERIES_PER_BIN * f.bins
+            if not metrics.budget.room_for(cost):
                 metrics.count_budget_exceeded(counter_name)
                 log.warning(
                     "series budget spent: no fleet drift counters for %s %s; raise max_series "
                     "or track fewer drift features", kind, f.name,
+                )
+                continue
+            if not allowance.take(cost):
+                metrics.count_budget_exceeded(counter_name)
+                log.warning(
+                    "max_bin_series (%d) of %s %s spent: no fleet drift counters for %s %s; "
+                    "raise the max_bin_series quality option or track fewer drift features",
+                    allowance.max_series, model, version, kind, f.name,
                 )
                 continue
             ref = np.cumsum(np.asarray(f.counts, dtype=np.float64))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter
 
-from modelmon.exporters.quality.bin_counters import BinCounters
+from modelmon.exporters.quality.bin_counters import BinCounters, BinSeriesAllowance
 from modelmon.exporters.quality.columns import ABSENT, RawBatch, read_batch
 from modelmon.exporters.quality.drift import (
     BinLayout,
@@ -97,6 +97,7 @@ class InputChecker:
         version: str,
         drift_features: list[FeatureProfile],
         window: SlidingCounts | None,
+        bin_allowance: BinSeriesAllowance | None = None,
     ) -> None:
         self.profile = profile
         self._names = list(profile.feature_names)
@@ -117,7 +118,7 @@ class InputChecker:
         self.layout = BinLayout(drift_features) if drift_features else None
         self.window = window if self.layout is not None else None
         self.bin_counters = (
-            BinCounters(metrics, model, version, "feature", drift_features)
+            BinCounters(metrics, model, version, "feature", drift_features, bin_allowance)
             if self.layout is not None else None
         )
         offsets = {}

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from prometheus_client import Counter as CounterMetric  # collections.Counter is used too
 
-from modelmon.exporters.quality.bin_counters import BinCounters
+from modelmon.exporters.quality.bin_counters import BinCounters, BinSeriesAllowance
 from modelmon.exporters.quality.drift import BinLayout, DriftScores
 from modelmon.exporters.quality.profile import FeatureProfile, confidence_of
 from modelmon.exporters.quality.values import category_key, is_missing, to_float_or_none
@@ -79,6 +79,7 @@ class PredictionRecorder:
         score_reference: FeatureProfile | None,
         make_window: Callable[[int], SlidingCounts],
         max_classes: int = DEFAULT_MAX_CLASSES,
+        bin_allowance: BinSeriesAllowance | None = None,
     ) -> None:
         if task is None and prediction_reference is not None:
             task = "classification" if prediction_reference.kind == "categorical" else "regression"
@@ -92,6 +93,7 @@ class PredictionRecorder:
         self._value = metrics.histogram("prediction_value").labels(model, version)
         self._lock = threading.Lock()
         self.version = 0
+        self._bin_allowance = bin_allowance
         self.prediction_drift = self._target("prediction", prediction_reference, make_window)
         self.score_drift = self._target("score", score_reference, make_window)
 
@@ -101,7 +103,8 @@ class PredictionRecorder:
     ) -> _DriftTarget | None:
         if reference is None:
             return None
-        counters = BinCounters(self._metrics, *self._labels, kind, [reference])
+        counters = BinCounters(self._metrics, *self._labels, kind, [reference],
+                               self._bin_allowance)
         return _DriftTarget(reference, make_window(reference.bins), counters)
 
     def record(self, y_pred: Any, scores: Any) -> list[Any]:

@@ -29,6 +29,7 @@ from typing import Protocol
 from prometheus_client import Gauge
 from prometheus_client import values as _prom_values
 
+from modelmon.exporters.quality.bin_counters import DEFAULT_MAX_BIN_SERIES, BinSeriesAllowance
 from modelmon.exporters.quality.drift import METHODS, DriftScores
 from modelmon.exporters.quality.feedback import (
     DEFAULT_CONFUSION_CLASSES,
@@ -80,6 +81,10 @@ class QualityTracker:
       such as ``"15m"``; ``window_chunks`` (default 10) sets its granularity.
     - ``drift_features``: allowlist of features that get drift gauges;
       otherwise the top ``drift_top_k`` (default 50) by profile importance.
+    - ``max_bin_series``: fleet drift series this model version may export
+      (bin counters and reference shares, 3 per bin; default 2000): predictions
+      and scores first, then drift features by importance, each all bins or
+      none; a feature left out is counted in ``series_budget_exceeded_total``.
     - ``task``: "classification" or "regression" (default: from the profile's
       predictions, else guessed from the first predictions).
     - ``max_classes``: cap of ``predictions_total`` class labels (default 50).
@@ -102,6 +107,7 @@ class QualityTracker:
         window_chunks: int = DEFAULT_CHUNKS,
         drift_features: Sequence[str] | None = None,
         drift_top_k: int = DEFAULT_DRIFT_TOP_K,
+        max_bin_series: int = DEFAULT_MAX_BIN_SERIES,
         task: Task | None = None,
         max_classes: int = DEFAULT_MAX_CLASSES,
         feedback_db: str | Path | None = None,
@@ -136,19 +142,22 @@ class QualityTracker:
         self._rows_fallback = m.counter("input_rows_total").labels(*labels)
         self._window_rows = m.gauge("drift_window_rows").labels(*labels)
 
+        bins = BinSeriesAllowance(max_bin_series)
+        # Predictions and scores take their few bins of max_bin_series before the features.
+        self.predictions = PredictionRecorder(
+            m, self.model, self.version, task=task,
+            prediction_reference=self.profile.prediction if self.profile else None,
+            score_reference=self.profile.score if self.profile else None,
+            make_window=self._make_window, max_classes=max_classes, bin_allowance=bins,
+        )
         self.inputs: InputChecker | None = None
         if self.profile is not None:
             drift = select_drift_features(self.profile, drift_features, drift_top_k)
             self.inputs = InputChecker(
                 self.profile, m, self.model, self.version, drift,
                 self._make_window(sum(f.bins for f in drift)) if drift else None,
+                bin_allowance=bins,
             )
-        self.predictions = PredictionRecorder(
-            m, self.model, self.version, task=task,
-            prediction_reference=self.profile.prediction if self.profile else None,
-            score_reference=self.profile.score if self.profile else None,
-            make_window=self._make_window, max_classes=max_classes,
-        )
         if feedback_db is None:
             feedback_db = default_feedback_db(self.model, self.version)
         elif str(feedback_db) == ":memory:":
