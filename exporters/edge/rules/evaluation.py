@@ -108,6 +108,23 @@ class RuleGroupEvaluator:
         return [(i, self.group.rules[i].name, a) for i, alerts in enumerate(self._active)
                 for a in alerts.values()]
 
+    def copy_state(self, old: RuleGroupEvaluator) -> None:
+        """Take over what ``old`` (this group before a reload) holds, as Prometheus's
+        ``Group.CopyState``: a rule with the same name and labels as one of the old
+        group (the first unclaimed one) keeps its alerts (their ``activeAt``, firing
+        time, last send) and the series it produced last time."""
+        unclaimed: dict[tuple[str, str], list[int]] = {}
+        for i, rule in enumerate(old.group.rules):
+            unclaimed.setdefault(_name_and_labels(rule), []).append(i)
+        for i, rule in enumerate(self.group.rules):
+            indexes = unclaimed.get(_name_and_labels(rule))
+            if not indexes:
+                continue
+            j = indexes.pop(0)
+            self._previous[i] = set(old._previous[j])
+            if isinstance(rule, AlertingRule) and isinstance(old.group.rules[j], AlertingRule):
+                self._active[i] = dict(old._active[j])
+
     def restore_alert(self, index: int, alert: Alert) -> None:
         """Hold ``alert`` for rule ``index`` as if an earlier evaluation had made it
         (an agent restart): the next evaluation carries it on, or resolves it."""
@@ -189,6 +206,10 @@ class RuleGroupEvaluator:
                         float(alert.active_at_ms // 1000)))
         result.alerts.extend(active.values())
         return out
+
+
+def _name_and_labels(rule: RecordingRule | AlertingRule) -> tuple[str, str]:
+    return rule.name, repr(sorted((n, repr(t)) for n, t in rule.labels.items()))
 
 
 def _labelset(labels: Mapping[str, str]) -> LabelSet:

@@ -63,9 +63,12 @@ class EdgeRuleRunner:
         """Run ``groups`` from the next evaluation on, keeping the window (a
         configuration bundle applied without a restart). A group identical to a
         running one (file, name, interval, rules) keeps its evaluator: its alerts
-        keep their state and ``activeAt``, as in a Prometheus reload."""
+        keep their state and ``activeAt``, as in a Prometheus reload; a changed group
+        (same file and name) takes over the alerts of its rules that kept their name
+        and labels (Prometheus's ``CopyState``)."""
         default_ms = int(evaluation_interval * 1000)
         with self.lock:
+            by_name = {(e.group.file, e.group.name): e for e, _ in self._groups}
             running = {_fingerprint(e.group): (e, interval_ms, due) for (e, interval_ms), due
                        in zip(self._groups, self._next_ms, strict=True)}
             evaluators: list[tuple[RuleGroupEvaluator, int]] = []
@@ -77,8 +80,12 @@ class EdgeRuleRunner:
                     evaluators.append((old[0], interval_ms))
                     next_ms.append(old[2])
                 else:
-                    evaluators.append((RuleGroupEvaluator(group, self.storage, self.device_labels,
-                                                          label_results=True), interval_ms))
+                    evaluator = RuleGroupEvaluator(group, self.storage, self.device_labels,
+                                                   label_results=True)
+                    previous = by_name.get((group.file, group.name))
+                    if previous is not None:
+                        evaluator.copy_state(previous)
+                    evaluators.append((evaluator, interval_ms))
                     next_ms.append(None)
             self._groups, self._next_ms = evaluators, next_ms
             self.window_ms = _window_ms(groups, query_window)

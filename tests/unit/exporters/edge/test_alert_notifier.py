@@ -174,3 +174,32 @@ def test_the_state_file_is_owner_only_and_names_group_rule_and_labels(tmp_path):
     data = json.loads(path.read_text())
     (entry,) = data["groups"].values()
     assert entry["alerts"][0]["name"] == "Hot" and entry["alerts"][0]["rule"] == 0
+
+
+def test_a_changed_group_keeps_the_alerts_of_its_unchanged_rules_on_reload():
+    """A bundle that changes a group (here the annotation and a new rule) keeps the
+    firing alert's start and last send, as Prometheus's CopyState does."""
+    from modelmon.exporters.edge.rules.runner import EdgeRuleRunner
+
+    runner = EdgeRuleRunner(parse_rule_groups(RULES, "line.yml"), 10.0, {"device": "press-7"})
+    sensor = (("__name__", "temperature"), ("device", "press-7"), ("sensor", "s1"))
+    for t in range(0, 40, 10):
+        runner.storage.append(sensor, T0 + t * 1000, 90.0)
+        runner.evaluate_due(T0 + t * 1000)
+    changed = RULES.replace("{{ $labels.sensor }} at", "sensor {{ $labels.sensor }} at") + """
+      - alert: Cold
+        expr: temperature < 0
+"""
+    runner.replace_groups(parse_rule_groups(changed, "line.yml"), 10.0)
+    runner.storage.append(sensor, T0 + 40_000, 90.0)
+    runner.evaluate_due(T0 + 40_000)
+    (_, _, result), = runner.evaluated
+    (alert,) = result.alerts
+    assert alert.fired_at_ms == T0 + 20_000 and alert.last_sent_at_ms is None  # never notified
+    assert alert.annotations == {"summary": "sensor s1 at 90"}
+    runner.replace_groups(parse_rule_groups(changed.replace("severity: critical",
+                                                            "severity: page"), "line.yml"), 10.0)
+    runner.storage.append(sensor, T0 + 50_000, 90.0)
+    runner.evaluate_due(T0 + 50_000)
+    (_, _, result), = runner.evaluated
+    assert [a.active_at_ms for a in result.alerts] == [T0 + 50_000]  # other labels: afresh
