@@ -235,8 +235,9 @@ def _check(checker: Checker, scenario: Scenario, t: float, view: View) -> int | 
         return None
     missing = checker.missing()
     if not missing:
-        view.note(f"PASS scenario {scenario.name} in {t:.0f} s: "
-                  f"{', '.join(map(str, scenario.alerts))} fired and resolved")
+        seen = [f"{a} fired and resolved" for a in scenario.alerts]
+        seen += [s.what for s in scenario.series]
+        view.note(f"PASS scenario {scenario.name} in {t:.0f} s: {'; '.join(seen)}")
         return 0
     if t > scenario.deadline:
         view.note(f"FAIL scenario {scenario.name}: after {t:.0f} s, missing:")

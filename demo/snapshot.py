@@ -33,6 +33,7 @@ class DeviceRow:
     agent_link_up: bool | None
     backlog: int
     last_backfill: str = "-"
+    bundle: str = "-"  # the applied configuration bundle, and a refusal if any
 
 
 @dataclass
@@ -106,5 +107,14 @@ class SnapshotReader:
                         f"{time.strftime('%H:%M:%S')} {peak} samples, "
                         f"{outage:.0f}s after the link returned")
             out.append(DeviceRow(name, device.link_up, status.get("link_up"), backlog,
-                                 self._last_backfill.get(name, "-")))
+                                 self._last_backfill.get(name, "-"), _bundle(status)))
         return out
+
+
+def _bundle(status: dict[str, Any]) -> str:
+    bundle = status.get("bundle") or {}
+    text = str(bundle.get("version") or "-")
+    refusal = bundle.get("last_refusal") or {}
+    if refusal.get("reason"):
+        text += f" (refused one: {refusal['reason']})"
+    return text

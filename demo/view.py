@@ -75,7 +75,8 @@ class PlainView:
                 f"accuracy {_num(m.accuracy, '.1%')}")
         for d in snap.devices:
             self.line(f"device {d.device}: link {'up' if d.link_up else 'DOWN'}, "
-                      f"backlog {d.backlog} samples, last backfill {d.last_backfill}")
+                      f"backlog {d.backlog} samples, last backfill {d.last_backfill}, "
+                      f"bundle {d.bundle}")
 
 
 class LiveView:
@@ -134,7 +135,8 @@ class LiveView:
                     "fleet drift (PSI)", "accuracy"):
             models.add_column(col, justify="left" if col == "model" else "right")
         devices = Table(title="Edge devices", expand=True)
-        for col in ("device", "link", "agent sees", "backlog (samples)", "last backfill"):
+        for col in ("device", "link", "agent sees", "backlog (samples)", "last backfill",
+                    "config bundle"):
             devices.add_column(col)
         if self.snap is not None:
             for m in self.snap.models:
@@ -151,7 +153,7 @@ class LiveView:
                 devices.add_row(
                     d.device, Text("up", style="green") if d.link_up else Text("DOWN", style="red"),
                     "-" if d.agent_link_up is None else ("up" if d.agent_link_up else "down"),
-                    str(d.backlog), d.last_backfill)
+                    str(d.backlog), d.last_backfill, d.bundle)
         alerts = Text("\n".join(self.events) or "(none yet)")
         urls = Table.grid(padding=(0, 2))
         for name, url in self.urls:

@@ -39,7 +39,7 @@ def test_state_at_follows_the_steps() -> None:
     assert state_at(outage.steps, 5).cut == frozenset()
     during = state_at(outage.steps, 20)
     assert during.cut == {"edge-2"} and during.device_faults == {"edge-2": 0.7}
-    assert state_at(outage.steps, 45).device_faults == {}
+    assert state_at(outage.steps, 61).device_faults == {}
     errors = state_at(SCENARIOS["errors"].steps, 12)
     assert errors.conditions == Conditions(fault_rate=0.3) and "error burst 30%" in errors.labels
 

@@ -13,7 +13,8 @@ URLS = [("Prometheus", "http://127.0.0.1:9090"), ("Alertmanager", "http://127.0.
 SNAP = Snapshot(
     [ModelRow("fraud-detector", {"success": 12.5, "error": 3.0}, 0.123, 0.19, 0.91, 0.62)],
     [DeviceRow("edge-1", True, True, 0), DeviceRow("edge-2", False, False, 1594,
-                                                   "12:00:01 2762 samples")],
+                                                   "12:00:01 2762 samples",
+                                                   "demo-1 (refused one: signature)")],
 )
 
 
@@ -29,7 +30,8 @@ def test_live_view_renders_every_part() -> None:
     text = out.getvalue()
     for expected in ("fraud-detector", "12.5", "0.123", "19.0%", "0.910", "62.0%", "edge-2",
                      "DOWN", "1594", "2762 samples", "ModelErrorBudgetBurningFast",
-                     "now: error burst 30%", "http://127.0.0.1:9093", "Ctrl-C stops"):
+                     "now: error burst 30%", "http://127.0.0.1:9093", "Ctrl-C stops",
+                     "refused one: signature"):
         assert expected in text, expected
 
 
