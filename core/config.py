@@ -148,7 +148,7 @@ def _positive_int(value: object, field_name: str) -> int:
 _KNOWN = {"listen", "prefix", "web_config_file", "threads", "max_label_values", "max_series",
           "ingest", "buckets", "plugins", "quality"}
 # Sections that belong to other components; validated by them.
-_FOREIGN = {"logs", "edge"}
+_FOREIGN = {"logs", "edge", "bundles"}
 
 
 def _quality_from_mapping(data: Any, base_dir: Path | None) -> dict[str, ModelQualityConfig]:

@@ -203,6 +203,17 @@ def create_app(
         body, content_type = render(registry, request.headers.get("Accept"))
         return Response(body, content_type=content_type)
 
+    if config.raw.get("bundles") is not None:  # edge configuration bundles, per device group
+        from modelmon.exporters.edge.bundles.server import BundleFiles, bundles_dir
+
+        bundles = BundleFiles(bundles_dir(config.raw["bundles"], config.base_dir))
+
+        @app.get("/bundles/<name>")
+        def bundle(name: str) -> Response:
+            # Flask answers HEAD from this view and drops the body itself.
+            status, headers, body = bundles.respond(name, request.headers.get("If-None-Match", ""))
+            return Response(body, status=int(status.split()[0]), headers=headers)
+
     @app.post("/ingest")
     def ingest() -> Response:
         max_bytes = config.ingest.max_body_bytes

@@ -47,6 +47,13 @@ def run(args: argparse.Namespace) -> int:
             check_sink(config.raw["logs"], config.base_dir)
         except ConfigError as exc:
             raise ConfigError(f"config file {args.config}: {exc}") from None
+    if config.raw.get("bundles") is not None:
+        from modelmon.exporters.edge.bundles.server import bundles_dir
+
+        try:
+            bundles_dir(config.raw["bundles"], config.base_dir)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {args.config}: {exc}") from None
     scheme = "https" if web.tls else "http"
 
     def banner() -> None:

@@ -326,3 +326,25 @@ def test_edge_status_says_which_bundle_runs_and_why_a_newer_one_does_not() -> No
     assert "not confirmed since start - last error: HTTP 503" in text
     assert "REFUSED:       5s ago, from http://cloud/site.tar.gz (signature)" in text
     assert "bundle" not in render({"device_id": "d", "updated": now}, now=now)
+
+
+def test_modelmon_serve_hosts_bundles_per_device_group(tmp_path: Path) -> None:
+    from modelmon.config import ConfigError, serve_config_from_mapping
+    from modelmon.exporters.service.app import create_app
+
+    published = tmp_path / "published"
+    published.mkdir()
+    data = build_bundle(source(tmp_path))
+    (published / "press-lines.tar.gz").write_bytes(data)
+    client = create_app(serve_config_from_mapping({"bundles": {"dir": str(published)}}),
+                        registry=CollectorRegistry()).test_client()
+    first = client.get("/bundles/press-lines.tar.gz")
+    assert (first.status_code, first.data) == (200, data)
+    etag = first.headers["ETag"]
+    assert client.get("/bundles/press-lines.tar.gz",
+                      headers={"If-None-Match": etag}).status_code == 304
+    assert client.get("/bundles/other.tar.gz").status_code == 404
+    assert client.get("/bundles/..%2Fsecret.tar.gz").status_code == 404
+    with pytest.raises(ConfigError, match="bundles.dir"):
+        create_app(serve_config_from_mapping({"bundles": {"dir": str(tmp_path / "none")}}),
+                   registry=CollectorRegistry())
