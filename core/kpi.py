@@ -41,6 +41,7 @@ MultiprocessMode = Literal[
 ]
 Group = Literal[
     "service", "http", "ingest", "plugins", "quality", "feedback", "logs", "edge", "containers",
+    "gpu",
 ]
 # The Prometheus dashboards of ``modelmon.dashboards`` a KPI can live on; the
 # dashboard's uid is ``modelmon-<name>``.

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("build_info", "modelmon.plugins.build_info"),
     ("system", "modelmon.plugins.system"),
     ("docker", "modelmon.plugins.docker"),
+    ("nvml", "modelmon.plugins.nvml"),
     ("log_sinks", "modelmon.plugins.sinks"),
     ("redact", "modelmon.plugins.redact"),
     ("edge_alert_webhook", "modelmon.plugins.edge_alert_webhook"),

@@ -1,12 +1,13 @@
-"""The "Model containers" row of the model-service dashboard: what the
-built-in ``docker`` collector reads of each container labelled
-``modelmon.model`` (catalog group ``containers``)."""
+"""The "Model containers and GPUs" row of the model-service dashboard: what
+the built-in ``docker`` collector reads of each container labelled
+``modelmon.model`` (catalog group ``containers``) and the ``nvml`` collector
+of each GPU (group ``gpu``)."""
 
 from __future__ import annotations
 
 from modelmon.dashboards.common import Row, rate, selector, timeseries
 
-TITLE = "Model containers"
+TITLE = "Model containers and GPUs"
 _MVC = "{{model}} {{version}} {{container}}"
 _BY = "model, version, container"
 
@@ -77,5 +78,48 @@ def row(prefix: str) -> Row:
             "short",
             [(f"max by (job, instance) ({selector('containers_unreported', p)})",
               "{{instance}}")],
+        ),
+        timeseries(
+            "GPU utilization",
+            "Share of time a kernel ran on each GPU. Near 100% the GPU bounds inference; near 0 "
+            "with traffic the model is not on the GPU.",
+            "percentunit",
+            [(f"max by (instance, gpu) ({selector('gpu_utilization_ratio', p)})"
+              f" * on (instance, gpu) group_left (name) {selector('gpu_info', p)}",
+              "{{instance}} gpu {{gpu}} {{name}}")],
+        ),
+        timeseries(
+            "GPU memory: used, total and per container",
+            "GPU memory allocated against what the card has, and what each Docker container's "
+            "processes hold (container_id as docker ps shows it).",
+            "bytes",
+            [
+                (f"max by (instance, gpu) ({selector('gpu_memory_used_bytes', p)})",
+                 "used {{instance}} gpu {{gpu}}"),
+                (f"max by (instance, gpu) ({selector('gpu_memory_total_bytes', p)})",
+                 "total {{instance}} gpu {{gpu}}"),
+                (f"max by (instance, gpu, container_id) "
+                 f"({selector('gpu_process_memory_bytes', p)})",
+                 "{{instance}} gpu {{gpu}} container {{container_id}}"),
+            ],
+        ),
+        timeseries(
+            "GPU temperature and power",
+            "Core temperature (a hot GPU lowers its clocks) and power draw.",
+            "short",
+            [
+                (f"max by (instance, gpu) ({selector('gpu_temperature_celsius', p)})",
+                 "°C {{instance}} gpu {{gpu}}"),
+                (f"max by (instance, gpu) ({selector('gpu_power_watts', p)})",
+                 "W {{instance}} gpu {{gpu}}"),
+            ],
+        ),
+        timeseries(
+            "GPU ECC errors",
+            "Memory errors per 5 minutes; uncorrected ones corrupt results or crash the model "
+            "server.",
+            "short",
+            [(f"sum by (instance, gpu, type) (increase({selector('gpu_ecc_errors_total', p)}[5m]))",
+              "{{type}} {{instance}} gpu {{gpu}}")],
         ),
     ])

@@ -27,6 +27,7 @@ GROUP_TITLES = {
     "logs": "Log shipping",
     "edge": "Edge agent",
     "containers": "Model containers (docker collector)",
+    "gpu": "GPUs (nvml collector)",
 }
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from modelmon.catalog import containers, edge, edge_config, logs, quality, service
+from modelmon.catalog import containers, edge, edge_config, gpu, logs, quality, service
 from modelmon.kpi import DEFAULT_PREFIX, KPI
 
 CATALOG: tuple[KPI, ...] = (
-    service.KPIS + quality.KPIS + logs.KPIS + edge.KPIS + containers.KPIS + edge_config.KPIS
+    service.KPIS + quality.KPIS + logs.KPIS + edge.KPIS + containers.KPIS + gpu.KPIS
+    + edge_config.KPIS
 )
 
 __all__ = ["CATALOG", "DEFAULT_PREFIX", "KPI", "by_name", "in_groups"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from modelmon.kpi import KPI
 
 _C = ("model", "version", "container")
-_ROW = "Model containers"
+_ROW = "Model containers and GPUs"
 
 KPIS: tuple[KPI, ...] = (
     KPI(

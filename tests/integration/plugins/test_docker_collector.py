@@ -6,6 +6,7 @@ and the edge agent both run it."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from modelmon.config import serve_config_from_mapping
 from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
 from modelmon.exporters.service.app import create_app
 from modelmon.plugins.docker import DockerCollector, from_config
+from modelmon.plugins.nvml import container_id
 from support.dockerd import Dockerd, import_busybox_image, running_dockerd
 
 pytestmark = pytest.mark.integration
@@ -175,3 +177,12 @@ def test_the_edge_agent_runs_it_when_listed(dockerd, tmp_path: Path):
         ) == 1
     finally:
         agent.stop()
+
+
+def test_gpu_processes_are_joined_to_their_container(dockerd):
+    """The nvml collector sums GPU memory per container_id, read from the process's cgroup."""
+    run(dockerd, "gpu-user", "sleep 600")
+    pid = int(dockerd.docker("inspect", "-f", "{{.State.Pid}}", "gpu-user"))
+    full_id = dockerd.docker("inspect", "-f", "{{.Id}}", "gpu-user")
+    assert container_id(pid) == full_id[:12]
+    assert container_id(os.getpid()) == "", "the test itself runs outside any container"
