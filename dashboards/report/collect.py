@@ -14,6 +14,7 @@ from modelmon.dashboards.report.prometheus import (
     AlertPeriod,
     PrometheusClient,
     QueryError,
+    ReportError,
     alertmanager_alerts,
 )
 from modelmon.thresholds import ThresholdsConfig
@@ -49,6 +50,7 @@ class ReportData:
     alerts: list[AlertPeriod]
     alerts_error: str | None
     active_alerts: list[ActiveAlert] | None  # None: no --alertmanager given
+    active_alerts_error: str | None
     generated_at: float
 
     def panel_count(self) -> int:
@@ -123,7 +125,13 @@ def collect(
         alerts = client.alerts(selector, start, end, step)
     except QueryError as exc:
         alerts_error = str(exc)
-    active = alertmanager_alerts(alertmanager_url) if alertmanager_url else None
+    active: list[ActiveAlert] | None = None
+    active_error = None
+    if alertmanager_url:
+        try:
+            active = alertmanager_alerts(alertmanager_url)
+        except ReportError as exc:  # the panels are worth writing without it
+            active_error = str(exc)
     if active is not None and (model or device):
         active = [a for a in active
                   if (model is None or a.labels.get("model") == model)
@@ -131,7 +139,7 @@ def collect(
     return ReportData(
         prometheus_url=client.url, start=start, end=end, step=step, rate_interval=interval,
         model=model, device=device, dashboards=out, alerts=alerts, alerts_error=alerts_error,
-        active_alerts=active, generated_at=time.time(),
+        active_alerts=active, active_alerts_error=active_error, generated_at=time.time(),
     )
 
 

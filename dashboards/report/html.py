@@ -189,6 +189,9 @@ def _alerts_section(report: ReportData, figures: dict[str, Any]) -> str:
     elif not report.alerts_error:
         out.append("<p>No alert was pending or firing in Prometheus during the period "
                    "(the <code>ALERTS</code> series).</p>")
+    if report.active_alerts_error:
+        out.append("<h3>Active in Alertmanager when the report was written</h3>")
+        out.append(f'<p class="error">{escape(report.active_alerts_error)}</p>')
     if report.active_alerts is not None:
         out.append("<h3>Active in Alertmanager when the report was written</h3>")
         if not report.active_alerts:

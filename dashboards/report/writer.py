@@ -24,8 +24,9 @@ def write_report(
     to ``out_path`` and return what it holds.
 
     ``model`` and ``device`` narrow every panel and the alerts as the dashboards'
-    variables do. Raises ``ReportError`` when Prometheus (or Alertmanager) cannot
-    be read, ``ImportError`` naming the extra when plotly is missing.
+    variables do. Raises ``ReportError`` when Prometheus cannot be read
+    (an unreadable Alertmanager is shown in the report instead), ``ImportError``
+    naming the extra when plotly is missing.
     """
     from modelmon.dashboards.report.html import plotly_js, render
 

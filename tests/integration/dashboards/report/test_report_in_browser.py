@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from modelmon.alerting import render_all, thresholds_from_mapping
@@ -27,10 +29,12 @@ from modelmon.demo.processes import (
     free_port,
     prometheus_config,
     running_prometheus,
+    stop_process,
+    wait_http_ok,
 )
 from support.chromium import open_page, png_pixels
 
-from ..conftest import Workload
+from ..conftest import Workload, binary
 from ..test_panel_queries import ALLOWLIST, _edge_agent
 
 pytestmark = pytest.mark.integration
@@ -88,14 +92,39 @@ def regression_model() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Alertmanager (one receiver that sends nothing) that Prometheus alerts."""
+    tmp = tmp_path_factory.mktemp("alertmanager")
+    config = tmp / "alertmanager.yml"
+    config.write_text(yaml.safe_dump({"route": {"receiver": "none"},
+                                      "receivers": [{"name": "none"}]}))
+    port = free_port()
+    with open(tmp / "alertmanager.log", "wb") as log:
+        proc = subprocess.Popen(
+            [binary("prometheus-alertmanager"), f"--config.file={config}",
+             f"--storage.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+             "--cluster.listen-address="],  # no gossip port: a single loopback instance
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(url + "/-/ready", 30, proc)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, workload: Workload,
-        regression_model: str) -> Iterator[Run]:
+        regression_model: str, alertmanager: str) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("report")
     rules = tmp / "modelmon.rules.yml"
     rules.write_text(render_all(thresholds_from_mapping(FAST_ALERTS))["modelmon.rules.yml"])
     config = prometheus_config([*workload.targets, regression_model], scrape_interval="1s",
                                job="modelmon")
     config["rule_files"] = [str(rules)]
+    config["alerting"] = {"alertmanagers": [
+        {"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}]}
     with running_prometheus(config, workdir=tmp / "prometheus",
                             extra_args=["--web.enable-remote-write-receiver"]) as prom, \
             _edge_agent(prom.url, tmp):
@@ -105,7 +134,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, workload: Workload,
         prom.wait_for('ALERTS{alertstate="firing"}', timeout=30)
         time.sleep(max(0.0, start + RUN_SECONDS - time.time()))
         out = tmp / "report.html"
-        data = write_report(prom.url, out, since_seconds=time.time() - start + 5)
+        data = write_report(prom.url, out, since_seconds=time.time() - start + 5,
+                            alertmanager_url=alertmanager)
         firing = {a["metric"]["alertname"] for a in prom.query('ALERTS{alertstate="firing"}')}
         yield Run(prom, start, out, data, firing)
 
@@ -132,6 +162,10 @@ def test_report_has_every_dashboard_panel_and_the_alerts(run: Run) -> None:
     # Every alert Prometheus had firing is in the report, still firing at its end.
     ongoing = {a.name for a in data.alerts if a.state == "firing" and a.ongoing}
     assert run.firing and run.firing <= ongoing, (run.firing, ongoing)
+    # Alertmanager got them from Prometheus: the report lists what it held.
+    assert data.active_alerts and {a.name for a in data.active_alerts} <= {
+        a.name for a in data.alerts if a.state == "firing"}
+    assert all(a.starts_at.startswith("20") for a in data.active_alerts)
 
 
 def test_report_renders_in_headless_chromium(run: Run) -> None:
@@ -195,3 +229,23 @@ def test_unreachable_prometheus_is_named(tmp_path: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert f"cannot reach Prometheus at {url} (--prometheus)" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_url_that_is_not_prometheus_is_named(
+    workload: Workload, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelmon.cli import main
+
+    url = f"http://{workload.targets[0]}"  # the workload's Flask app
+    assert main(["report", "--prometheus", url, "--out", str(tmp_path / "r.html")]) == 2
+    assert "is --prometheus the URL of a Prometheus server?" in capsys.readouterr().err
+
+
+def test_an_unreachable_alertmanager_is_shown_not_fatal(run: Run, tmp_path: Path) -> None:
+    from modelmon.demo.processes import free_port
+
+    am = f"http://127.0.0.1:{free_port()}"
+    out = tmp_path / "r.html"
+    data = write_report(run.prometheus.url, out, since_seconds=60, alertmanager_url=am)
+    assert data.active_alerts is None and data.active_alerts_error
+    assert f"cannot read alerts from Alertmanager at {am} (--alertmanager)" in out.read_text()
