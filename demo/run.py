@@ -183,12 +183,14 @@ def _run(options: DemoOptions, stack: DemoStack, scenario: Scenario | None) -> i
     if scenario is not None:
         steps: tuple[Step, ...] = scenario.steps
         cycle = None
-        title = f"modelmon demo - scenario {scenario.name}: {scenario.summary}"
+        title = f"modelmon demo - scenario {scenario.name}"
     else:
         steps, length = live_schedule()
         cycle = length
         title = "modelmon demo - cloud and edge, live"
     view = make_view(_urls(stack), title, plain=options.plain or options.check)
+    if scenario is not None:
+        view.note(f"scenario {scenario.name}: {scenario.summary}")
     stack.webhook.on_notification = lambda n: view.note(f"alert {n.line()}")
     traffic = Traffic(stack.app_url, stack.exporter_url, options.rps)
     thread = threading.Thread(target=traffic.run, name="modelmon-demo-traffic", daemon=True)
