@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,10 +64,15 @@ class Alertmanager:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    # Alertmanager's --web.config.file (exporter-toolkit: tls_server_config,
+    # basic_auth_users); with it, ``session`` must be able to reach the server.
+    web_config: dict[str, Any] | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def write_config(self) -> Path:
         config = {
@@ -85,14 +91,30 @@ class Alertmanager:
             raise FileNotFoundError("Alertmanager missing: apt-get install prometheus-alertmanager")
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.write_config()
+        args = [binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address="]  # no gossip port: one loopback instance
+        if self.web_config is not None:
+            web = self.workdir / "web.yml"
+            web.write_text(yaml.safe_dump(self.web_config))
+            args.append(f"--web.config.file={web}")
         self.runs += 1
         with open(self.workdir / f"alertmanager-{self.runs}.log", "wb") as log:
-            self.proc = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--cluster.listen-address="],  # no gossip port: one loopback instance
-                stdout=log, stderr=subprocess.STDOUT)
-        wait_http_ok(self.url + "/-/ready", 30, self.proc)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        if self.web_config is None:
+            wait_http_ok(self.url + "/-/ready", 30, self.proc)
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"alertmanager exited with {self.proc.returncode}")
+            try:
+                if self.session.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.url} not ready after 30s")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -100,6 +122,6 @@ class Alertmanager:
 
     def alerts(self) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts``: the alerts it holds that have not ended."""
-        r = requests.get(self.url + "/api/v2/alerts", timeout=5)
+        r = self.session.get(self.url + "/api/v2/alerts", timeout=5)
         r.raise_for_status()
         return list(r.json())

@@ -204,3 +204,67 @@ def test_an_ha_pair_with_one_alertmanager_down_gets_the_alerts_on_both(
         assert status["pending_notifications"] <= 1 and not status["dropped_notifications"]
     finally:
         late.stop()
+
+
+def test_alerts_reach_an_alertmanager_behind_mtls_and_basic_auth(
+        tmp_path: Path, webhook: Webhook) -> None:
+    """Alertmanager's own web config (exporter-toolkit): TLS requiring a client
+    certificate of the CA, and basic auth; the agent's tls and basic_auth keys."""
+    import bcrypt
+    import requests
+    from prometheus_client import CollectorRegistry
+
+    from modelmon.exporters.edge import EdgeAgent, edge_config_from_mapping
+    from support.tls_certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    (tmp_path / "am-password").write_text("s3cret\n")
+    session = requests.Session()
+    session.verify, session.cert = str(pki.ca), (str(pki.client_cert), str(pki.client_key))
+    session.auth = ("edge", "s3cret")
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace verify
+    am = Alertmanager(tmp_path / "alertmanager", webhook.url, session=session, scheme="https",
+                      web_config={
+                          "tls_server_config": {
+                              "cert_file": str(pki.server_cert), "key_file": str(pki.server_key),
+                              "client_ca_file": str(pki.ca),
+                              "client_auth_type": "RequireAndVerifyClientCert"},
+                          "basic_auth_users": {
+                              "edge": bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()}})
+    am.start()
+    (tmp_path / "device.rules.yml").write_text(
+        "groups: [{name: device, rules: [{alert: Heartbeat, expr: vector(1)}]}]")
+
+    def agent(**target: Any) -> EdgeAgent:
+        config = edge_config_from_mapping({"edge": {
+            "device_id": "edge-tls", "interval": "1s", "listen": None, "collectors": [],
+            "spool": {"path": str(tmp_path / f"state-{len(target)}")},
+            "remote_write": {"url": "http://127.0.0.1:1/api/v1/write", "min_backoff": "0.01s",
+                             "max_backoff": "0.02s"},
+            "rules": ["device.rules.yml"],
+            "alerting": {"alertmanagers": [{"url": am.url, "timeout": "5s", **target}]},
+        }}, tmp_path)
+        return EdgeAgent(config, CollectorRegistry())
+
+    tls = {"ca_file": str(pki.ca), "cert_file": str(pki.client_cert),
+           "key_file": str(pki.client_key)}
+    try:
+        for target, delivered in (
+                ({"tls": tls}, False),  # no password: 401, kept for a fix
+                ({"tls": tls, "basic_auth": {"username": "edge",
+                                             "password_file": str(tmp_path / "am-password")}},
+                 True)):
+            edge = agent(**target)
+            try:
+                edge.collect_once()
+                edge.alerting.spool.flush_buffer()  # type: ignore[union-attr]
+                step = edge.alerting.worker.step()  # type: ignore[union-attr]
+                assert step.state == ("progress" if delivered else "retry"), target
+                pending = edge.alerting.spool.stats().pending  # type: ignore[union-attr]
+                assert pending == (0 if delivered else 1)
+            finally:
+                edge.stop()
+        held = wait("Heartbeat in Alertmanager", am.alerts, 5)
+        assert [a["labels"]["device"] for a in held] == ["edge-tls"]
+    finally:
+        am.stop()
