@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 import requests
 
+from modelmon.exporters.logs.logstash import _await_tls13_verdict as await_tls13_verdict
 from modelmon.exporters.logs.sinks import (
     Item,
     SendResult,
@@ -203,6 +204,9 @@ class GelfSink:
                 if self._context is not None:
                     try:
                         sock = self._context.wrap_socket(sock, server_hostname=self.host)
+                        # A TLS 1.3 server refuses a client certificate after the
+                        # handshake: wait for its verdict before counting bytes as sent.
+                        await_tls13_verdict(sock, min(self.timeout, 1.0))
                     except BaseException:
                         sock.close()
                         raise

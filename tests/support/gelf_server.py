@@ -22,6 +22,7 @@ import gzip
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -165,7 +166,10 @@ def serve_udp(chunk_timeout: float = 5.0) -> tuple[GelfInput, int, threading.Eve
     return sink, sock.getsockname()[1], stop
 
 
-def serve_tcp(port: int = 0) -> tuple[GelfInput, int, threading.Event]:
+def serve_tcp(port: int = 0, tls: ssl.SSLContext | None = None
+              ) -> tuple[GelfInput, int, threading.Event]:
+    """With ``tls``: a TLS input (``tls_certs.server_context`` requires a client
+    certificate); refused handshakes are counted in ``rejected``."""
     sink = GelfInput()
     server = socket.create_server(("127.0.0.1", port))
     server.settimeout(0.05)
@@ -173,6 +177,14 @@ def serve_tcp(port: int = 0) -> tuple[GelfInput, int, threading.Event]:
 
     def connection(conn: socket.socket) -> None:
         buffer = b""
+        if tls is not None:
+            try:
+                conn.settimeout(5)
+                conn = tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                sink.rejected.append(f"handshake refused: {exc}")
+                conn.close()
+                return
         conn.settimeout(0.05)
         with conn:
             while not stop.is_set():

@@ -206,3 +206,28 @@ def test_bad_options_name_the_field(tmp_path) -> None:
                     "gelf": {"transport": "udp", "tls": True}})
     with pytest.raises(ConfigError, match="logs.gelf.transport: expected tcp, udp or http"):
         check_sink({"sink": "gelf", "spool_dir": str(tmp_path), "gelf": {"transport": "amqp"}})
+
+
+def test_over_tls_a_client_certificate_is_presented_and_its_absence_is_never_delivered(
+        tmp_path) -> None:
+    from support.tls_certs import make_pki, server_context
+
+    pki = make_pki(tmp_path / "pki")
+    sink, port, stop = serve_tcp(tls=server_context(pki))
+    items = ItemBatch("s-", [(seq, json.dumps(_event(seq)).encode()) for seq in (1, 2, 3)])
+    without = GelfSink(transport="tcp", port=port, tls=True, ca_file=str(pki.ca),
+                       host="localhost")
+    with_cert = GelfSink(transport="tcp", port=port, tls=True, ca_file=str(pki.ca),
+                         host="localhost", cert_file=str(pki.client_cert),
+                         key_file=str(pki.client_key))
+    try:
+        refused = without.send(items)
+        assert refused.delivered == [] and refused.retry == [1, 2, 3]
+        assert with_cert.send(items).delivered == [1, 2, 3]
+        assert sink.wait_for(4)  # one refused handshake, three messages
+        assert sink.ids() == ["s-1", "s-2", "s-3"]
+        assert [r for r in sink.rejected if r.startswith("handshake refused")]
+    finally:
+        without.close()
+        with_cert.close()
+        stop.set()
