@@ -9,7 +9,8 @@ Example (``modelmon edge run --config edge.yaml``)::
       device_id: press-line-7         # required; the label device="press-line-7" on every series
       interval: 10s                   # how often the sample stream is collected
       listen: 127.0.0.1:9108          # local /metrics; null to disable
-      collectors: [system]            # plugin collectors by name; model KPIs of ModelMonitors
+      collectors: [system]            # plugin collectors by name ([system, docker]: model
+                                      # containers, docs/containers.md); model KPIs of ModelMonitors
                                       # in the same process are always included
       labels: {site: plant-3}         # extra labels on every series (optional)
       rules: [rules/*.yml]            # Prometheus rule files evaluated on the device (optional)

@@ -19,7 +19,10 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 DOTTED = re.compile(r"(?<![\w/.-])modelmon(?:\.[A-Za-z_]\w*)+")
 FILE_SUFFIXES = {"yml", "yaml", "json", "md", "py", "toml", "txt", "db", "sqlite"}
 # Dotted names in the docs that are values, not Python.
-NOT_PYTHON = {"modelmon.model"}  # the ECS event.dataset of modelmon's events
+NOT_PYTHON = {
+    "modelmon.model",  # the ECS event.dataset of modelmon's events; a Docker label too
+    "modelmon.version",  # the Docker label of a model container's version
+}
 
 # `core/catalog/`, `tests/support/es_servers.py`: a path in the checkout, in backticks.
 TOP_FOLDERS = ("core", "exporters", "plugins", "dashboards", "alert_rules", "demo", "compose",
