@@ -276,10 +276,11 @@ def _bundle(p: _Fields, base_dir: Path | None) -> BundleConfig:
                           "signed with ('modelmon edge bundle keygen' writes one); or set "
                           "allow_unsigned: true to accept bundles checked by hash only")
     if public_key is not None:
-        from .bundles.signing import BundleKeyError, load_public_key
+        # Read without cryptography, which never loads into the agent (bundles.signing).
+        from .bundles.signing import BundleKeyError, check_public_key_file
 
         try:
-            load_public_key(public_key)
+            check_public_key_file(public_key)
         except BundleKeyError as exc:
             raise ConfigError(f"{p.where}public_key: {exc}") from None
     poll_interval = p.duration("poll_interval", BundleConfig.poll_interval)

@@ -104,14 +104,14 @@ def _read(path: Path) -> bytes | None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from .format import BundleRefused, read_bundle
-    from .signing import BundleKeyError, load_public_key
+    from .signing import BundleKeyError, key_verifier, load_public_key
 
     data = _read(args.file)
     if data is None:
         return 2
     try:
         key = load_public_key(args.public_key) if args.public_key is not None else None
-        bundle = read_bundle(data, key, require_signature=False)
+        bundle = read_bundle(data, key_verifier(key) if key else None, require_signature=False)
     except BundleKeyError as exc:
         return _fail(str(exc))
     except BundleRefused as exc:
@@ -133,7 +133,7 @@ def _import(args: argparse.Namespace) -> int:
     from modelmon.exporters.edge.status import agent_running, read_status
 
     from .format import BundleRefused, read_bundle
-    from .signing import load_public_key
+    from .signing import key_verifier, load_public_key
     from .store import BundleStore, write_atomic
 
     config = load_edge_config(args.config)
@@ -145,7 +145,8 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     key = load_public_key(config.bundle.public_key) if config.bundle.public_key else None
     try:  # the agent checks again; this tells the operator now
-        bundle = read_bundle(data, key, require_signature=not config.bundle.allow_unsigned)
+        bundle = read_bundle(data, key_verifier(key) if key else None,
+                             require_signature=not config.bundle.allow_unsigned)
     except BundleRefused as exc:
         return _fail(f"{args.file}: refused ({exc.reason}): {exc}")
     store = BundleStore(config.state_dir / "bundles")

@@ -38,13 +38,10 @@ import yaml
 from modelmon.exporters.edge.rules.files import RuleFileError, RuleGroup, parse_rule_groups
 from modelmon.units import parse_duration
 
-from .signing import sign, verify
+from .signing import Verifier, sign
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -180,9 +177,14 @@ def _tar(members: Mapping[str, bytes]) -> bytes:
 # -- reading (the device side) ------------------------------------------------
 
 
-def read_bundle(data: bytes, public_key: Ed25519PublicKey | None, *,
+def read_bundle(data: bytes, verifier: Verifier | None, *,
                 require_signature: bool = True) -> Bundle:
-    """Check ``data`` completely and return it parsed, or raise BundleRefused."""
+    """Check ``data`` completely and return it parsed, or raise BundleRefused.
+
+    ``verifier`` checks the signature (``signing.key_verifier`` or
+    ``signing.subprocess_verifier``); None accepts unsigned bundles only with
+    ``require_signature=False``. A verifier that cannot run raises
+    ``signing.VerifierUnavailable``."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleRefused("unreadable", f"{len(data)} bytes, more than a bundle holds "
                             f"({MAX_BUNDLE_BYTES}); is the URL the bundle's?")
@@ -191,7 +193,7 @@ def read_bundle(data: bytes, public_key: Ed25519PublicKey | None, *,
     if manifest_bytes is None:
         raise BundleRefused("unreadable", f"no {MANIFEST} in the archive; build bundles with "
                             "'modelmon edge bundle build'")
-    bundle = _check(manifest_bytes, members, public_key, require_signature=require_signature)
+    bundle = _check(manifest_bytes, members, verifier, require_signature=require_signature)
     return Bundle(**{**bundle.__dict__, "data": data})
 
 
@@ -221,13 +223,13 @@ def _untar(data: bytes) -> dict[str, bytes]:
 
 
 def _check(manifest_bytes: bytes, members: Mapping[str, bytes],
-           public_key: Ed25519PublicKey | None, *, require_signature: bool) -> Bundle:
+           verifier: Verifier | None, *, require_signature: bool) -> Bundle:
     signature = members.get(SIGNATURE)
-    if public_key is not None:
+    if verifier is not None:
         if signature is None:
             raise BundleRefused("signature", "the bundle is not signed and this device "
                                 "requires signatures (bundle.public_key); build it with --key")
-        if not verify(public_key, signature, manifest_bytes):
+        if not verifier(signature, manifest_bytes):
             raise BundleRefused("signature", "the signature does not match bundle.public_key: "
                                 "the bundle was changed after signing, or signed with another "
                                 "key")

@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from .format import Bundle, BundleRefused, read_bundle
+from .signing import Verifier, VerifierUnavailable
 from .store import BundleStore, StoredBundle
 from .telemetry import BundleMetrics
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     from modelmon.exporters.edge.config import BundleConfig
 
 log = logging.getLogger(__name__)
@@ -49,14 +48,14 @@ LOG_EVERY = 60.0  # seconds between two log lines about a failing pull
 class BundleManager:
     def __init__(self, config: BundleConfig, directory: Path, metrics: BundleMetrics,
                  install: Callable[[Bundle], None]) -> None:
-        from .signing import load_public_key
+        from .signing import subprocess_verifier
 
         self.config = config
         self.store = BundleStore(directory)
         self.metrics = metrics
         self._install = install
-        self._key: Ed25519PublicKey | None = (
-            load_public_key(config.public_key) if config.public_key is not None else None)
+        self._verifier: Verifier | None = (
+            subprocess_verifier(config.public_key) if config.public_key is not None else None)
         self.current: StoredBundle | None = None
         self.bundle: Bundle | None = None
         self.last_success: float | None = None
@@ -70,15 +69,21 @@ class BundleManager:
     # -- checking and applying ----------------------------------------------
 
     def check(self, data: bytes) -> Bundle:
-        return read_bundle(data, self._key, require_signature=not self.config.allow_unsigned)
+        return read_bundle(data, self._verifier,
+                           require_signature=not self.config.allow_unsigned)
 
     def restore(self) -> Bundle | None:
         """Apply the last known good bundle from disk (at start); a stored bundle
-        that no longer passes the checks (damaged, or the key changed) is skipped
-        for the one before it."""
+        that no longer passes the checks (damaged) is skipped for the one before it."""
         for entry in self.store.entries():
             try:
-                bundle = self.check(self.store.read(entry))
+                # Signed bundles were verified before the store took them: at start their
+                # hashes (the manifest's is the entry's name) show they are intact, and no
+                # child process runs a signature check again.
+                bundle = read_bundle(self.store.read(entry), None, require_signature=False)
+                if bundle.sha256 != entry.sha256:
+                    raise BundleRefused("checksum", f"its manifest's sha256 {bundle.sha256} is "
+                                        f"not the one stored ({entry.sha256})")
             except OSError as exc:
                 log.error("stored bundle %s (%s) cannot be read (%s); trying the one before",
                           entry.version, entry.sha256[:12], exc)
@@ -99,12 +104,16 @@ class BundleManager:
         return None
 
     def offer(self, data: bytes, *, source: str, etag: str | None = None) -> str:
-        """Check ``data`` and apply it; returns applied, unchanged or refused."""
+        """Check ``data`` and apply it; returns applied, unchanged, refused, or failed
+        when the signature could not be checked at all."""
         try:
             bundle = self.check(data)
         except BundleRefused as exc:
             self._refuse(exc, source)
             return "refused"
+        except VerifierUnavailable as exc:  # no verdict: tried again, not refused
+            self.last_error = str(exc)[:300]
+            return "failed"
         if self.current is not None and bundle.sha256 == self.current.sha256:
             if (etag, source) != (self.current.etag, self.current.source):
                 self.current = self.store.set_etag(self.current, etag, source)
@@ -154,6 +163,8 @@ class BundleManager:
         elif response.status_code == 200:
             etag = response.headers.get("ETag")
             outcome = self.offer(data, source=url, etag=etag)
+            if outcome == "failed":
+                return self._failed(self.last_error)
             self._offered_etag, self._offered_refused = etag, outcome == "refused"
         else:
             return self._failed(f"HTTP {response.status_code} from {url}")
@@ -211,6 +222,8 @@ class BundleManager:
             except OSError:
                 continue
             outcome = self.offer(data, source="import")
+            if outcome == "failed":  # the signature could not be checked: next time
+                continue
             if outcome == "applied":  # the next pull fetches the URL's bundle in full
                 self._offered_etag, self._offered_refused = None, False
             outcomes.append(outcome)

@@ -28,9 +28,11 @@ from modelmon.exporters.edge.bundles.overrides import effective_rules
 from modelmon.exporters.edge.bundles.server import bundle_app, etag_matches
 from modelmon.exporters.edge.bundles.signing import (
     generate_keypair,
+    key_verifier,
     load_private_key,
     load_public_key,
     sign,
+    subprocess_verifier,
 )
 from modelmon.exporters.edge.bundles.store import BundleStore
 from modelmon.exporters.edge.bundles.telemetry import BundleMetrics
@@ -73,7 +75,7 @@ def members(data: bytes) -> dict[str, bytes]:
 
 def test_a_signed_bundle_reads_back_as_built(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     data = build_bundle(source(tmp_path), key=load_private_key(keys[0]))
-    bundle = read_bundle(data, load_public_key(keys[1]))
+    bundle = read_bundle(data, key_verifier(load_public_key(keys[1])))
     assert (bundle.version, bundle.signed) == ("2026.12.01-1", True)
     assert bundle.models == {"fraud": "3.10"}
     assert bundle.config == {"evaluation_interval": 20.0}
@@ -87,7 +89,7 @@ def test_a_signed_bundle_reads_back_as_built(tmp_path: Path, keys: tuple[Path, P
 
 def test_every_tampering_is_refused_with_its_reason(tmp_path: Path,
                                                     keys: tuple[Path, Path]) -> None:
-    private, public = load_private_key(keys[0]), load_public_key(keys[1])
+    private, public = load_private_key(keys[0]), key_verifier(load_public_key(keys[1]))
     parts = members(build_bundle(source(tmp_path), key=private))
 
     changed_rule = {**parts, "rules/fleet.yml": parts["rules/fleet.yml"].replace(b"0.9", b"0.1")}
@@ -144,7 +146,7 @@ def test_a_signed_bundle_whose_rules_the_device_cannot_run_is_refused(
     forged = {MANIFEST: manifest_bytes, SIGNATURE: sign(private, manifest_bytes),
               "rules/fleet.yml": bad.encode()}
     with pytest.raises(BundleRefused, match="DeviceHot.*holt_winters") as refused:
-        read_bundle(_tar(forged), load_public_key(keys[1]))
+        read_bundle(_tar(forged), subprocess_verifier(keys[1]))
     assert refused.value.reason == "rules"
 
 
@@ -348,3 +350,54 @@ def test_modelmon_serve_hosts_bundles_per_device_group(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="bundles.dir"):
         create_app(serve_config_from_mapping({"bundles": {"dir": str(tmp_path / "none")}}),
                    registry=CollectorRegistry())
+
+
+def test_the_agent_verifies_signatures_without_loading_cryptography(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """A child process checks signatures (about 9 MiB of RSS saved in the agent); its
+    verdicts are the in-process ones, and a key file is checked without the library."""
+    import subprocess
+    import sys
+
+    from modelmon.exporters.edge.bundles.signing import (
+        BundleKeyError,
+        VerifierUnavailable,
+        check_public_key_file,
+    )
+
+    private = load_private_key(keys[0])
+    data = b"manifest bytes"
+    check = subprocess_verifier(keys[1])
+    assert check(sign(private, data), data) is True
+    assert check(sign(private, data), data + b"!") is False
+    check_public_key_file(keys[1])
+    (tmp_path / "bad.pub").write_bytes(keys[0].read_bytes())  # a private key is no public key
+    with pytest.raises(BundleKeyError, match="not an Ed25519 public key"):
+        check_public_key_file(tmp_path / "bad.pub")
+    with pytest.raises(VerifierUnavailable):
+        subprocess_verifier(tmp_path / "bad.pub")(sign(private, data), data)
+    code = ("import sys; from modelmon.exporters.edge import edge_config_from_mapping;"
+            f"edge_config_from_mapping({{'device_id': 'd', 'spool': {{'path': {str(tmp_path)!r}}},"
+            "'remote_write': {'url': 'http://127.0.0.1:9/w'},"
+            f"'bundle': {{'public_key': {str(keys[1])!r}}}}});"
+            "from modelmon.exporters.edge.bundles import manager;"
+            "print(any(m.startswith('cryptography') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_signature_check_that_cannot_run_is_a_failed_pull_not_a_refusal(
+        tmp_path: Path, keys: tuple[Path, Path], bundle_server: tuple[Path, str]) -> None:
+    directory, base = bundle_server
+    (directory / "site.tar.gz").write_bytes(
+        build_bundle(source(tmp_path), key=load_private_key(keys[0])))
+    (tmp_path / "unreadable.pub").write_text("not a key")
+    installed: list[str] = []
+    manager, registry = _manager(tmp_path, f"{base}/site.tar.gz", tmp_path / "unreadable.pub",
+                                 installed)
+    assert manager.pull() == "failed" and installed == []
+    assert "signature check failed" in manager.last_error
+    assert registry.get_sample_value("modelmon_edge_bundles_refused_total",
+                                     {"device": "press-7", "reason": "signature"}) == 0.0
+    manager._verifier = subprocess_verifier(keys[1])  # the key fixed: the same bundle applies
+    assert manager.pull() == "applied" and len(installed) == 1
