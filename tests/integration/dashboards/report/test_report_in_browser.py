@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import threading
 import time
@@ -218,6 +219,26 @@ def test_report_narrowed_to_one_model(run: Run, tmp_path: Path) -> None:
     calls = next(p for d in data.dashboards for p in d.panels
                  if p.panel.title == "Inference calls by outcome")
     assert calls.lines and 'model=~"scorer"' in calls.queries[0]
+
+
+def test_report_narrowed_to_one_device(run: Run, tmp_path: Path) -> None:
+    """--device keeps the device's series; the cloud models' (no device label) go."""
+    data = write_report(run.prometheus.url, tmp_path / "device.html",
+                        since_seconds=time.time() - run.start + 5, device="press-line-7")
+    by_title = {p.panel.title: p for d in data.dashboards for p in d.panels}
+    assert by_title["Link up"].lines
+    # Panels whose every selector takes the device variable (not the recording-rule
+    # panels, which Grafana's device variable does not narrow either) lose the
+    # cloud models, which are scraped and so have no device label.
+    narrowed = [p for p in by_title.values()
+                if all('device=~"press-line-7"' in m
+                       for q in p.queries for m in re.findall(r"\{[^}]*\}", q))]
+    assert len(narrowed) > 30
+    cloud = {"fraud-detector", "scorer", "price-estimator"}
+    models = {line.series.labels.get("model") for p in narrowed for line in p.lines}
+    assert not models & cloud, models
+    devices = {line.series.labels.get("device") for p in by_title.values() for line in p.lines}
+    assert devices <= {"press-line-7", None} and "press-line-7" in devices
 
 
 def test_unreachable_prometheus_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
