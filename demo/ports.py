@@ -18,7 +18,7 @@ PORT_OPTIONS = (
     ("bundles", "--bundle-port", 9120),  # the configuration bundle server
     # The first of six: each device's link is two proxies, remote_write and alerts.
     ("edge_proxy", "--edge-proxy-port", 9201),
-    ("edge_listen", "--edge-listen-port", 9108),  # the first of three device /metrics
+    ("edge_listen", "--edge-listen-port", 9111),  # the first of three device /metrics
 )
 EDGE_DEVICES = 3
 
@@ -41,7 +41,7 @@ class DemoPorts:
     webhook: int = 9095
     bundles: int = 9120
     edge_proxy: int = 9201
-    edge_listen: int = 9108
+    edge_listen: int = 9111
 
     def edge_proxies(self) -> list[tuple[int, int]]:
         """(remote_write proxy, Alertmanager proxy) per device."""

@@ -45,3 +45,7 @@ def test_overlapping_ranges_are_refused() -> None:
 def test_check_needs_a_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["demo", "--check"]) == 2
     assert "--check needs --scenario" in capsys.readouterr().out
+
+
+def test_the_default_ports_do_not_overlap() -> None:
+    DemoPorts()._check_distinct()
