@@ -14,23 +14,29 @@ each answer means:
   by the spool as ``http_<status>``.
 
 Each spool record is one evaluation's notifications (a JSON list of API v2
-alerts). A batch is coalesced before it is sent: per alert (its labels) and
-episode (its ``startsAt``) only the latest notification goes, so a backlog
-after an outage reaches Alertmanager as the state at the end of the batch,
-oldest episode first (one that fired and resolved offline arrives resolved,
-with its true ``startsAt`` and ``endsAt``).
+alerts, each with our ``status``, taken out before sending). A batch is
+coalesced before it is sent: per alert (its labels) and episode (its
+``startsAt``) only the latest notification goes, so a backlog after an outage
+reaches Alertmanager as the state at the end of the batch, oldest episode
+first (one that fired and resolved offline arrives resolved, with its true
+``startsAt`` and ``endsAt``). When more records wait behind the batch (a long
+outage), a firing notification whose validity (``endsAt``) has passed is left
+out: the records behind it hold its next resend or its resolution, and sent
+it would make Alertmanager resolve, then fire again, an alert that never
+stopped.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import http.client
 import json
 import logging
 import ssl
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -120,6 +126,17 @@ class AlertmanagerClient:
             self._conn = None
 
 
+def expired_firing(alert: dict[str, Any], now: dt.datetime) -> bool:
+    """A firing notification whose validity has passed."""
+    ends = alert.get("endsAt")
+    if alert.get("status") != "firing" or not isinstance(ends, str):
+        return False
+    try:
+        return dt.datetime.fromisoformat(ends.replace("Z", "+00:00")) < now
+    except ValueError:
+        return False
+
+
 def coalesce(notifications: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The latest notification per (labels, startsAt), in order of first appearance."""
     latest: dict[tuple[tuple[tuple[str, str], ...], str], dict[str, Any]] = {}
@@ -134,8 +151,11 @@ class AlertmanagerDestination:
 
     name = "alertmanager"
 
-    def __init__(self, targets: Sequence[AlertmanagerTarget]) -> None:
+    def __init__(self, targets: Sequence[AlertmanagerTarget],
+                 more_after: Callable[[int], bool] | None = None) -> None:
         self.clients = [AlertmanagerClient(t) for t in targets]
+        # Whether records wait behind spool seq n (the alert spool's), or None.
+        self._more_after = more_after
         self.last_error = ""
         self.last_success: float | None = None
 
@@ -156,7 +176,15 @@ class AlertmanagerDestination:
             sendable.append(seq)
         if not sendable:
             return result
-        body = json.dumps(coalesce(alerts)).encode()
+        latest = coalesce(alerts)
+        if self._more_after is not None and self._more_after(batch.rows[-1][0]):
+            now = dt.datetime.now(dt.UTC)
+            latest = [a for a in latest if not expired_firing(a, now)]
+        if not latest:  # superseded by the records behind: nothing to tell yet
+            result.delivered = sendable
+            return result
+        body = json.dumps([{k: v for k, v in a.items() if k != "status"}
+                           for a in latest]).encode()
         answers = [client.post(body) for client in self.clients]
         if any(a.outcome == "success" for a in answers):
             result.delivered = sendable

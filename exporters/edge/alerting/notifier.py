@@ -87,7 +87,7 @@ class Notifications:
     the state changes of this instant (for the local actions), each with
     ``status`` ``firing`` or ``resolved``."""
 
-    send: list[dict[str, Any]]
+    send: list[dict[str, Any]]  # each with ``status``, taken out before the POST
     changes: list[dict[str, Any]]
 
 
@@ -104,10 +104,9 @@ def notifications(evaluated: Iterable[tuple[RuleGroupEvaluator, int, GroupResult
                 continue
             alert.last_sent_at_ms = t_ms
             alert.valid_until_ms = t_ms + 4 * delta
-            body = api_alert(alert, settings)
+            body = {**api_alert(alert, settings),
+                    "status": "firing" if alert.state == FIRING else "resolved"}
             out.send.append(body)
-            if alert.state == FIRING and alert.fired_at_ms == t_ms:
-                out.changes.append({**body, "status": "firing"})
-            elif alert.state != FIRING and alert.resolved_at_ms == t_ms:
-                out.changes.append({**body, "status": "resolved"})
+            if (alert.fired_at_ms if alert.state == FIRING else alert.resolved_at_ms) == t_ms:
+                out.changes.append(dict(body))
     return out

@@ -75,7 +75,10 @@ class EdgeAlerting:
         except SpoolLocked:
             raise ConfigError(f"edge.spool.path: {spool_dir} is in use by another process; "
                               "give this agent its own path") from None
-        self.destination = AlertmanagerDestination(alerting.alertmanagers)
+        spool = self.spool
+        self.destination = AlertmanagerDestination(
+            alerting.alertmanagers,
+            more_after=lambda seq: bool(spool.peek_payloads(1, after_seq=seq)))
         rw = config.remote_write
         self.worker = DeliveryWorker(
             self.spool, self.destination,

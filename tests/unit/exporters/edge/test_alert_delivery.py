@@ -371,3 +371,29 @@ def test_edge_status_shows_where_alerts_go_and_what_waits():
             "error: 503 unavailable") in text
     assert "alerts dropped: http_400=2" in text
     assert "alertmanager" not in render({"device_id": "press-7", "updated": now}, now)
+
+
+def test_a_backlog_longer_than_a_batch_never_tells_alertmanager_a_firing_alert_ended(
+        tmp_path, am, monkeypatch):
+    """Resends at 0, 70, ..., 560 s (T0 is 600 s ago) sent two records a batch: the
+    firing notices whose validity (4 minutes) passed are left out while records wait
+    behind them; Alertmanager gets the alert once valid, with its true start."""
+    from modelmon.exporters.edge.alerting import pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_RECORDS", 2)
+    am.answers = [503]
+    line = Line(tmp_path, [am.url])
+    try:
+        for t in range(0, 570, 10):
+            line.collect(t, 90.0)
+        line.alerting.spool.flush_buffer()
+        assert line.alerting.spool.stats().pending == 9  # 0, 70, ..., 560
+        states = line.deliver()
+    finally:
+        line.agent.stop()
+    assert states.count("progress") == 5
+    ms = int(T0 * 1000)
+    sent = [(a["startsAt"], a["endsAt"]) for post in am.posts for a in post]
+    # Left out: 70 (batch 0, 70), 210 (140, 210), 350 (280, 350); then 490 and 560.
+    assert sent == [(rfc3339(ms), rfc3339(ms + (t + 240) * 1000)) for t in (490, 560)]
+    assert all("status" not in a for post in am.posts for a in post)

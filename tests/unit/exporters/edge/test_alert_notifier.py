@@ -60,6 +60,7 @@ def test_firing_is_sent_with_its_start_resent_every_resend_delay_and_resolved_wi
         # Valid for 4 * max(resend_delay, interval): an agent that stops lets it expire.
         "endsAt": rfc3339(T0 + 20_000 + 240_000),
         "generatorURL": "http://press-7:9108/graph?g0.expr=temperature+%3E+80&g0.tab=1",
+        "status": "firing",  # ours, taken out before the POST
     }]
     first = sent[20][0]
     # Resent once more than resend_delay (60 s) has passed: at 90 s, not at 80 s.
