@@ -65,6 +65,10 @@ def serve(config_path: Path, control: Path, rps: float) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop)
     agent.start()
+    if agent.listen_port is not None:  # the demo shows the URL (listen: ...:0 picks it)
+        port_file = control.with_name("listen_port")
+        port_file.with_suffix(".tmp").write_text(str(agent.listen_port))
+        port_file.with_suffix(".tmp").replace(port_file)
     try:
         fault, checked = 0.0, 0.0
         while not done.wait(1.0 / rps):

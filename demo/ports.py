@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from modelmon.demo.processes import free_port
 
@@ -42,6 +42,9 @@ class DemoPorts:
     bundles: int = 9120
     edge_proxy: int = 9201
     edge_listen: int = 9111
+    # Options given as 0: a port bound late (Prometheus starts once the models
+    # answer) may be taken meanwhile, and is then chosen again.
+    auto: frozenset[str] = field(default=frozenset(), compare=False)
 
     def edge_proxies(self) -> list[tuple[int, int]]:
         """(remote_write proxy, Alertmanager proxy) per device."""
@@ -55,22 +58,26 @@ class DemoPorts:
     def resolve(cls, **wanted: int) -> DemoPorts:
         """Free ports for the zeros; raises PortTaken for a given port in use."""
         values: dict[str, int] = {}
+        auto = set()
         for name, option, _ in PORT_OPTIONS:
             port = wanted.get(name, getattr(cls, name))
             span = _span(name)
             if port == 0:
+                auto.add(name)
                 port = _free_span(span)
             else:
                 for offset in range(span):
                     _check_free(port + offset, option, span)
             values[name] = port
-        ports = cls(**values)
+        ports = cls(**values, auto=frozenset(auto))
         ports._check_distinct()
         return ports
 
     def _check_distinct(self) -> None:
         seen: dict[int, str] = {}
         for f in fields(self):
+            if f.name == "auto":
+                continue
             span = _span(f.name)
             option = next(o for n, o, _ in PORT_OPTIONS if n == f.name)
             for offset in range(span):

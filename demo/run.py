@@ -170,8 +170,7 @@ def _urls(stack: DemoStack) -> list[tuple[str, str]]:
         ("Alertmanager", stack.alertmanager_url),
         ("webhook receiver (notifications)", f"{stack.webhook.url}/alerts/<receiver>"),
     ]
-    urls += [(f"edge device {d.name} (local query API)",
-              f"http://127.0.0.1:{d.listen_port}/api/v1/query") for d in stack.devices]
+    urls += [(f"edge device {d.name} (local query API)", d.listen_url) for d in stack.devices]
     urls.append(("pipeline events", stack.logs.description))
     return urls
 

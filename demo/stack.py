@@ -27,6 +27,7 @@ from modelmon.demo.processes import (
     INSTALL_HINT,
     PrometheusProcess,
     find_binary,
+    free_port,
     prometheus_config,
     start_prometheus,
     stop_processes,
@@ -108,6 +109,17 @@ class EdgeDevice:
         self.proxy.restore()
         self.alert_proxy.restore()
 
+    @property
+    def listen_url(self) -> str:
+        """The device's local query API (its port read from the device when chosen there)."""
+        port = self.listen_port
+        if not port:
+            try:
+                port = int((self.workdir / "listen_port").read_text())
+            except (OSError, ValueError):
+                return f"(starting; see {self.workdir}.log)"
+        return f"http://127.0.0.1:{port}/api/v1/query"
+
     def set_fault(self, rate: float) -> None:
         tmp = self.control_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"fault_rate": rate}))
@@ -167,7 +179,21 @@ class DemoStack:
         # devices spool meanwhile and backfill when their receiver is up.
         on_step("Prometheus with the generated rules")
         rules = self._build_rules()
-        self.prometheus = start_prometheus(
+        for attempt in range(3):
+            try:
+                self.prometheus = self._start_prometheus(prometheus_bin, rules)
+                break
+            except RuntimeError as exc:
+                taken = "address already in use" in str(exc)
+                if not taken or "prometheus" not in self.ports.auto or attempt == 2:
+                    raise
+                # taken while the models started: choose again, the links follow
+                self.ports.prometheus = free_port()
+                for device in self.devices:
+                    device.proxy.target = ("127.0.0.1", self.ports.prometheus)
+
+    def _start_prometheus(self, binary: str, rules: Path) -> PrometheusProcess:
+        return start_prometheus(
             prometheus_config([], scrape_interval="2s", extra={
                 "rule_files": [str(rules)],
                 "alerting": {"alertmanagers": [{"static_configs": [
@@ -181,7 +207,7 @@ class DemoStack:
                 ],
             }),
             workdir=self.workdir / "prometheus", port=self.ports.prometheus,
-            extra_args=["--web.enable-remote-write-receiver"], binary=prometheus_bin,
+            extra_args=["--web.enable-remote-write-receiver"], binary=binary,
             ready_timeout=60,
         )
 
@@ -244,12 +270,14 @@ class DemoStack:
             workdir.mkdir(exist_ok=True)
             proxy = LinkProxy(write_port, self.ports.prometheus, name)
             alert_proxy = LinkProxy(alert_port, self.ports.alertmanager, f"{name}-alerts")
-            device = EdgeDevice(name, workdir, proxy, alert_proxy, listen_port)
+            auto_listen = "edge_listen" in self.ports.auto
+            device = EdgeDevice(name, workdir, proxy, alert_proxy, 0 if auto_listen else listen_port)
             device.set_fault(0.0)
             config = {"edge": {
                 "device_id": name,
                 "interval": f"{EDGE_INTERVAL:g}s",
-                "listen": f"127.0.0.1:{listen_port}",
+                # any free port when --edge-listen-port 0: bound by the device itself
+                "listen": f"127.0.0.1:{device.listen_port}",
                 "collectors": [],
                 "rules": [str(EDGE_RULES)],
                 "spool": {"path": str(workdir / "state"), "max_bytes": "64MiB", "max_age": "1d"},
