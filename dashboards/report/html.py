@@ -66,6 +66,7 @@ function drawNext() {
 window.addEventListener('load', () => setTimeout(drawNext, 0));
 """
 
+
 def plotly_js() -> str:
     try:
         from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
@@ -118,8 +119,10 @@ def render(report: ReportData, plotly: str | None = None) -> str:
 <dt>Alerts</dt><dd>{_alert_summary(report)}</dd>
 <dt>Written</dt><dd>{utc(report.generated_at)}</dd></dl></header>
 <nav><a href="#alerts">Alerts</a>{nav}</nav>"""
-    # "</" cannot end the JSON's script element early once escaped.
-    figures_json = json.dumps(figures, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # No "<" in the script element at all: neither "</script" nor "<!--" can then
+    # change where it ends; JSON.parse reads \u003c back as "<".
+    figures_json = (json.dumps(figures, separators=(",", ":"), allow_nan=False)
+                    .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>modelmon report {escape(utc(report.end))}</title>"
