@@ -55,8 +55,9 @@ VERSION_LABEL = "modelmon.version"
 DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_MAX_CONTAINERS = 50
 DEFAULT_TIMEOUT = 5.0
-# Concurrent Docker API calls; docker-py's connection pool holds 10.
-_WORKERS = 8
+# Concurrent Docker API calls: each stats call waits for the daemon's next 1 s tick, so
+# the default cap of 50 containers is read in two rounds.
+_WORKERS = 25
 
 STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy")
@@ -98,7 +99,8 @@ class DockerCollector:
             # version="auto" asks the daemon once; one_shot stats need API 1.41 (Docker 20.10).
             # docker-py takes whole seconds.
             self._client = docker.APIClient(base_url=self.url, version="auto",
-                                            timeout=math.ceil(self.timeout))
+                                            timeout=math.ceil(self.timeout),
+                                            max_pool_size=_WORKERS + 1)
         return self._client
 
     def _pool(self) -> ThreadPoolExecutor:
