@@ -57,6 +57,7 @@ def backlog_records(alerts: int, hours: float) -> list[list[dict[str, object]]]:
             "annotations": {"summary": f"alert {i}"},
             "startsAt": rfc3339(start), "endsAt": rfc3339(t + 240_000),
             "generatorURL": "http://bench:9108/graph?g0.expr=vector%281%29&g0.tab=1",
+            "status": "firing",
         } for i in range(alerts)])
     return records
 
@@ -70,7 +71,9 @@ def bench_backlog(work: Path, am: Alertmanager, alerts: int, hours: float) -> li
             spool.append_many([json.dumps(r).encode() for r in chunk], created=time.time(),
                               items=[len(r) for r in chunk])
         spool.flush_buffer()
-        destination = AlertmanagerDestination([AlertmanagerTarget(am.url)])
+        destination = AlertmanagerDestination(  # as the agent builds it
+            [AlertmanagerTarget(am.url)],
+            more_after=lambda seq: bool(spool.peek_payloads(1, after_seq=seq)))
         posts = 0
         original = destination.clients[0].post
 
@@ -89,9 +92,11 @@ def bench_backlog(work: Path, am: Alertmanager, alerts: int, hours: float) -> li
     finally:
         spool.close()
     client = AlertmanagerClient(AlertmanagerTarget(am.url))
+    bodies = [json.dumps([{k: v for k, v in a.items() if k != "status"} for a in r]).encode()
+              for r in records]
     start = time.perf_counter()
-    for record in records:
-        assert client.post(json.dumps(record).encode()).outcome == "success"
+    for body in bodies:
+        assert client.post(body).outcome == "success"
     theirs = time.perf_counter() - start
     client.close()
     notices = sum(len(r) for r in records)
