@@ -129,7 +129,7 @@ def fleet_accuracy_row(config: ThresholdsConfig) -> Row:
             "short",
             [(_fleet(accuracy.labels_series(p, w)), f"{_MV} {w}") for w in windows],
         ))
-    if in_catalog("feedback_confusion_total"):
+    if in_catalog("feedback_class_labels_total"):
         for title, series, meaning in (
             ("Fleet precision per class", accuracy.precision_series,
              "of the labels predicted as a class, the share that truly were (low: false alarms)"),
@@ -139,8 +139,8 @@ def fleet_accuracy_row(config: ThresholdsConfig) -> Row:
             row.panels.append(timeseries(
                 title,
                 f"Over the last {listed} of every replica's labels, {meaning}; from the summed "
-                f"confusion counts ({series(p, first)}, ...). Classes past the confusion cap "
-                "(__other__) get none.",
+                f"per-class label counters ({series(p, first)}, ...). __other__ holds the "
+                "classes past max_confusion_classes.",
                 "percentunit",
                 [(_fleet(series(p, w)), _MV + " {{class}} " + w) for w in windows],
             ))

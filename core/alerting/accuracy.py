@@ -10,10 +10,9 @@ and divide:
 - ``<level>:feedback_accuracy:<w>``: correct / (correct + incorrect) from
   ``feedback_total``;
 - ``<level>:feedback_precision:<w>{class}`` and ``..._recall:<w>{class}``:
-  from ``feedback_confusion_total``: a class's hits are its diagonal cell,
-  precision divides them by its column (predicted as the class), recall by
-  its row (truly the class). ``__other__``, the classes past the confusion
-  cap folded together, gets neither (its diagonal mixes different classes);
+  from ``feedback_class_labels_total``, true positives over true plus false
+  positives (precision) or plus false negatives (recall); 3 series per class
+  where the confusion matrix would need a join over one per pair of classes;
 - ``<level>:feedback_mae:<w>``: the window's ``_sum`` over its ``_count`` of
   the ``feedback_absolute_error`` histogram;
 - ``<level>:feedback_labels:<w>``: joined labels behind them (classification
@@ -22,8 +21,8 @@ and divide:
 A ratio is absent while its denominator is 0 (no label in the window).
 
 Window counts are those of the drift rules (``max_over_time - min_over_time``,
-``increase()`` only after a counter reset) with one addition: a confusion cell
-is created on its first label, so a series that did not exist before the
+``increase()`` only after a counter reset) with one addition: a class's series
+are created on its first label, so a series that did not exist before the
 window started counts from 0 (``max_over_time`` alone), and its first labels
 are not lost as they would be to ``increase()``.
 """
@@ -35,7 +34,6 @@ from typing import Any
 from modelmon.alerting.common import has, record
 from modelmon.alerting.drift import level
 from modelmon.kpi import KPI
-from modelmon.labels import OTHER
 from modelmon.thresholds import ThresholdsConfig
 
 _MV = "model, version"
@@ -86,16 +84,11 @@ def window_count(selector: str, window: str, by: str) -> str:
     )
 
 
-def _class_from(expr: str, label: str) -> str:
-    return f'label_replace({expr}, "class", "$1", "{label}", "(.*)")'
-
-
 def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, lv = config.prefix, level(config.prefix)
     rules: list[dict[str, Any]] = []
     outcomes = has(catalog, "feedback_total", ("model", "version", "outcome"))
-    confusion = has(catalog, "feedback_confusion_total",
-                    ("model", "version", "true_class", "predicted_class"))
+    per_class = has(catalog, "feedback_class_labels_total", ("model", "version", "class", "outcome"))
     errors = next((k for k in catalog if k.name == "feedback_absolute_error"
                    and k.type == "histogram" and {"model", "version"} <= set(k.labels)), None)
     for w in config.quality.drift_windows:
@@ -110,36 +103,17 @@ def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[
                 f"/\n"
                 f"(sum by ({_MV}) ({graded}) > 0)"
             )))
-        if confusion:
-            cells = f"{lv}:feedback_confusion:increase{w}"
-            hits = f"{lv}:feedback_class_hits:increase{w}"
-            predicted = f"{lv}:feedback_class_predicted:increase{w}"
-            actual = f"{lv}:feedback_class_true:increase{w}"
-            rules.append(record(cells, window_count(
-                f"{p}feedback_confusion_total", w, f"{_MV}, true_class, predicted_class")))
-            # The diagonal: cells whose predicted_class equals their true_class. PromQL
-            # cannot compare two labels of a series, but it can join on a copy of one.
-            diagonal = (
-                f"{cells}\n"
-                f"  and on ({_MV}, true_class, predicted_class)\n"
-                f"    label_replace(group by ({_MV}, true_class) ({cells}),\n"
-                f'                  "predicted_class", "$1", "true_class", "(.*)")'
-            )
-            rules.append(record(hits, f"sum by ({_MV}, class) (\n  "
-                                      f"{_class_from(f'({diagonal})', 'true_class')}\n)"))
-            rules.append(record(predicted, f"sum by ({_MV}, class) "
-                                           f"({_class_from(cells, 'predicted_class')})"))
-            rules.append(record(actual, f"sum by ({_MV}, class) "
-                                        f"({_class_from(cells, 'true_class')})"))
-            real = f'{{class!="{OTHER}"}}'
-            for name, denominator in ((precision_series(p, w), predicted),
-                                      (recall_series(p, w), actual)):
-                # A class with a denominator but no hit has precision (recall) 0.
-                rules.append(record(name, (
-                    f"({hits}{real} or {denominator}{real} * 0)\n"
-                    f"/\n"
-                    f"({denominator}{real} > 0)"
-                )))
+        if per_class:
+            counts = f"{lv}:feedback_class_labels:increase{w}"
+            rules.append(record(counts, window_count(
+                f"{p}feedback_class_labels_total", w, f"{_MV}, class, outcome")))
+            hits = f'sum by ({_MV}, class) ({counts}{{outcome="true_positive"}})'
+            for name, miss in ((precision_series(p, w), "false_positive"),
+                               (recall_series(p, w), "false_negative")):
+                graded = (f'sum by ({_MV}, class) '
+                          f'({counts}{{outcome=~"true_positive|{miss}"}})')
+                # A class with labels but no hit has precision (recall) 0.
+                rules.append(record(name, f"({hits} or {graded} * 0)\n/\n({graded} > 0)"))
         if errors is not None:
             error_sum = f"{lv}:feedback_absolute_error_sum:increase{w}"
             error_count = f"{lv}:feedback_absolute_error_count:increase{w}"

@@ -226,8 +226,20 @@ KPIS: tuple[KPI, ...] = (
         "feedback_confusion_total", "counter", "labels", (*_ML, "true_class", "predicted_class"),
         "Confusion-matrix counts of joined feedback (up to 20 classes, the rest __other__).",
         "Which classes the model confuses; a growing off-diagonal cell points at the class "
-        "whose inputs changed. Summed over the fleet it gives the recording rules "
-        "modelmon:feedback_precision:<window> and modelmon:feedback_recall:<window> per class.",
+        "whose inputs changed.",
+        "feedback", dashboard="model-quality", row="Ground truth",
+    ),
+    KPI(
+        "feedback_class_labels_total", "counter", "labels", (*_ML, "class", "outcome"),
+        "Joined classification labels per class: outcome is true_positive (predicted and true "
+        "class are this one), false_positive (predicted as this class, truly another) or "
+        "false_negative (truly this class, predicted as another); up to max_confusion_classes "
+        "classes, the rest __other__.",
+        "Precision is true_positive / (true_positive + false_positive), recall true_positive / "
+        "(true_positive + false_negative) over any range. Summed over the fleet it gives the "
+        "recording rules modelmon:feedback_precision:<window> and "
+        "modelmon:feedback_recall:<window>: 3 series per class, where the confusion matrix "
+        "holds one per pair of classes.",
         "feedback", dashboard="model-quality", row="Ground truth",
     ),
     KPI(

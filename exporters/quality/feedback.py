@@ -32,6 +32,8 @@ DEFAULT_QUEUE = 100_000
 DEFAULT_WINDOW = 1000
 DEFAULT_CONFUSION_CLASSES = 20
 _FLUSH_INTERVAL = 0.2
+# feedback_class_labels_total's outcomes: what precision and recall are made of.
+CLASS_OUTCOMES = ("true_positive", "false_positive", "false_negative")
 _SWEEP_INTERVAL = 30.0
 
 
@@ -131,10 +133,12 @@ class FeedbackJoiner:
         self._mae = m.gauge("feedback_mae").labels(*labels)
         self._window_labels = m.gauge("feedback_window_labels").labels(*labels)
         self._confusion = m.counter("feedback_confusion_total")
+        self._class_labels = m.counter("feedback_class_labels_total")
         self._precision = m.gauge("feedback_precision")
         self._recall = m.gauge("feedback_recall")
         self._max_classes = max_classes
         self._known_classes: set[str] = set()
+        self._counted_classes: set[str] = set()
         self._classes = _ClassWindow(window)
         self._errors = _ErrorWindow(window)
         self._entries.set(store.count(model, version))
@@ -264,6 +268,12 @@ class FeedbackJoiner:
             (self._correct if true == predicted else self._incorrect).inc()
             t, p = self._class_label(true), self._class_label(predicted)
             self._confusion.labels(*self._labels, t, p).inc()
+            # Hits compare the classes themselves: two classes folded into __other__ differ.
+            if true == predicted:
+                self._class_labels.labels(*self._labels, t, "true_positive").inc()
+            else:
+                self._class_labels.labels(*self._labels, p, "false_positive").inc()
+                self._class_labels.labels(*self._labels, t, "false_negative").inc()
             self._classes.add(t, p)
         else:
             value = to_float_or_none(y_true)
@@ -279,10 +289,15 @@ class FeedbackJoiner:
     def _class_label(self, key: str) -> str:
         if key in self._known_classes:
             return key
-        if len(self._known_classes) >= self._max_classes:
-            return OTHER
-        self._known_classes.add(key)
-        return key
+        label = OTHER if len(self._known_classes) >= self._max_classes else key
+        if label != OTHER:
+            self._known_classes.add(key)
+        if label not in self._counted_classes:
+            # A class's three outcome series start at 0 together.
+            self._counted_classes.add(label)
+            for outcome in CLASS_OUTCOMES:
+                self._class_labels.labels(*self._labels, label, outcome)
+        return label
 
     def _publish(self) -> None:
         w = self._classes

@@ -46,15 +46,18 @@ def test_a_cell_born_inside_the_window_counts_from_zero_and_a_reset_falls_back()
     assert "resets(c[1h]) > 0" in expr and "increase(c[1h])" in expr
 
 
-def test_precision_and_recall_leave_out_the_folded_classes() -> None:
+def test_precision_and_recall_read_the_per_class_outcomes() -> None:
     records = _records(ThresholdsConfig())
-    for name in ("modelmon:feedback_precision:1h", "modelmon:feedback_recall:1h"):
-        assert '{class!="__other__"}' in records[name]
+    for name, miss in (("modelmon:feedback_precision:1h", "false_positive"),
+                       ("modelmon:feedback_recall:1h", "false_negative")):
+        assert f'outcome=~"true_positive|{miss}"' in records[name]
+    assert "modelmon_feedback_class_labels_total" in records[
+        "modelmon:feedback_class_labels:increase1h"]
 
 
 def test_only_the_catalog_counters_that_exist_get_rules() -> None:
-    without_confusion = tuple(k for k in CATALOG if k.name != "feedback_confusion_total")
-    records = _records(ThresholdsConfig(), without_confusion)
+    without_classes = tuple(k for k in CATALOG if k.name != "feedback_class_labels_total")
+    records = _records(ThresholdsConfig(), without_classes)
     assert "modelmon:feedback_accuracy:1h" in records
     assert not any("precision" in name or "recall" in name for name in records)
 
