@@ -65,6 +65,7 @@ class BundleManager:
         self._offered_refused = False
         self._last_logged = 0.0
         self._session: requests.Session | None = None
+        self._taken: set[str] = set()  # imported files applied but not removable
 
     # -- checking and applying ----------------------------------------------
 
@@ -217,6 +218,8 @@ class BundleManager:
         outcomes = []
         files = sorted(self.store.incoming.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
         for path in files:
+            if path.name in self._taken:
+                continue
             try:
                 data = path.read_bytes()
             except OSError:
@@ -227,7 +230,12 @@ class BundleManager:
             if outcome == "applied":  # the next pull fetches the URL's bundle in full
                 self._offered_etag, self._offered_refused = None, False
             outcomes.append(outcome)
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # e.g. imported by another user: do not apply it again
+                self._taken.add(path.name)
+                log.error("cannot remove the imported bundle %s (%s); remove it by hand",
+                          path, exc)
         return outcomes
 
     # -- the thread ---------------------------------------------------------

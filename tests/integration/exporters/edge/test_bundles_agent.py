@@ -139,3 +139,8 @@ def test_pull_refuse_restart_and_import(tmp_path: Path, receiver: Receiver, agen
     assert _bundle_status(agent)["version"] == "3"
     prom.wait_for(f'modelmon_edge_model_desired_info{{device="{device}",model="fraud",'
                   'version="3.3.0"}')
+    # The replaced bundle's series end with a staleness marker: the rollout view counts
+    # the device once, under its new version.
+    prom.wait_for(f'absent(modelmon_edge_config_info{{device="{device}",version="1"}})')
+    assert prom.query(f'count(modelmon_edge_config_info{{device="{device}"}})')[0][
+        "value"][1] == "1"
