@@ -36,8 +36,11 @@ class NotifierSettings:
     external_labels: Mapping[str, str]
 
 
-def needs_sending(alert: Alert, t_ms: int, resend_delay_ms: int) -> bool:
-    """Prometheus's ``Alert.needsSending``."""
+def needs_sending(alert: Alert, t_ms: int, resend_delay_ms: int, interval_ms: int = 0) -> bool:
+    """Prometheus's ``Alert.needsSending``. Prometheus evaluates on an exact grid;
+    the agent at its collections, a few ms off it: the time since the last send
+    is counted in whole ``interval_ms`` (rounded), so a jitter of the collection
+    never moves a resend one evaluation earlier or later than Prometheus's."""
     if alert.state == PENDING:
         return False
     last = alert.last_sent_at_ms
@@ -45,7 +48,10 @@ def needs_sending(alert: Alert, t_ms: int, resend_delay_ms: int) -> bool:
         return True
     if alert.resolved_at_ms is not None and alert.resolved_at_ms > last:
         return True
-    return last + resend_delay_ms < t_ms
+    elapsed = t_ms - last
+    if interval_ms > 0:
+        elapsed = round(elapsed / interval_ms) * interval_ms
+    return resend_delay_ms < elapsed
 
 
 def rfc3339(t_ms: int) -> str:
@@ -100,7 +106,7 @@ def notifications(evaluated: Iterable[tuple[RuleGroupEvaluator, int, GroupResult
         t_ms = result.t_ms
         delta = max(settings.resend_delay_ms, interval_ms)
         for alert in result.alerts:
-            if not needs_sending(alert, t_ms, settings.resend_delay_ms):
+            if not needs_sending(alert, t_ms, settings.resend_delay_ms, interval_ms):
                 continue
             alert.last_sent_at_ms = t_ms
             alert.valid_until_ms = t_ms + 4 * delta

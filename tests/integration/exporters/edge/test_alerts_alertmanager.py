@@ -268,3 +268,104 @@ def test_alerts_reach_an_alertmanager_behind_mtls_and_basic_auth(
         assert [a["labels"]["device"] for a in held] == ["edge-tls"]
     finally:
         am.stop()
+
+
+
+class Recorder:
+    """An Alertmanager API v2 endpoint that keeps every POSTed body with the time
+    it came, by path prefix (one for Prometheus, one for the agent)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: dict[str, list[tuple[float, list[dict[str, Any]]]]] = {}
+        lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    owner.bodies.setdefault(self.path.split("/")[1], []).append(
+                        (time.time(), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def alerts(self, source: str) -> list[tuple[float, dict[str, Any]]]:
+        return [(at, a) for at, body in self.bodies.get(source, []) for a in body]
+
+
+def test_the_agent_notifies_as_prometheus_does(tmp_path: Path, receiver: Receiver,
+                                               agent: Agent) -> None:
+    """The same rule evaluated by a real Prometheus 2.42 and by the agent, each
+    sending to a recording API v2 endpoint, with the same resend delay (2 s),
+    evaluation interval (1 s), external URL and device label: the same labels and
+    annotations; every firing notice valid 4 * max(resend, interval) after the
+    evaluation that sent it, one start per episode, resends every 3 s (the first
+    evaluation more than 2 s after the last send); the resolution sent with one
+    endsAt, then resent unchanged."""
+    from modelmon.demo.processes import prometheus_config, running_prometheus
+
+    recorder = Recorder()
+    end = time.time() + 14  # the alert resolves then, for both
+    rule_file = tmp_path / "diff.rules.yml"
+    rule_file.write_text(
+        f"groups: [{{name: diff, rules: [{{alert: Diff, expr: 'vector(time()) < {end:.3f}', "
+        "labels: {severity: info}, annotations: {summary: 'on {{ $externalLabels.device }}'}}]}]")
+    external = "http://edge-diff.local:9108"
+    config = prometheus_config([], scrape_interval="1s", extra={
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
+                   "external_labels": {"device": agent.device}},
+        "rule_files": [str(rule_file)],
+        "alerting": {"alertmanagers": [{"path_prefix": "/prom", "static_configs": [
+            {"targets": [recorder.address]}]}]}})
+    agent.interval = 1.0
+    agent.extra = {"rules": [str(rule_file)], "evaluation_interval": "1s", "alerting": {
+        "alertmanagers": [{"url": f"http://{recorder.address}/edge"}],
+        "resend_delay": "2s", "external_url": external}}
+    with running_prometheus(config, workdir=tmp_path / "prometheus",
+                            extra_args=["--rules.alert.resend-delay=2s",
+                                        f"--web.external-url={external}"]):
+        agent.start()
+        time.sleep(max(0.0, end - time.time()) + 8)
+    agent.stop()
+    recorder.server.shutdown()
+
+    def summary(source: str) -> dict[str, Any]:
+        alerts = recorder.alerts(source)
+        assert alerts, f"{source} sent nothing"
+        firing = [a for at, a in alerts if ms(a["endsAt"]) > at * 1000]
+        resolved = [a for at, a in alerts if ms(a["endsAt"]) <= at * 1000]
+        # endsAt - startsAt of a firing notice: (its evaluation - the start) + 8 s.
+        offsets = sorted({ms(a["endsAt"]) - ms(a["startsAt"]) - 8000 for a in firing})
+        return {
+            "labels": {tuple(sorted(a["labels"].items())) for _, a in alerts},
+            "annotations": {tuple(sorted(a["annotations"].items())) for _, a in alerts},
+            "generatorURL": {a["generatorURL"].split("?")[0] for _, a in alerts},
+            "starts": len({a["startsAt"] for _, a in alerts}),
+            # Off "valid 8 s after the evaluation that sent it, a send every 3 s" (the
+            # agent evaluates at its collections, a few ms off Prometheus's grid).
+            "off the grid": [o for o in offsets if abs(o - round(o / 3000) * 3000) > 100],
+            "resends": len(offsets) >= 3,
+            "resolved endsAt": len({a["endsAt"] for a in resolved}),
+            "resolved resent": len(resolved) >= 2,
+        }
+
+    prom, edge = summary("prom"), summary("edge")
+    assert edge == prom, (edge, prom)
+    assert prom["starts"] == 1 and prom["resolved endsAt"] == 1
+    assert prom["off the grid"] == [] and prom["resends"]
+    assert prom["generatorURL"] == {external + "/graph"}

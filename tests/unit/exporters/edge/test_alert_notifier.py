@@ -204,3 +204,12 @@ def test_a_changed_group_keeps_the_alerts_of_its_unchanged_rules_on_reload():
     runner.evaluate_due(T0 + 50_000)
     (_, _, result), = runner.evaluated
     assert [a.active_at_ms for a in result.alerts] == [T0 + 50_000]  # other labels: afresh
+
+
+def test_resends_keep_prometheus_cadence_when_collections_jitter():
+    """Prometheus evaluates every 10 s exactly and resends after 60 s at 70 s; the
+    agent's collections come a few ms early or late: still every 7 evaluations."""
+    line = Line(RULES.replace("for: 20s", "for: 0s"))
+    jitter = [0, 4, -3, 2, 5, -4, 1, 3, -2, 0, 4, -5, 2, 1, -1, 3, 0, -3, 2, 4, -2, 1]
+    sends = [k for k, j in enumerate(jitter) if line.step(T0 + k * 10_000 + j, 90.0)]
+    assert sends == [0, 7, 14, 21]
