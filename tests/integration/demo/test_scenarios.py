@@ -16,7 +16,9 @@ import pytest
 from modelmon.demo.processes import find_binary
 from modelmon.demo.scenarios import SCENARIOS
 
-pytestmark = pytest.mark.integration
+# Each is a minute or more (the stack's start, the story, the resolution): CI runs
+# them, `-m 'not long'` skips them locally.
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 ANY_PORT = [arg for option in ("--app-port", "--exporter-port", "--prometheus-port",
                                "--alertmanager-port", "--webhook-port", "--bundle-port",
