@@ -28,7 +28,7 @@ def register(sub: SubParsers) -> None:
         many = {"edge_proxy": " (and the next five: remote_write and alert links, two per "
                               "device)",
                 "edge_listen": " (and the next two: one per device)"}.get(name, "")
-        p.add_argument(option, type=int, default=default, dest=f"port_{name}",
+        p.add_argument(option, type=int, default=default, dest=f"port_{name}", metavar="PORT",
                        help=f"{what} port{many}; 0: any free (default {default})")
     p.add_argument("--rps", type=float, default=20.0, help="requests per second (default 20)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
