@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelmon.exporters.quality.feedback_store import FeedbackStore
@@ -95,6 +95,7 @@ class FeedbackJoiner:
         max_queue: int = DEFAULT_QUEUE,
         clock: Callable[[], float] = time.time,
         on_error: Callable[[str], None] = lambda operation: None,
+        classes: Sequence[str] = (),
     ) -> None:
         if window < 1:
             raise ValueError(f"feedback_window: expected at least 1 label, got {window}")
@@ -145,6 +146,11 @@ class FeedbackJoiner:
         # No labels yet: NaN, not a misleading accuracy of 0.
         self._accuracy.set(float("nan"))
         self._mae.set(float("nan"))
+        # The reference profile's classes first, in its order: every process of the
+        # fleet then names the same classes and folds the same rest into __other__,
+        # and their per-class series exist at 0 before the first label.
+        for key in classes:
+            self._class_label(key)
 
     # -- called on the model server's threads: append only ---------------------
 

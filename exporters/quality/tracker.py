@@ -45,7 +45,7 @@ from modelmon.exporters.quality.predictions import (
     Task,
     as_list,
 )
-from modelmon.exporters.quality.profile import ProfileSource, as_profile
+from modelmon.exporters.quality.profile import Profile, ProfileSource, as_profile
 from modelmon.exporters.quality.window import DEFAULT_CHUNKS, SlidingCounts
 from modelmon.metrics import MetricSet
 from modelmon.units import parse_duration
@@ -171,6 +171,7 @@ class QualityTracker:
             m, self.model, self.version, window=feedback_window,
             max_classes=max_confusion_classes, max_queue=feedback_queue,
             on_error=self._count_error,
+            classes=_profile_classes(self.profile),
         )
         self._closed = False
         _close_at_exit(self)
@@ -373,6 +374,14 @@ def default_feedback_db(model: str, version: str) -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model}-{version}")
     return Path(state) / "modelmon" / "feedback" / f"{safe}.sqlite"
+
+
+def _profile_classes(profile: Profile | None) -> tuple[str, ...]:
+    """The classes of a classifier's reference predictions, most frequent first."""
+    reference = profile.prediction if profile is not None else None
+    if reference is None or reference.kind != "categorical":
+        return ()
+    return reference.categories
 
 
 def _window_factory(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from prometheus_client import CollectorRegistry
 from sklearn.metrics import precision_score, recall_score
 
+from modelmon.exporters.quality import Profile
 from modelmon.exporters.quality.feedback import CLASS_OUTCOMES
 from modelmon.exporters.service.monitor import ModelMonitor
 
@@ -63,3 +65,25 @@ def test_two_classes_folded_into_other_are_not_a_hit(registry: CollectorRegistry
     assert _outcomes(registry, "__other__") == {"true_positive": 1, "false_positive": 1,
                                                 "false_negative": 1}
     assert _outcomes(registry, "a")["true_positive"] == 1
+
+
+def test_the_profiles_classes_are_named_alike_in_every_process() -> None:
+    """Two processes meeting the classes in opposite orders fold the same ones."""
+    rng = np.random.default_rng(5)
+    predictions = rng.choice(["a", "b", "c"], 1000, p=[0.5, 0.3, 0.2]).tolist()
+    profile = Profile.from_data(pd.DataFrame({"x": rng.normal(size=1000)}),
+                                predictions=predictions, task="classification")
+    registries = [CollectorRegistry(), CollectorRegistry()]
+    for registry, order in zip(registries, (["c", "b", "a"], ["a", "b", "c"]), strict=True):
+        mon = ModelMonitor("credit", "1", registry=registry, profile=profile, quality_options={
+            "feedback_db": ":memory:", "max_confusion_classes": 2})
+        # Before any label: the profile's two most frequent classes, at 0.
+        assert _outcomes(registry, "a")["true_positive"] == 0
+        assert _outcomes(registry, "c")["true_positive"] is None
+        mon.record_predictions(order, request_ids=order)
+        for cls in order:
+            mon.record_feedback(cls, cls)
+        mon.quality.flush()
+    for registry in registries:
+        assert {c: _outcomes(registry, c)["true_positive"] for c in ("a", "b", "__other__")} \
+            == {"a": 1, "b": 1, "__other__": 1}
