@@ -104,7 +104,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     ),
     Scenario(
         "latency", "slow calls page through the latency burn-rate alert",
-        (Step(10, 25, Conditions(latency=0.6, latency_share=0.5)),),
+        (Step(10, 30, Conditions(latency=0.6, latency_share=0.6)),),
         (ExpectedAlert("ModelLatencyBudgetBurningFast", _MODEL),),
         (ExpectedEvent("prediction", _ECS_MODEL, at_least=("model.latency_seconds", 0.5)),),
     ),

@@ -12,6 +12,7 @@ import collections
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import requests
@@ -19,6 +20,7 @@ import requests
 from modelmon.demo.model import FEATURES, make_dataset
 
 INGEST_MODEL = "recommender-java"
+MAX_IN_FLIGHT = 8  # concurrent /predict calls, at most (gunicorn serves 2 x 4 threads)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Traffic:
         self.conditions = Conditions()
         self.sent = 0
         self.failed = 0
+        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="demo-client")
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._in_flight = 0
         self.session = requests.Session()
         # A new connection per request, so gunicorn's workers share the calls (and
         # the late labels) as behind a load balancer, not one kept-alive worker.
@@ -102,11 +108,13 @@ class Traffic:
                 # the model is worse on drifted data
                 wrong = max(c.label_error_rate, 0.35 if c.drifting else 0.0)
                 batch = [self._row(c.drifting) for _ in range(self.rng.choice((1, 1, 1, 4, 16)))]
-                answer = self.session.post(f"{self.app_url}/predict", json={"instances": batch},
-                                           timeout=10)
-                now = time.monotonic()
-                self._remember_truth(answer, wrong, now)
-                self._send_due_labels(now)
+                with self._lock:
+                    busy = self._in_flight >= MAX_IN_FLIGHT
+                    if not busy:
+                        self._in_flight += 1
+                if not busy:  # a server slower than the rate drops calls, as clients give up
+                    self._pool.submit(self._predict, batch, wrong)
+                self._send_due_labels(time.monotonic())
                 self.session.post(f"{self.exporter_url}/ingest", json={
                     "model": INGEST_MODEL, "version": "2.4.1", "framework": "onnx",
                     "latency_seconds": abs(self.rng.gauss(0.03, 0.01)),
@@ -117,3 +125,22 @@ class Traffic:
             except requests.RequestException:
                 self.failed += 1  # a server restarting; keep going
             self.stop.wait(1.0 / self.rps)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _predict(self, batch: list[dict[str, object]], wrong: float) -> None:
+        """One client's call: concurrent with the others, so slow answers do not
+        slow the arrival of requests (a latency burst is a share of the calls)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["Connection"] = "close"
+        try:
+            answer = session.post(f"{self.app_url}/predict", json={"instances": batch},
+                                  timeout=10)
+            with self._lock:
+                self._remember_truth(answer, wrong, time.monotonic())
+        except requests.RequestException:
+            self.failed += 1
+        finally:
+            with self._lock:
+                self._in_flight -= 1
