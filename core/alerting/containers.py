@@ -29,9 +29,14 @@ def alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
             ),
         ))
     if has(catalog, "container_oom_kills_total", _C):
+        kills = f"{p}container_oom_kills_total"
         out.append(alert(
             config, "ModelContainerOomKilled",
-            f"increase({p}container_oom_kills_total[{c.oom_window}]) > 0",
+            # The second half: a container killed before its first scrape (a model
+            # that runs out of memory while loading) starts its series above 0,
+            # which increase() does not count.
+            f"increase({kills}[{c.oom_window}]) > 0\nor\n"
+            f"({kills} > 0 unless {kills} offset {c.oom_window})",
             for_="0s", severity="warning",
             summary="A process of a model container was killed for the container's memory limit.",
             description=(

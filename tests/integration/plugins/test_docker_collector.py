@@ -7,6 +7,7 @@ and the edge agent both run it."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,3 +187,62 @@ def test_gpu_processes_are_joined_to_their_container(dockerd):
     full_id = dockerd.docker("inspect", "-f", "{{.Id}}", "gpu-user")
     assert container_id(pid) == full_id[:12]
     assert container_id(os.getpid()) == "", "the test itself runs outside any container"
+
+
+def test_the_container_alerts_fire_on_a_real_prometheus(dockerd, tmp_path: Path):
+    """modelmon serve with the docker collector, scraped by a real Prometheus that
+    evaluates the generated rules: an OOM kill, a crash loop and a container at
+    its memory limit each fire their alert; a quiet container fires none."""
+    from werkzeug.serving import make_server
+
+    from modelmon.alerting import render_all, thresholds_from_mapping
+    from modelmon.demo.processes import free_port, prometheus_config, running_prometheus
+
+    thresholds = thresholds_from_mapping({"evaluation_interval": "1s", "containers": {
+        "oom_window": "1m", "restarts_window": "1m", "max_restarts": 2,
+        "memory_limit_for": "2s"}})
+    rules = tmp_path / "modelmon.rules.yml"
+    rules.write_text(render_all(thresholds)["modelmon.rules.yml"])
+    app = create_app(serve_config_from_mapping({"plugins": {"docker": {"url": dockerd.url}}}),
+                     registry=CollectorRegistry())
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    # Not 1s: the daemon answers a stats request at its next one-second tick, so a
+    # collection takes up to a second and a 1s scrape timeout would cut it off.
+    config = prometheus_config([f"127.0.0.1:{port}"], scrape_interval="3s", job="modelmon")
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(rules)]
+    try:
+        with running_prometheus(config, workdir=tmp_path / "prometheus") as prom:
+            # Each starts after a few scrapes saw it at 0, as a real incident would.
+            run(dockerd, "e2e-oom",
+                "sleep 4; head -c 100000000 /dev/zero | tail -c 90000000 > /dev/null; sleep 600",
+                "--memory", "16m", "--memory-swap", "16m")
+            run(dockerd, "e2e-crash", "sleep 2; exit 1", "--restart", "on-failure:8")
+            run(dockerd, "e2e-full", "head -c 62914560 /dev/zero > /data/blob; sleep 600",
+                "--memory", "64m", "--tmpfs", "/data:size=80m")
+            run(dockerd, "e2e-quiet", "sleep 600", "--memory", "64m")
+
+            def firing() -> dict[str, set[str]]:
+                out: dict[str, set[str]] = {}
+                for sample in prom.query('ALERTS{alertstate="firing"}'):
+                    labels = sample["metric"]
+                    out.setdefault(labels["alertname"], set()).add(labels.get("container", ""))
+                return out
+
+            expected = {"ModelContainerOomKilled": "e2e-oom",
+                        "ModelContainerRestarting": "e2e-crash",
+                        "ModelContainerMemoryNearLimit": "e2e-full"}
+            try:
+                wait_for(lambda: all(c in firing().get(a, set()) for a, c in expected.items()),
+                         f"{expected} to fire", timeout=60)
+            except AssertionError as exc:
+                counters = prom.query('{__name__=~"modelmon_container_(oom_kills|restarts)_total"}')
+                raise AssertionError(f"{exc}; firing: {firing()}; counters: {counters}") from None
+            now = firing()
+            assert not any("e2e-quiet" in containers for containers in now.values()), now
+            assert "e2e-full" not in now.get("ModelContainerOomKilled", set()), now
+    finally:
+        server.shutdown()
