@@ -164,7 +164,8 @@ class Spool(SpoolReader, SpoolWriter):
             frame = _pack_header(_MAGIC, size, seq, created, items, crc) + payload
             jrn = self._journal
             try:
-                if jrn.used + len(frame) > jrn.capacity and jrn.used:
+                # A frame larger than an empty journal rotates too: to a journal its size.
+                if jrn.used + len(frame) > jrn.capacity:
                     jrn = self._rotate_journal(len(frame))
                 jrn.put(frame)
             except OSError as exc:
@@ -237,7 +238,7 @@ class Spool(SpoolReader, SpoolWriter):
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 jrn = self._journal
                 try:
-                    if jrn.used + len(data) > jrn.capacity and jrn.used:
+                    if jrn.used + len(data) > jrn.capacity:
                         jrn = self._rotate_journal(len(data))
                     jrn.put(data)
                 except OSError as exc:

@@ -140,7 +140,7 @@ def fits(path: str, value: Any, depth: int = 0) -> bool:
         return False  # "message.x": Elasticsearch would nest an object in a text field
     cls = type(value)
     if cls is str:  # the common case first: exact type checks cost a fraction of isinstance
-        return kind is None or kind in _TEXT
+        return kind is None or kind in _TEXT or _leaf_fits(kind, value)  # dates, ips
     if depth > _MAX_DEPTH:
         return False
     if cls is dict or (cls not in _SCALARS and isinstance(value, Mapping)):

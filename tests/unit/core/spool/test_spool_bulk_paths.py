@@ -261,3 +261,25 @@ def test_inserts_stay_within_an_old_sqlites_limit_of_999_parameters(tmp_path: Pa
         assert spool.stats().balanced
     finally:
         spool.close()
+
+
+@pytest.mark.parametrize("fsync", ["interval", "always"])
+def test_appends_larger_than_an_empty_journal_are_stored(tmp_path: Path, fsync: str) -> None:
+    """A record (or one append_many) bigger than the whole journal, first thing
+    after opening: the journal rotates to one its size (an IndexError before)."""
+    spool = Spool(tmp_path / "s", max_bytes=64 * MiB, max_age=None, journal_bytes=256 * 1024,
+                  fsync=fsync)  # type: ignore[arg-type]
+    try:
+        big = [bytes([i]) * 100_000 for i in range(5)]  # 500 kB in one append_many
+        seqs = spool.append_many(big)
+        single = spool.append(b"z" * 300_000)
+        assert None not in seqs and single is not None
+        assert spool.flush_buffer()
+        assert [p for _, p in spool.peek_payloads(ALL)] == [*big, b"z" * 300_000]
+    finally:
+        spool.close()
+    reopened = open_spool(tmp_path / "s")
+    try:
+        assert len(reopened.peek(ALL)) == 6
+    finally:
+        reopened.close()

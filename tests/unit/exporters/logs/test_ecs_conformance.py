@@ -295,6 +295,18 @@ def test_an_extra_that_does_not_fit_its_ecs_field_is_kept_as_a_label(capture: Ca
     assert doc["event"]["dataset"] == "modelmon.log"  # our event fields are kept
 
 
+def test_extras_in_date_and_ip_fields_stay_where_ecs_puts_them(capture: Capture) -> None:
+    """A string is the only JSON form of a date or an ip: valid ones stay in their
+    ECS field, others go to labels."""
+    record = _record({"client": {"ip": "10.1.2.3"}, "event": {"created": "2026-12-01T10:00:00Z"},
+                      "source": {"ip": "not-an-ip"}}, exc=False)
+    doc = capture.spooled(from_log_record(record, dict(capture._shipper.base_fields)))
+    assert doc["client"]["ip"] == "10.1.2.3"
+    assert doc["event"]["created"] == "2026-12-01T10:00:00Z"
+    assert "ip" not in doc.get("source", {})
+    assert json.loads(doc["labels"]["source"]) == {"ip": "not-an-ip"}
+
+
 def test_logging_points_extra_fields_fit_ecs_too(capture: Capture) -> None:
     log = ModelLog(_Identity(), capture)  # type: ignore[arg-type]
     capture.docs.clear()
