@@ -1,5 +1,5 @@
 """Built-in plugin: the log sinks (Elasticsearch, Logstash tcp/http, JSON-lines file,
-Graylog GELF, S3-compatible object storage archive)."""
+Graylog GELF, S3-compatible object storage archive, CloudWatch Logs)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ def _s3(options: Mapping[str, Any]) -> Any:
     return S3ArchiveSink(**options)
 
 
+def _cloudwatch(options: Mapping[str, Any]) -> Any:
+    from modelmon.exporters.logs.cloudwatch_sink import CloudWatchLogsSink
+
+    return CloudWatchLogsSink(**options)
+
+
 @hookimpl
 def modelmon_register_sinks(register: RegisterSink) -> None:
     register("elasticsearch", _elasticsearch)
@@ -53,3 +59,4 @@ def modelmon_register_sinks(register: RegisterSink) -> None:
     register("file", _file)
     register("gelf", _gelf)
     register("s3", _s3)
+    register("cloudwatch", _cloudwatch)

@@ -4,6 +4,7 @@ Example::
 
     logs:
       sink: elasticsearch            # elasticsearch | logstash_tcp | logstash_http | file | gelf | s3
+                                     # | cloudwatch
       service_name: fraud-api
       environment: production
       spool_dir: /var/lib/modelmon/logs
@@ -52,7 +53,8 @@ _TOP = {"sink", "service_name", "environment", "spool_dir", "spool", "batch_size
         "redact", "prefix"}
 _SPOOL = {"max_bytes", "max_age", "full_policy", "fsync", "fsync_interval", "block_timeout",
           "encryption"}
-_SINK_SECTIONS = {"elasticsearch", "logstash_tcp", "logstash_http", "file", "gelf", "s3"}
+_SINK_SECTIONS = {"elasticsearch", "logstash_tcp", "logstash_http", "file", "gelf", "s3",
+                  "cloudwatch"}
 
 
 def correlation_header(section: Mapping[str, Any] | None) -> str:
@@ -172,7 +174,7 @@ def shipper_options(section: Mapping[str, Any], base_dir: Path | None = None) ->
     return opts
 
 
-_SECRET_KEYS = ("api_key", "password", "secret_access_key")
+_SECRET_KEYS = ("api_key", "password", "secret_access_key", "session_token")
 _FILE_KEYS = ("ca_certs", "ca_file", "cert_file", "key_file")
 
 

@@ -40,7 +40,7 @@ def test_config_errors_name_the_field(section: dict[str, Any], message: str) -> 
 
 
 def test_unknown_sink_names_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="known sinks are elasticsearch, file, gelf, logstash_http"):
+    with pytest.raises(ValueError, match="known sinks are cloudwatch, elasticsearch, file, gelf, logstash_http"):
         LogShipper(sink="kafka", spool_dir=tmp_path, registry=CollectorRegistry())
 
 
