@@ -3,7 +3,8 @@ private socket, data root and exec root, with no network setup (vfs storage,
 no iptables, no bridge), and a tiny image built from the static busybox of
 Debian's ``busybox-static`` with ``docker import``: no registry is reached.
 
-Containers run with ``--network none``. ``start_dockerd`` returns ``None``
+Containers run with ``--network none``, or on an ``--internal`` network (no NAT
+needed) where a test needs traffic. ``start_dockerd`` returns ``None``
 with the reason when the daemon cannot start here (not root, no cgroups);
 callers skip with that reason.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 BUSYBOX = "/bin/busybox"
 IMAGE = "modelmon-test-busybox:1"
-_APPLETS = ("sh", "sleep", "head", "cat", "yes", "true", "false", "dd", "tail", "timeout")
+_APPLETS = ("sh", "sleep", "head", "cat", "yes", "true", "false", "dd", "tail", "timeout", "ping")
 
 
 @dataclass

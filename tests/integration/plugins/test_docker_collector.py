@@ -42,9 +42,9 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
 
 
 def run(daemon: Dockerd, name: str, script: str, *options: str, model: str | None = "churn",
-        detach: bool = True) -> None:
+        detach: bool = True, network: str = "none") -> None:
     labels = ["--label", f"modelmon.model={model}", "--label", "modelmon.version=3"] if model else []
-    daemon.docker("run", *(["-d"] if detach else []), "--name", name, "--network", "none",
+    daemon.docker("run", *(["-d"] if detach else []), "--name", name, "--network", network,
                   *labels, *options, "modelmon-test-busybox:1", "sh", "-c", script,
                   check=detach)
 
@@ -120,6 +120,25 @@ def test_labelled_containers_show_cpu_memory_oom_kills_restarts_state_and_health
     again = scrape(collector)
     assert value(again, "container_oom_kills_total", "oom-victim") == value(
         r, "container_oom_kills_total", "oom-victim")
+
+
+def test_network_bytes_of_a_container_on_its_own_network(dockerd):
+    dockerd.docker("network", "create", "--internal", "mm-internal")
+    gateway = dockerd.docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}",
+                             "mm-internal")
+    # 5 pings of 1000 bytes to the network's gateway (the host's bridge), and their replies.
+    run(dockerd, "talker", f"ping -c 5 -i 0.2 -s 1000 {gateway}; sleep 600",
+        network="mm-internal")
+    collector = from_config({"url": dockerd.url})
+
+    def sent_and_received() -> tuple[float, float]:
+        registry = scrape(collector)
+        return (value(registry, "container_network_bytes_total", "talker", direction="transmit")
+                or 0.0,
+                value(registry, "container_network_bytes_total", "talker", direction="receive")
+                or 0.0)
+
+    wait_for(lambda: min(sent_and_received()) >= 5 * 1000, "5 KB each way")
 
 
 def test_the_container_cap_counts_what_it_leaves_out(dockerd):
