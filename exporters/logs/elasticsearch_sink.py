@@ -65,7 +65,11 @@ def make_client(
     if url is not None and hosts is not None:
         raise ValueError("elasticsearch: give url or hosts, not both")
     nodes = [url] if isinstance(url, str) else list(url or hosts or [])
-    if not nodes and not cloud_id:
+    if cloud_id:
+        if nodes:
+            raise ValueError("cloud_id: give cloud_id or url/hosts, not both")
+        nodes = [cloud_id_url(cloud_id)]
+    if not nodes:
         raise ValueError(
             "elasticsearch: no server; set url (e.g. 'http://127.0.0.1:9200'), hosts, or cloud_id"
         )
@@ -76,12 +80,9 @@ def make_client(
         "retry_on_timeout": False,
         "http_compress": False,
     }
-    if nodes:
-        kwargs["hosts"] = nodes
-    if cloud_id:
-        kwargs["cloud_id"] = cloud_id
+    kwargs["hosts"] = nodes
     if api_key:
-        kwargs["api_key"] = api_key
+        kwargs["api_key"] = api_key_credentials(api_key)
     if username is not None:
         kwargs["basic_auth"] = (username, password or "")
     if ca_certs:
@@ -104,6 +105,42 @@ def make_client(
         raise ValueError(
             f"url: {exc}; expected e.g. 'https://es.example:9200' (or hosts, or cloud_id)"
         ) from None
+
+
+def cloud_id_url(cloud_id: str) -> str:
+    """The Elasticsearch URL an Elastic Cloud ID stands for, decoded as the
+    official clients do: ``<name>:<base64 of host[:port]$es_uuid$kibana_uuid>``
+    -> ``https://<es_uuid>.<host>:<port>`` (port 443 unless given). Decoded
+    here, not by the client, so the URL takes the same TLS and auth options
+    as ``url`` and a bad ID is named at start."""
+    import binascii
+
+    _, _, encoded = str(cloud_id).partition(":")
+    try:
+        decoded = binascii.a2b_base64(encoded.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError):
+        decoded = ""
+    host, _, rest = decoded.partition("$")
+    es_uuid = rest.partition("$")[0]
+    port = "443"
+    if ":" in host:
+        host, _, port = host.rpartition(":")
+    if not host or not es_uuid or not port.isdigit():
+        raise ValueError("cloud_id: not an Elastic Cloud ID (name:base64 of "
+                         "host$elasticsearch-id$kibana-id); copy it from the deployment's page "
+                         "in the Elastic Cloud console")
+    return f"https://{es_uuid}.{host}:{int(port)}"
+
+
+def api_key_credentials(api_key: str) -> str:
+    """The value after ``ApiKey`` in the Authorization header: the key as
+    Elasticsearch's create API key answer gives it ``encoded``, or as
+    ``<id>:<api_key>`` (the form Beats and Logstash take), encoded here."""
+    import base64
+
+    if ":" in api_key:  # base64 has no ':'
+        return base64.b64encode(api_key.encode()).decode("ascii")
+    return api_key
 
 
 class ElasticsearchSink:

@@ -13,6 +13,10 @@ mappings of an installed index template cannot parse (``support.es_mapping``;
 ``errors,items.*.error,items.*.status`` only), and scripted faults: whole-request 429/5xx with ``Retry-After``, per-item errors,
 closing the connection after committing a batch, refusing connections.
 
+With ``api_keys`` (id -> key) set, every request must carry ``Authorization:
+ApiKey <base64 of id:key>`` of one of them, as Elasticsearch with security on:
+any other is answered 401 ``security_exception`` with ``WWW-Authenticate``.
+
 ``JsonLinesServer`` is a Logstash ``tcp`` input with the ``json_lines`` codec.
 """
 
@@ -57,6 +61,8 @@ class EsTestServer:
         self.item_fault: ItemFault | None = None
         self.refuse = False  # flapping: drop connections without answering
         self.strict_mappings = False  # no coercion by template mappings ("1.5" into a double)
+        self.api_keys: dict[str, str] | None = None  # id -> key; None: security off
+        self.unauthenticated = 0  # requests answered 401
         self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -187,6 +193,21 @@ class EsTestServer:
         return {"_index": index, "_id": doc_id, "_version": 1, "result": "created",
                 "_shards": {"total": 1, "successful": 1, "failed": 0},
                 "_seq_no": len(self.created_ids) - 1, "_primary_term": 1, "status": 201}
+
+
+def _api_key_valid(keys: dict[str, str], header: str | None) -> bool:
+    """``Authorization: ApiKey base64(id:key)`` naming a known id with its key."""
+    import base64
+    import binascii
+
+    scheme, _, value = (header or "").partition(" ")
+    if scheme != "ApiKey":
+        return False
+    try:
+        key_id, _, key = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return key_id in keys and keys[key_id] == key
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -339,6 +360,19 @@ def _make_handler(server: EsTestServer) -> type[BaseHTTPRequestHandler]:
             url = urlparse(self.path)
             parts = [p for p in url.path.split("/") if p]
             length = int(self.headers.get("Content-Length") or 0)
+            if server.api_keys is not None and not _api_key_valid(
+                    server.api_keys, self.headers.get("Authorization")):
+                self.rfile.read(length)
+                with server.lock:
+                    server.unauthenticated += 1
+                reason = ("unable to authenticate with provided credentials and anonymous access "
+                          "is not allowed for this request")
+                error = {"type": "security_exception", "reason": reason,
+                         "header": {"WWW-Authenticate": ['Basic realm="security", charset="UTF-8"',
+                                                         "ApiKey"]}}
+                self._reply(401, {"error": {"root_cause": [error], **error}, "status": 401},
+                            {"WWW-Authenticate": "ApiKey"})
+                return
             if length > server.max_content_length:
                 self.rfile.read(length)
                 self._reply(413, {"error": "Request Entity Too Large"})
