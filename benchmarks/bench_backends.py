@@ -6,10 +6,13 @@ Each sink ships the same events (about 300 bytes of ECS JSON each, the
 default redaction on) through a LogShipper (emit all, then flush: spool,
 delivery worker, sink) to a server in its own process on loopback: the
 Elasticsearch test bulk server (the baseline), moto's S3 server (the ``s3``
-archive sink), and the GELF test input over HTTP (bulk) and TCP. A byte
+archive sink), moto's CloudWatch Logs (the ``cloudwatch`` sink), and the GELF
+test input over HTTP (bulk) and TCP. A byte
 counting TCP relay in the server's process measures what the client sends
 (request lines, headers, bodies). Also printed: requests per 1,000 events
-(S3 PUTs, Elasticsearch _bulk requests), the cost drivers of managed services.
+(S3 PUTs, PutLogEvents, Elasticsearch _bulk requests), the cost drivers of
+managed services; for CloudWatch also the bytes it bills as ingested (each
+message's UTF-8 size + 26).
 Informational rows (no goal): the figures depend on the machine.
 """
 
@@ -70,7 +73,7 @@ def _serve(kind: str, conn: Any) -> None:
         es = EsTestServer().start()
         port = es.port
         requests = lambda: es.bulk_requests  # noqa: E731
-    elif kind == "s3":
+    elif kind in ("s3", "cloudwatch"):
         import logging
 
         from moto.server import ThreadedMotoServer
@@ -124,6 +127,10 @@ def _run(kind: str, n: int, tmp: Path) -> tuple[float, float, float, int]:
         options = {"sink": "s3", "bucket": "archive", "endpoint_url": f"http://127.0.0.1:{port}",
                    "region": "us-east-1", "access_key_id": "AKIABENCH",
                    "secret_access_key": "bench"}
+    elif kind == "cloudwatch":
+        options = {"sink": "cloudwatch", "log_group": "/modelmon/bench",
+                   "endpoint_url": f"http://127.0.0.1:{port}", "region": "us-east-1",
+                   "access_key_id": "AKIABENCH", "secret_access_key": "bench"}
     elif kind == "gelf_http":
         options = {"sink": "gelf", "transport": "http", "url": f"http://127.0.0.1:{port}/gelf",
                    "bulk": True}
@@ -139,7 +146,7 @@ def _run(kind: str, n: int, tmp: Path) -> tuple[float, float, float, int]:
         shipper.emit(event)
     assert shipper.flush(600), f"{kind}: not flushed"
     elapsed = time.perf_counter() - started
-    objects = getattr(shipper._sink, "uploads", 0)
+    objects = getattr(shipper._sink, "uploads", 0) or getattr(shipper._sink, "puts", 0)
     shipper.close(5)
     time.sleep(0.2)
     parent.send("stats")
@@ -150,6 +157,28 @@ def _run(kind: str, n: int, tmp: Path) -> tuple[float, float, float, int]:
     return n / elapsed, (sent - before) / n, requests * 1000 / n, objects
 
 
+def _ingested_bytes_per_event(n: int) -> float:
+    """What CloudWatch Logs counts of each event (its message in UTF-8 + 26), the
+    messages made as the sink makes them from the spooled documents."""
+    from modelmon.exporters.logs.cloudwatch_sink import EVENT_OVERHEAD
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from prometheus_client import CollectorRegistry
+
+        from modelmon.exporters.logs import LogShipper
+
+        shipper = LogShipper(sink="file", spool_dir=Path(tmp), registry=CollectorRegistry(),
+                             service_name="fraud-api", path=Path(tmp) / "events.jsonl")
+        sample = _events(min(n, 1000))
+        for event in sample:
+            shipper.emit(event)
+        assert shipper.flush(60)
+        shipper.close(5)
+        lines = (Path(tmp) / "events.jsonl").read_bytes().splitlines()
+    # The file sink's lines are the documents with event.id: the sink's messages.
+    return sum(len(line) + EVENT_OVERHEAD for line in lines) / len(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -157,10 +186,10 @@ def main() -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         results = {kind: _run(kind, args.events, Path(tmp))
-                   for kind in ("es", "s3", "gelf_http", "gelf_tcp")}
+                   for kind in ("es", "s3", "cloudwatch", "gelf_http", "gelf_tcp")}
     es_rate, es_bytes, es_requests, _ = results["es"]
-    for kind, label in (("s3", "s3 archive"), ("gelf_http", "gelf http bulk"),
-                        ("gelf_tcp", "gelf tcp")):
+    for kind, label in (("s3", "s3 archive"), ("cloudwatch", "cloudwatch logs"),
+                        ("gelf_http", "gelf http bulk"), ("gelf_tcp", "gelf tcp")):
         rate, per_event, per_k, _ = results[kind]
         rows.append((f"{label}: events/s", f"{rate:,.0f}", f"{es_rate:,.0f}", rate / es_rate,
                      "-", None))
@@ -169,6 +198,12 @@ def main() -> int:
         if kind == "s3":
             rows.append(("s3 archive: requests/1000 events (PUT vs _bulk)", f"{per_k:.1f}",
                          f"{es_requests:.1f}", per_k / es_requests, "-", None))
+        if kind == "cloudwatch":
+            rows.append(("cloudwatch logs: requests/1000 events (PutLogEvents vs _bulk)",
+                         f"{per_k:.1f}", f"{es_requests:.1f}", per_k / es_requests, "-", None))
+            billed = _ingested_bytes_per_event(args.events)
+            rows.append(("cloudwatch logs: bytes billed as ingested/event (UTF-8 + 26)",
+                         f"{billed:,.0f}", f"{es_bytes:,.0f}", billed / es_bytes, "-", None))
     print_table(rows, f"backends, {args.events} events, baseline: Elasticsearch sink "
                       "(test bulk server)")
     return 0
