@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 
 from modelmon.exporters.logs.sinks import Item, SendResult
+from modelmon.units import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class CloudWatchLogsSink:
                  secret_access_key: str | None = None, session_token: str | None = None,
                  profile: str | None = None, timeout: float = 30.0, verify_certs: bool = True,
                  ca_file: str | None = None, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 readback_delay: float = 5.0) -> None:
+                 readback_delay: float | str = 5.0) -> None:
         try:
             import boto3
             from botocore.config import Config
@@ -152,9 +153,12 @@ class CloudWatchLogsSink:
                 or not 1 <= max_event_bytes <= MAX_BATCH_BYTES - EVENT_OVERHEAD:
             raise ValueError(f"max_event_bytes: expected an integer from 1 to "
                              f"{MAX_BATCH_BYTES - EVENT_OVERHEAD}, got {max_event_bytes!r}")
+        if isinstance(readback_delay, str):
+            readback_delay = parse_duration(readback_delay, "readback_delay")
         if isinstance(readback_delay, bool) or not isinstance(readback_delay, int | float) \
                 or readback_delay < 0:
-            raise ValueError(f"readback_delay: expected seconds >= 0, got {readback_delay!r}")
+            raise ValueError(f"readback_delay: expected a duration >= 0 such as 5 or '5s', got "
+                             f"{readback_delay!r}")
         if (access_key_id is None) != (secret_access_key is None):
             raise ValueError("secret_access_key: set access_key_id and secret_access_key together "
                              "(or neither, for a profile or the default AWS chain)")

@@ -158,7 +158,7 @@ def test_sequence_tokens_of_older_services(tmp_path, moto) -> None:
     group = f"/modelmon/test-{uuid.uuid4().hex[:8]}"
     with logs_proxy(moto, legacy_tokens=True, hide_recent=3.0) as proxy:
         proxy.faults.extend(["ok", "drop", "ok"])
-        shipper = _shipper(tmp_path, proxy.url, group, batch_size=50, readback_delay=0.2)
+        shipper = _shipper(tmp_path, proxy.url, group, batch_size=50, readback_delay="200ms")
         try:
             for i in range(200):
                 shipper.emit({"message": f"prediction {i}"})
@@ -259,6 +259,8 @@ def test_a_crash_after_the_put_before_the_acknowledgement_loses_and_duplicates_n
     ({"log_group": "g", "retention_days": 10}, "logs.cloudwatch.retention_days: expected one of"),
     ({"log_group": "g", "access_key_id": "A"}, "logs.cloudwatch.secret_access_key: set"),
     ({"log_group": "g", "max_event_bytes": 2 << 20}, "logs.cloudwatch.max_event_bytes"),
+    ({"log_group": "g", "readback_delay": "soon"}, "logs.cloudwatch.readback_delay: expected a "
+                                                   "duration"),
 ])
 def test_bad_options_name_the_field(tmp_path, options, message) -> None:
     with pytest.raises(ConfigError, match=message):
