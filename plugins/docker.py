@@ -14,7 +14,7 @@ Plugin settings (``plugins.docker`` in the config file)::
     timeout: 5s                        # per Docker API call; a scrape never waits longer
     max_containers: 50                 # more labelled containers: counted, not reported
     enabled: auto                      # true, false; auto: when url or DOCKER_HOST is set,
-                                       # or the default socket exists
+                                       # or this process may use the default socket
 
 ``modelmon serve`` runs every registered collector, so the collector registers
 itself only where Docker is (``enabled: auto``): a host without Docker shows no
@@ -278,7 +278,7 @@ def from_config(config: Mapping[str, Any], environ: Mapping[str, str] = os.envir
     url = config.get("url") or environ.get("DOCKER_HOST") or None
     if url is not None and not isinstance(url, str):
         raise ValueError(f"plugins.docker.url: expected a URL such as {DEFAULT_URL}, got {url!r}")
-    if enabled is False or (enabled == "auto" and url is None and not _default_socket().exists()):
+    if enabled is False or (enabled == "auto" and url is None and not _may_use(_default_socket())):
         return None
     max_containers = config.get("max_containers", DEFAULT_MAX_CONTAINERS)
     if isinstance(max_containers, bool) or not isinstance(max_containers, int) or max_containers < 1:
@@ -295,6 +295,13 @@ def from_config(config: Mapping[str, Any], environ: Mapping[str, str] = os.envir
 
 def _default_socket() -> Path:
     return Path(DEFAULT_URL.removeprefix("unix://"))
+
+
+def _may_use(socket_path: Path) -> bool:
+    """A socket this process may connect to: a host with Docker whose socket
+    modelmon's user may not open is not asked to report containers (auto), so an
+    upgrade does not fire ModelmonCollectorFailing there. ``enabled: true`` still does."""
+    return socket_path.exists() and os.access(socket_path, os.R_OK | os.W_OK)
 
 
 @hookimpl

@@ -18,6 +18,18 @@ def test_url_from_the_config_then_docker_host():
     assert collector is not None and collector.url == "unix:///run/user/1000/docker.sock"
 
 
+def test_auto_registers_only_where_the_default_socket_may_be_used(tmp_path, monkeypatch):
+    import modelmon.plugins.docker as docker_plugin
+
+    sock = tmp_path / "docker.sock"
+    monkeypatch.setattr(docker_plugin, "_default_socket", lambda: sock)
+    assert from_config({}, environ={}) is None  # no socket: no Docker here
+    sock.touch(mode=0o600)
+    assert from_config({}, environ={}) is not None
+    monkeypatch.setattr(docker_plugin.os, "access", lambda path, mode: False)
+    assert from_config({}, environ={}) is None  # a socket modelmon's user may not open
+
+
 def test_enabled_true_uses_the_default_socket():
     collector = from_config({"enabled": True}, environ={})
     assert collector is not None and collector.url == DEFAULT_URL
