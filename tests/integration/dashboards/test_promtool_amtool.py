@@ -15,7 +15,7 @@ RULES = REPO / "alert_rules"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=RULES)
+    return subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=RULES)
 
 
 def test_promtool_check_rules_accepts_the_rule_file() -> None:
