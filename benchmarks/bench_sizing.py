@@ -19,7 +19,7 @@ generated rule groups (default windows 1h and 1d) every 10 s. After ``--seconds`
 - memory: the Prometheus process's RSS.
 
 The predicted series counts (formulas of docs/scaling.md) are printed next to
-the measured ones. The windows hold only the run's seconds: rule evaluation
+the measured ones; their constant parts are taken from the first size. The windows hold only the run's seconds: rule evaluation
 time here is the per-series part; the per-sample part of a full window is in
 ``bench_fleet_rules.py``.
 """
@@ -27,6 +27,7 @@ time here is the per-series part; the per-sample part of a full window is in
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -129,17 +130,24 @@ def _traffic_and_push_loop(url: str, monitors: list[tuple[ModelMonitor, pd.DataF
         stop.wait(max(0.0, INTERVAL - (time.time() - now)))
 
 
-# The constant parts of docs/scaling.md's formulas for this benchmark's model (a
-# two-class classifier: 3 prediction bins, 10 score bins, default histogram buckets).
-PROCESS_FIXED, DEVICE_FIXED = 224, 181
+# The per-feature parts of docs/scaling.md's formulas; the constant parts (service
+# KPIs, histograms, prediction and score bins of this benchmark's two-class
+# classifier) move with the catalog, so they are taken from the first size's
+# measurement and the formulas predict the other sizes from it.
 PREDICTION_BINS, SCORE_BINS = 3, 10
 WINDOWS = 2  # the default quality.drift_windows: 1h, 1d
 
 
-def predicted_series(size: Size) -> tuple[int, int, int]:
+def per_feature() -> tuple[int, int]:
+    """Series per drift feature: of a scraped process, of a remote-writing device."""
+    return 3 * BINS + 11, 2 * BINS + 7
+
+
+def predicted_series(size: Size, process_fixed: int, device_fixed: int) -> tuple[int, int, int]:
     """Raw series of the replicas, of the devices, and the drift rules' recorded series."""
-    per_process = PROCESS_FIXED + size.features * (3 * BINS + 11)
-    per_device = DEVICE_FIXED + size.features * (2 * BINS + 7)
+    process_feature, device_feature = per_feature()
+    per_process = process_fixed + size.features * process_feature
+    per_device = device_fixed + size.features * device_feature
     p, s, w = PREDICTION_BINS, SCORE_BINS, WINDOWS
     recorded = (size.features * (2 * BINS + 1 + w * (3 * BINS + 4))
                 + 2 * p + 1 + w * (3 * p + 3) + 2 * s + 1 + w * (3 * s + 4))
@@ -244,12 +252,19 @@ def main() -> int:
               "scrape avg/max", "series raw: replicas + devices (formula)", "recorded drift (formula)", "head series",
               "drift rules / all rules", "Prometheus RSS")
     rows = [header]
+    fixed: tuple[int, int] | None = None
     for name in args.sizes.split(","):
         size = SIZES[name]
         started = time.monotonic()
         r = run_size(size, args.seconds, work / name)
         processes = size.models * size.replicas + size.devices
-        replicas_p, devices_p, recorded_p = predicted_series(size)
+        if fixed is None:
+            process_feature, device_feature = per_feature()
+            fixed = (round(r["samples_per_replica"]) - size.features * process_feature,
+                     round(r["raw_device_series"]) // size.devices - size.features * device_feature)
+            print(f"constant parts from {name}: {fixed[0]} series per process, "
+                  f"{fixed[1]} per device", file=sys.stderr)
+        replicas_p, devices_p, recorded_p = predicted_series(size, *fixed)
         rows.append((
             f"{name}: {size.models} x {size.features} x {size.replicas} x {size.devices}",
             str(processes),
@@ -264,6 +279,7 @@ def main() -> int:
         print(f"{name}: {time.monotonic() - started:.0f} s, {r['up']:.0f}/{r['targets']} targets up, "
               f"rules: median of {r['evaluations']:.0f} evaluations, "
               f"{r['push_failures']:.0f} device pushes failed, "
+              f"load average {os.getloadavg()[0]:.1f}, "
               f"text format {r['exposition_text_bytes'] / 1024:.0f} KiB", file=sys.stderr)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     print("fleet sizing (one Prometheus 2.42, this machine)")
