@@ -29,6 +29,7 @@ changes only when the catalog or the thresholds change.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +40,6 @@ import yaml
 from modelmon.catalog import CATALOG
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
-from modelmon.units import parse_duration
 
 TEMPLATE_NAME = "modelmon by HTTP"
 TEMPLATE_GROUP = "Templates/Applications/modelmon"
@@ -62,9 +62,18 @@ def _uuid(*parts: str) -> str:
     return uuid.UUID(bytes=digest, version=4).hex
 
 
+_PROM_DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_PROM_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800,
+                      "y": 31_536_000}
+
+
 def zabbix_duration(prom: str) -> str:
     """A Prometheus duration as a Zabbix time suffix (``1m30s`` -> ``90s``)."""
-    seconds = int(parse_duration(prom, "duration"))
+    # The thresholds config stores Prometheus' compound form (prom_duration: 90s -> 1m30s).
+    parts = _PROM_DURATION_PART.findall(prom)
+    if not parts or "".join(n + u for n, u in parts) != prom:
+        raise ValueError(f"{prom!r} is not a Prometheus duration such as 1m30s")
+    seconds = round(sum(float(n) * _PROM_UNIT_SECONDS[u] for n, u in parts))
     for suffix, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{suffix}"
