@@ -160,7 +160,7 @@ def _run(kind: str, n: int, tmp: Path) -> tuple[float, float, float, int]:
 def _ingested_bytes_per_event(n: int) -> float:
     """What CloudWatch Logs counts of each event (its message in UTF-8 + 26), the
     messages made as the sink makes them from the spooled documents."""
-    from modelmon.exporters.logs.cloudwatch_sink import EVENT_OVERHEAD
+    from modelmon.exporters.logs.cloudwatch_batches import EVENT_OVERHEAD
 
     with tempfile.TemporaryDirectory() as tmp:
         from prometheus_client import CollectorRegistry

@@ -3,7 +3,7 @@
 Each event becomes one log event: the ECS document with ``event.id`` set to
 its deterministic id as the message, its ``@timestamp`` as the timestamp. A
 delivery's batch is cut into requests within the service's limits
-(``plan_requests``): at most 10,000 events and 1,048,576 bytes (each event
+(``cloudwatch_batches.plan_requests``): at most 10,000 events and 1,048,576 bytes (each event
 counts its UTF-8 size plus 26 bytes), spanning less than 24 hours, in
 chronological order. Events CloudWatch refuses for good are dead-lettered,
 never retried: older than 14 days or than the log group's retention, more than
@@ -38,72 +38,29 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
 
+from modelmon.exporters.logs.cloudwatch_batches import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EVENT_OVERHEAD,
+    MAX_AGE_MS,
+    MAX_AHEAD_MS,
+    MAX_BATCH_BYTES,
+    LogEvent,
+    plan_requests,
+    timestamp_ms,
+)
 from modelmon.exporters.logs.sinks import Item, SendResult
 from modelmon.units import parse_duration
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_EVENTS = 10_000
-MAX_BATCH_BYTES = 1_048_576
-EVENT_OVERHEAD = 26  # bytes CloudWatch adds to each event's UTF-8 size
-MAX_SPAN_MS = 24 * 3600 * 1000
-MAX_AGE_MS = 14 * 24 * 3600 * 1000
-MAX_AHEAD_MS = 2 * 3600 * 1000
-# 256 KiB per event including the 26 bytes: the limit every region enforces.
-DEFAULT_MAX_EVENT_BYTES = 256 * 1024 - EVENT_OVERHEAD
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                    2192, 2557, 2922, 3288, 3653)
 _NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
 _TOKEN_RETRIES = 3
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """One event as PutLogEvents takes it."""
-
-    seq: int
-    timestamp: int  # milliseconds since the epoch
-    message: str
-
-    @property
-    def size(self) -> int:
-        """What the event counts against the batch size."""
-        return len(self.message.encode()) + EVENT_OVERHEAD
-
-
-def plan_requests(events: Sequence[LogEvent], *, max_events: int = MAX_BATCH_EVENTS,
-                  max_bytes: int = MAX_BATCH_BYTES, max_span_ms: int = MAX_SPAN_MS
-                  ) -> list[list[LogEvent]]:
-    """``events`` in chronological order (the spool's order among equal
-    timestamps), cut into PutLogEvents requests within the limits."""
-    requests: list[list[LogEvent]] = []
-    current: list[LogEvent] = []
-    size = 0
-    for event in sorted(events, key=lambda e: (e.timestamp, e.seq)):
-        event_size = event.size
-        if current and (len(current) >= max_events or size + event_size > max_bytes
-                        or event.timestamp - current[0].timestamp >= max_span_ms):
-            requests.append(current)
-            current, size = [], 0
-        current.append(event)
-        size += event_size
-    if current:
-        requests.append(current)
-    return requests
-
-
-def _timestamp_ms(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(value).timestamp() * 1000)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -224,8 +181,12 @@ class CloudWatchLogsSink:
                 self._unanswered.pop(stream, None)
             self._put_all(stream, plan_requests(events), result, None)
         except Exception as exc:  # botocore and connection errors: retried by the worker
-            self._log_once(type(exc).__name__, f"cloudwatch logs {self.log_group}/{stream}: "
-                           f"{exc}; the events stay in the spool and are sent again")
+            response = getattr(exc, "response", None)
+            code = str(response.get("Error", {}).get("Code", "")) if isinstance(
+                response, dict) else ""
+            self._log_once(code or type(exc).__name__,
+                           f"cloudwatch logs {self.log_group}/{stream}: {exc}; the events stay "
+                           "in the spool and are sent again" + _hint(code))
             settled = set(result.delivered) | set(result.retry) | {
                 s for seqs in result.dead.values() for s in seqs}
             result.retry += [seq for seq in pending if seq not in settled]
@@ -248,7 +209,7 @@ class CloudWatchLogsSink:
             if not isinstance(event, dict):
                 event = doc["event"] = {}
             event["id"] = item.id
-            stamp = _timestamp_ms(doc.get("@timestamp"))
+            stamp = timestamp_ms(doc.get("@timestamp"))
             if stamp is None:
                 stamp = now
             message = orjson.dumps(doc).decode()
@@ -408,7 +369,10 @@ class CloudWatchLogsSink:
                 page = self._client.get_log_events(**kwargs)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    return stored  # no stream (or group) yet: nothing stored
+                    # No stream (or group) yet: nothing stored. Created now, not
+                    # after a first put of the whole batch is refused.
+                    self._create(stream)
+                    return stored
                 raise
             self.readbacks += 1
             for event in page.get("events", ()):
@@ -424,8 +388,9 @@ class CloudWatchLogsSink:
                     tail = event_id[len(id_prefix):]
                     if tail.isdigit():
                         stored.add(int(tail))
+            # A page may be empty while more follow: the end is the token repeated.
             next_token = page.get("nextForwardToken")
-            if not page.get("events") or next_token is None or next_token == token:
+            if next_token is None or next_token == token:
                 break
             token = next_token
         return stored
@@ -448,6 +413,9 @@ def _hint(code: str) -> str:
                 "InvalidSignatureException", "ExpiredTokenException"):
         return ("; check logs.cloudwatch.access_key_id/secret_access_key (or the profile) and the "
                 "IAM policy (logs:PutLogEvents, logs:GetLogEvents, logs:CreateLogStream, "
+                "logs:CreateLogGroup)")
+    if code == "ResourceNotFoundException":
+        return ("; create the log group or set logs.cloudwatch.create_log_group: true (and allow "
                 "logs:CreateLogGroup)")
     if code == "ThrottlingException":
         return "; raise logs.batch_size so fewer, larger requests are made"

@@ -204,6 +204,28 @@ def test_events_cloudwatch_refuses_are_dead_lettered_not_retried(tmp_path, moto)
     assert len(_stored(_client(moto), group)) == 10
 
 
+def test_a_missing_group_not_to_be_created_keeps_the_events_and_says_the_fix(
+        tmp_path, moto, caplog) -> None:
+    group = f"/modelmon/test-{uuid.uuid4().hex[:8]}"
+    shipper = _shipper(tmp_path, moto, group, create_log_group=False)
+    try:
+        for i in range(5):
+            shipper.emit({"message": f"prediction {i}"})
+        assert not shipper.flush(1.0)
+        assert shipper.spool.stats().pending == 5
+    finally:
+        shipper.close(0.5)
+    assert "create the log group or set logs.cloudwatch.create_log_group: true" in caplog.text
+    _client(moto).create_log_group(logGroupName=group)  # created by its owner: shipped
+    again = _shipper(tmp_path, moto, group, create_log_group=False)
+    try:
+        assert again.flush(10)
+        spool_id = again.spool.id
+    finally:
+        again.close(1)
+    _check_exactly_once(_stored(_client(moto), group), spool_id, 5)
+
+
 _CHILD = textwrap.dedent("""
     import sys
     from prometheus_client import CollectorRegistry

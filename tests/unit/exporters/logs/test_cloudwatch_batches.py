@@ -4,7 +4,7 @@ chronological order (the spool's order among equal timestamps)."""
 
 from __future__ import annotations
 
-from modelmon.exporters.logs.cloudwatch_sink import (
+from modelmon.exporters.logs.cloudwatch_batches import (
     EVENT_OVERHEAD,
     MAX_BATCH_BYTES,
     MAX_SPAN_MS,
