@@ -141,7 +141,6 @@ def run_demo(options: DemoOptions) -> int:
     stack = DemoStack(ports, workdir, logs, options.thresholds)
     signal.signal(signal.SIGTERM, _on_term)
     started = time.monotonic()
-    traffic: Traffic | None = None
     try:
         print(f"modelmon demo: starting (process logs in {workdir})", flush=True)
         try:
@@ -155,8 +154,6 @@ def run_demo(options: DemoOptions) -> int:
         print("\nmodelmon demo: stopping", flush=True)
         return 0
     finally:
-        if traffic is not None:
-            traffic.stop.set()
         _write_report(options, stack, started)
         stack.stop()
 
