@@ -115,9 +115,12 @@ def _ref(key: str) -> str:
 
 
 def _item(rule: _Rule, prefix: str, kpi: KPI, sample: str, *, rate: bool,
-          extra: str = "", function: str = "", variant: str = "", label_hint: str = "") -> str:
+          extra: str = "", function: str = "", variant: str = "", label_hint: str = "",
+          match: tuple[str, ...] | None = None) -> str:
+    """Add an item prototype of ``sample`` to ``rule``; ``match``: the labels its
+    pattern selects on when the KPI has fewer labels than the rule (default: all)."""
     key = _key("rate" if rate else "value", sample, rule.labels, variant)
-    pattern = prefix + sample + _selector(rule.labels, extra)
+    pattern = prefix + sample + _selector(rule.labels if match is None else match, extra)
     steps: list[dict[str, Any]] = [{
         "type": "PROMETHEUS_PATTERN",
         "parameters": [pattern, "function" if function else "value", function],
@@ -186,8 +189,9 @@ def _slo_triggers(rule: _Rule, prefix: str, config: ThresholdsConfig) -> None:
                  extra=f'le="{objective}"', variant=f"le{objective}",
                  label_hint=f'(le="{objective}")')
     count = _key("rate", duration.name + "_count", rule.labels)
-    for windows, priority, severity in ((config.slo.page_windows, "HIGH", "page"),
-                                        (config.slo.ticket_windows, "WARNING", "ticket")):
+    for windows, priority, severity, speed in (
+            (config.slo.page_windows, "HIGH", "page", "Fast"),
+            (config.slo.ticket_windows, "WARNING", "ticket", "Slow")):
         def burn(term: str, windows: tuple[tuple[str, str, float], ...] = windows) -> str:
             # Prometheus' multi-window check: both the long and the short window burn fast.
             return " or ".join(
@@ -195,18 +199,18 @@ def _slo_triggers(rule: _Rule, prefix: str, config: ThresholdsConfig) -> None:
                                    for w in (long, short)) + ")"
                 for long, short, factor in windows)
 
-        _trigger(rule, f"ModelErrorBudgetBurn ({severity})",
+        _trigger(rule, f"ModelErrorBudgetBurning{speed}",
                  burn(f"avg({_ref(errors)},@W)>@F*(1-{{$MODELMON.SLO.AVAILABILITY}})"
                       f"*avg({_ref(calls)},@W)"), priority,
                  "Errors consume the availability error budget "
                  f"({severity} burn-rate windows {list(windows)}).",
-                 config.runbook_url("ModelErrorBudgetBurn"))
-        _trigger(rule, f"ModelLatencyBudgetBurn ({severity})",
+                 config.runbook_url(f"ModelErrorBudgetBurning{speed}"))
+        _trigger(rule, f"ModelLatencyBudgetBurning{speed}",
                  burn(f"avg({_ref(count)},@W)-avg({_ref(fast)},@W)>@F"
                       f"*(1-{{$MODELMON.SLO.LATENCY}})*avg({_ref(count)},@W)"), priority,
                  f"Calls slower than {objective}s consume the latency error budget "
                  f"({severity} burn-rate windows {list(windows)}).",
-                 config.runbook_url("ModelLatencyBudgetBurn"))
+                 config.runbook_url(f"ModelLatencyBudgetBurning{speed}"))
 
 
 def _kpi(name: str) -> KPI:
@@ -214,44 +218,49 @@ def _kpi(name: str) -> KPI:
 
 
 def _threshold_triggers(rules: dict[tuple[str, ...], _Rule], config: ThresholdsConfig) -> None:
-    e, c = config.edge, config.containers
+    prefix, e, c = config.prefix, config.edge, config.containers
 
     def value(name: str, labels: tuple[str, ...]) -> str:
         return _ref(_key("value", name, labels))
 
-    def rate(name: str, labels: tuple[str, ...]) -> str:
-        return _ref(_key("rate", name, labels))
-
-    drift = ("model", "version", "feature", "method")
-    _trigger(rules[drift], "ModelFeatureDrift",
-             f"min({value('feature_drift', drift)},{{$MODELMON.DRIFT.FOR}})"
-             f">{{$MODELMON.DRIFT.MAX}}", "WARNING",
-             "A feature's input distribution has shifted from the reference profile.",
-             config.runbook_url("ModelFeatureDrift"))
-    pred = ("model", "version", "method")
-    _trigger(rules[pred], "ModelPredictionDrift",
-             f"min({value('prediction_drift', pred)},{{$MODELMON.DRIFT.FOR}})"
-             f">{{$MODELMON.PREDICTION_DRIFT.MAX}}", "WARNING",
-             "The distribution of the model's predictions has shifted from the reference.",
-             config.runbook_url("ModelPredictionDrift"))
     mv = ("model", "version")
-    _trigger(rules[mv], "ModelAccuracyLow",
-             f"max({value('feedback_accuracy', mv)},{{$MODELMON.ACCURACY.FOR}})"
-             f"<{{$MODELMON.ACCURACY.MIN}} and last({value('feedback_window_labels', mv)})"
-             f">={{$MODELMON.FEEDBACK.MIN_LABELS}}", "HIGH",
-             "Accuracy against ground-truth labels is below the minimum.",
-             config.runbook_url("ModelAccuracyLow"))
+    rows = _kpi("drift_window_rows")
+    for labels, kpi_name, name, macro, what in (
+        (("model", "version", "feature", "method"), "feature_drift", "ModelFeatureDrift",
+         "DRIFT", "A feature's input distribution has drifted from the reference profile."),
+        (("model", "version", "method"), "prediction_drift", "ModelPredictionDrift",
+         "PREDICTION_DRIFT", "The distribution of the model's predictions has shifted from "
+         "its reference."),
+    ):
+        # PSI over a handful of values is noise: the alert waits for min_drift_values rows,
+        # read here per discovered row from the model version's drift_window_rows.
+        window_rows = _item(rules[labels], prefix, rows, rows.name, rate=False,
+                            variant=kpi_name, match=mv, label_hint="(drift window)")
+        _trigger(rules[labels], name,
+                 f"min({value(kpi_name, labels)},{{$MODELMON.DRIFT.FOR}})"
+                 f">{{$MODELMON.{macro}.MAX}} and last({_ref(window_rows)})"
+                 f">={{$MODELMON.DRIFT.MIN_VALUES}}", "WARNING", what, config.runbook_url(name))
+    acc = value("feedback_accuracy", mv)
+    _trigger(rules[mv], "ModelAccuracyDrop",
+             f"(max({acc},{{$MODELMON.ACCURACY.FOR}})<{{$MODELMON.ACCURACY.MIN}} or "
+             f"max({acc},{{$MODELMON.ACCURACY.FOR}})<avg({acc},1d)-{{$MODELMON.ACCURACY.MAX_DROP}})"
+             f" and last({value('feedback_window_labels', mv)})>={{$MODELMON.FEEDBACK.MIN_LABELS}}",
+             "WARNING", "Accuracy against ground-truth labels is below the minimum, or has "
+             "dropped below its 1d average.", config.runbook_url("ModelAccuracyDrop"))
     dev = ("device",)
     _trigger(rules[dev], "EdgeDeviceOffline",
              f"last({value('edge_last_send_success_timestamp_seconds', dev)})"
              f"<now()-{{$MODELMON.EDGE.OFFLINE_AFTER}}", "WARNING",
              "The device has not delivered a batch for longer than the offline threshold.",
              config.runbook_url("EdgeDeviceOffline"))
+    backlog_for = zabbix_duration(e.backlog_limit_for)
     _trigger(rules[dev], "EdgeBacklogNearLimit",
-             f"min({value('edge_spool_disk_bytes', dev)},{zabbix_duration(e.backlog_limit_for)})"
-             f">{{$MODELMON.EDGE.BACKLOG.RATIO}}*last({value('edge_spool_max_bytes', dev)})",
-             "WARNING", "The device's spool is close to its size limit: the oldest samples "
-             "will be dropped.", config.runbook_url("EdgeBacklogNearLimit"))
+             f"min({value('edge_backlog_bytes', dev)},{backlog_for})"
+             f">{{$MODELMON.EDGE.BACKLOG.RATIO}}*last({value('edge_spool_max_bytes', dev)}) or "
+             f"min({value('edge_backlog_oldest_sample_age_seconds', dev)},{backlog_for})"
+             f">{{$MODELMON.EDGE.BACKLOG.RATIO}}*last({value('edge_spool_max_age_seconds', dev)})",
+             "HIGH", "An edge spool is close to its size or age limit; samples will soon be "
+             "dropped.", config.runbook_url("EdgeBacklogNearLimit"))
     cont = ("model", "version", "container")
     _trigger(rules[cont], "ModelContainerMemoryNearLimit",
              f"min({value('container_memory_working_set_bytes', cont)},"
@@ -266,12 +275,17 @@ def _threshold_triggers(rules: dict[tuple[str, ...], _Rule], config: ThresholdsC
              f"{zabbix_duration(config.traffic.collector_failing_for)})=0", "WARNING",
              "A modelmon collector plugin keeps failing; its metrics are missing.",
              config.runbook_url("ModelmonCollectorFailing"))
-    sink = ("sink", "reason")
-    _trigger(rules[sink], "ModelmonLogEventsDropped",
-             f"max({rate('log_events_dropped_total', sink)},"
-             f"{zabbix_duration(config.logs.loss_window)})>0", "HIGH",
-             "Log events were dropped before reaching their sink.",
-             config.runbook_url("ModelmonLogEventsDropped"))
+    sink, events = ("sink",), _kpi("log_events_total")
+    for name, outcome, what in (
+        ("LogShipperDroppingEvents", "dropped", "The log shipper has dropped (lost) events."),
+        ("LogShipperDeadLettering", "dead_lettered",
+         "The log shipper has sent events to the dead-letter store."),
+    ):
+        lost = _item(rules[sink], prefix, events, events.name, rate=True, variant=outcome,
+                     extra=f'outcome="{outcome}"', label_hint=f'(outcome="{outcome}")')
+        _trigger(rules[sink], name,
+                 f"max({_ref(lost)},{zabbix_duration(config.logs.loss_window)})>0",
+                 "WARNING", what, config.runbook_url(name))
 
 
 def _macros(config: ThresholdsConfig) -> list[dict[str, str]]:
@@ -290,6 +304,8 @@ def _macros(config: ThresholdsConfig) -> list[dict[str, str]]:
         "{$MODELMON.DRIFT.FOR}": (zabbix_duration(q.drift_for), "quality.drift_for"),
         "{$MODELMON.ACCURACY.MIN}": (f"{q.min_accuracy:g}", "quality.min_accuracy"),
         "{$MODELMON.ACCURACY.FOR}": (zabbix_duration(q.accuracy_for), "quality.accuracy_for"),
+        "{$MODELMON.ACCURACY.MAX_DROP}": (f"{q.max_accuracy_drop:g}", "quality.max_accuracy_drop"),
+        "{$MODELMON.DRIFT.MIN_VALUES}": (str(q.min_drift_values), "quality.min_drift_values"),
         "{$MODELMON.FEEDBACK.MIN_LABELS}": (str(q.min_feedback_labels),
                                             "quality.min_feedback_labels"),
         "{$MODELMON.EDGE.OFFLINE_AFTER}": (zabbix_duration(e.offline_after), "edge.offline_after"),

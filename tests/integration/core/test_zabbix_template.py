@@ -139,8 +139,8 @@ def test_template_imports_and_items_receive_values(zabbix: ZabbixStack, model_se
         return {t["description"] for t in triggers}
 
     _wait("both page burn-rate triggers", zabbix, lambda: {
-        "ModelErrorBudgetBurn (page): model=fraud version=3",
-        "ModelLatencyBudgetBurn (page): model=churn version=1"} <= firing())
+        "ModelErrorBudgetBurningFast: model=fraud version=3",
+        "ModelLatencyBudgetBurningFast: model=churn version=1"} <= firing())
     fired = firing()
-    assert "ModelErrorBudgetBurn (page): model=churn version=1" not in fired
-    assert "ModelLatencyBudgetBurn (page): model=fraud version=3" not in fired
+    assert "ModelErrorBudgetBurningFast: model=churn version=1" not in fired
+    assert "ModelLatencyBudgetBurningFast: model=fraud version=3" not in fired

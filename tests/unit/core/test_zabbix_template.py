@@ -82,8 +82,8 @@ def test_triggers_read_only_items_of_their_own_discovery_rule() -> None:
             used = reference.findall(trigger["expression"])
             assert used and set(used) <= keys, trigger["name"]
             names.append(trigger["tags"][0]["value"])
-    assert {"ModelErrorBudgetBurn (page)", "ModelLatencyBudgetBurn (ticket)",
-            "ModelFeatureDrift", "ModelAccuracyLow", "EdgeDeviceOffline"} <= set(names)
+    assert {"ModelErrorBudgetBurningFast", "ModelLatencyBudgetBurningSlow",
+            "ModelFeatureDrift", "ModelAccuracyDrop", "EdgeDeviceOffline", "LogShipperDroppingEvents"} <= set(names)
 
 
 def test_thresholds_config_flows_into_macros_and_burn_windows() -> None:
@@ -97,7 +97,7 @@ def test_thresholds_config_flows_into_macros_and_burn_windows() -> None:
     assert macros["{$MODELMON.DRIFT.FOR}"] == "45m"
     assert macros["{$MODELMON.SLO.AVAILABILITY}"] == "0.995"
     page = next(t for r in template["discovery_rules"] for t in r["trigger_prototypes"]
-                if t["tags"][0]["value"] == "ModelErrorBudgetBurn (page)")
+                if t["tags"][0]["value"] == "ModelErrorBudgetBurningFast")
     assert ",2h)>10*(1-{$MODELMON.SLO.AVAILABILITY})" in page["expression"]
     assert ",10m)>10*" in page["expression"] and " or " not in page["expression"]
 
