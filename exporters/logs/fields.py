@@ -75,6 +75,14 @@ def count(value: Any) -> int | None:
     return n
 
 
+def nanoseconds(seconds: Any) -> int | None:
+    """ECS ``event.duration`` (a ``long`` of nanoseconds) from seconds, rounded, or None."""
+    n = number(seconds)
+    if n is None or not math.isfinite(n * 1e9):
+        return None
+    return count(round(n * 1e9))
+
+
 def flag(value: Any) -> bool | None:
     """A boolean for a ``boolean`` field (numpy's and 0/1 too), or None."""
     if isinstance(value, bool):

@@ -39,6 +39,7 @@ from modelmon.exporters.logs.fields import (
     fits,
     flag,
     keyword,
+    nanoseconds,
     number,
     score_fields,
 )
@@ -229,7 +230,7 @@ class ModelLog:
         if outcome:
             event["outcome"] = outcome
         if duration is not None:
-            event["duration"] = count(duration * 1e9)  # ECS: nanoseconds
+            event["duration"] = nanoseconds(duration)
         doc: dict[str, Any] = {
             "@timestamp": timestamp(), "log": {"level": level}, "message": message,
             "event": event, "model": {**self._model, **model},

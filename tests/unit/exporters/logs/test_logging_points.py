@@ -136,3 +136,15 @@ def test_unserialisable_values_never_raise_and_a_failing_processor_is_counted(
     assert event["obj"].startswith("<object object")
     assert registry.get_sample_value("modelmon_log_processor_failures_total",
                                      {"processor": "broken"}) == 1
+
+
+def test_event_duration_is_whole_nanoseconds_for_any_seconds() -> None:
+    """ECS event.duration is a long: any finite seconds value gives its nanoseconds,
+    rounded (0.0123 s * 1e9 is 12300000.000000002, which a whole-number check refused)."""
+    from modelmon.exporters.logs.fields import nanoseconds
+
+    for seconds in (0.0123, 0.1, 1 / 3, 2.5e-9, 0.0, 86400.25, 7):
+        assert nanoseconds(seconds) == round(seconds * 1e9), seconds
+    assert nanoseconds(0.0123) == 12_300_000
+    for bad in (float("nan"), float("inf"), 1e300, None, "1.5", True):
+        assert nanoseconds(bad) is None, bad
