@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from flask import Flask, jsonify, request
 
+from modelmon.demo.names import MODEL_NAME  # shared with the scenarios
 from modelmon.exporters.service.flask import instrument_app
 from modelmon.exporters.service.monitor import InferenceRejected, ModelMonitor
 
-MODEL_NAME = "fraud-detector"
 MODEL_VERSION = "1.0.0"
 FEATURES = ("amount", "age_days", "n_items", "hour", "distance_km", "velocity", "score_a", "score_b")
 

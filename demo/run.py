@@ -19,7 +19,14 @@ from types import FrameType
 
 from modelmon.demo.check import Checker, Outage
 from modelmon.demo.ports import DemoPorts, PortTaken
-from modelmon.demo.scenarios import SCENARIOS, Scenario, State, Step, live_schedule, state_at
+from modelmon.demo.scenarios import (
+    SCENARIOS,
+    Scenario,
+    ScenarioStep,
+    State,
+    live_schedule,
+    state_at,
+)
 from modelmon.demo.snapshot import SnapshotReader
 from modelmon.demo.stack import DEMO_THRESHOLDS, EDGE_INTERVAL, DemoStack, LogTarget, StackError
 from modelmon.demo.traffic import Traffic
@@ -95,7 +102,7 @@ class _Schedule:
         self.labels: tuple[str, ...] | None = None
         self.outages: list[Outage] = []
         self.faults: dict[str, float] = {}
-        self.rolled_out: Step | None = None
+        self.rolled_out: ScenarioStep | None = None
         self.rollouts = 0
 
     def apply(self, state: State) -> None:
@@ -177,7 +184,7 @@ def _run(options: DemoOptions, stack: DemoStack, scenario: Scenario | None) -> i
 
     assert stack.prometheus is not None and stack.webhook is not None
     if scenario is not None:
-        steps: tuple[Step, ...] = scenario.steps
+        steps: tuple[ScenarioStep, ...] = scenario.steps
         cycle = None
         title = f"modelmon demo - scenario {scenario.name}"
     else:

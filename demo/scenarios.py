@@ -12,16 +12,29 @@ Times are seconds after the stack is ready; the demo rule config
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from modelmon.demo.model import MODEL_NAME
-from modelmon.demo.traffic import Conditions
+from modelmon.demo.names import MODEL_NAME
 
 DEVICES = ("edge-1", "edge-2", "edge-3")
 
 
 @dataclass(frozen=True)
-class Step:
+class Conditions:
+    fault_rate: float = 0.0  # share of /predict calls that fail
+    latency: float = 0.0  # extra seconds on latency_share of the calls
+    latency_share: float = 0.0
+    drifting: bool = False  # the input population changes
+    label_error_rate: float = 0.08  # how often the model is wrong (seen through late labels)
+
+    def merged(self, other: Conditions) -> Conditions:
+        base = Conditions()
+        changed = {k: v for k, v in other.__dict__.items() if v != getattr(base, k)}
+        return replace(self, **changed)
+
+
+@dataclass(frozen=True)
+class ScenarioStep:
     at: float
     duration: float
     conditions: Conditions | None = None  # on the cloud model server
@@ -77,7 +90,7 @@ class ExpectedSeries:
 class Scenario:
     name: str
     summary: str
-    steps: tuple[Step, ...]
+    steps: tuple[ScenarioStep, ...]
     alerts: tuple[ExpectedAlert, ...]
     events: tuple[ExpectedEvent, ...] = ()
     deadline: float = 150.0  # seconds after the start, for --check
@@ -98,24 +111,24 @@ _ECS_MODEL = {"service.name": MODEL_NAME}
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario(
         "errors", "an error burst pages through the SLO burn-rate alert",
-        (Step(10, 25, Conditions(fault_rate=0.3)),),
+        (ScenarioStep(10, 25, Conditions(fault_rate=0.3)),),
         (ExpectedAlert("ModelErrorBudgetBurningFast", _MODEL),),
         (ExpectedEvent("error", _ECS_MODEL),),
     ),
     Scenario(
         "latency", "slow calls page through the latency burn-rate alert",
-        (Step(10, 30, Conditions(latency=0.6, latency_share=0.6)),),
+        (ScenarioStep(10, 30, Conditions(latency=0.6, latency_share=0.6)),),
         (ExpectedAlert("ModelLatencyBudgetBurningFast", _MODEL),),
         (ExpectedEvent("prediction", _ECS_MODEL, at_least=("model.latency_seconds", 0.5)),),
     ),
     Scenario(
         "drift", "input drift crosses the threshold (fleet PSI of the amount feature)",
-        (Step(10, 30, Conditions(drifting=True)),),
+        (ScenarioStep(10, 30, Conditions(drifting=True)),),
         (ExpectedAlert("ModelFeatureDrift", {**_MODEL, "feature": "amount"}),),
     ),
     Scenario(
         "accuracy", "late labels show accuracy falling",
-        (Step(10, 35, Conditions(label_error_rate=0.5)),),
+        (ScenarioStep(10, 35, Conditions(label_error_rate=0.5)),),
         (ExpectedAlert("ModelAccuracyDrop", _MODEL),),
         (ExpectedEvent("feedback-received", _ECS_MODEL),),
     ),
@@ -127,7 +140,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
         # the model keeps failing after the link returns: Alertmanager is told while the
         # alert still fires (an episode that ended offline arrives resolved, and
         # Alertmanager notifies no resolution of an alert it never saw firing)
-        (Step(10, 40, cut_device="edge-2"), Step(15, 45, device_fault=("edge-2", 0.7))),
+        (ScenarioStep(10, 40, cut_device="edge-2"), ScenarioStep(15, 45, device_fault=("edge-2", 0.7))),
         (ExpectedAlert("EdgeDeviceOffline", {"device": "edge-2"}),
          ExpectedAlert("EdgeModelErrors", {"device": "edge-2"}, starts_in_outage_of="edge-2")),
         (ExpectedEvent("edge-link-lost", {"model.edge.device": "edge-2"}),
@@ -139,7 +152,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
         "config-rollout",
         "a new configuration bundle reaches the devices; edge-3 refuses a bad one (signed "
         "with a key it does not trust) and keeps its last good one",
-        (Step(10, 25, rollout=True),),
+        (ScenarioStep(10, 25, rollout=True),),
         (),
         series=(
             ExpectedSeries('modelmon_edge_config_info{device="edge-1",version="demo-2"}',
@@ -156,15 +169,15 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 )}
 
 
-def live_schedule(cycle_gap: float = 20.0) -> tuple[tuple[Step, ...], float]:
+def live_schedule(cycle_gap: float = 20.0) -> tuple[tuple[ScenarioStep, ...], float]:
     """Every scenario's steps one after another (each edge outage on the next device):
     the live demo repeats this cycle. Returns (steps, cycle length)."""
-    steps: list[Step] = []
+    steps: list[ScenarioStep] = []
     offset = 20.0
     for scenario in SCENARIOS.values():
         first = min(s.at for s in scenario.steps)
         for s in scenario.steps:
-            steps.append(Step(offset + s.at - first, s.duration, s.conditions, s.cut_device,
+            steps.append(ScenarioStep(offset + s.at - first, s.duration, s.conditions, s.cut_device,
                               s.device_fault, s.rollout))
         offset += scenario.length - first + cycle_gap
     return tuple(steps), offset
@@ -178,10 +191,10 @@ class State:
     cut: frozenset[str]
     device_faults: Mapping[str, float]
     labels: tuple[str, ...]  # what is going on, for the view
-    rollout: Step | None = None  # the rollout step under way
+    rollout: ScenarioStep | None = None  # the rollout step under way
 
 
-def state_at(steps: tuple[Step, ...], t: float) -> State:
+def state_at(steps: tuple[ScenarioStep, ...], t: float) -> State:
     conditions = Conditions()
     cut: set[str] = set()
     faults: dict[str, float] = {}

@@ -13,28 +13,14 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 
 import requests
 
 from modelmon.demo.model import FEATURES, make_dataset
+from modelmon.demo.scenarios import Conditions
 
 INGEST_MODEL = "recommender-java"
 MAX_IN_FLIGHT = 8  # concurrent /predict calls, at most (gunicorn serves 2 x 4 threads)
-
-
-@dataclass(frozen=True)
-class Conditions:
-    fault_rate: float = 0.0  # share of /predict calls that fail
-    latency: float = 0.0  # extra seconds on latency_share of the calls
-    latency_share: float = 0.0
-    drifting: bool = False  # the input population changes
-    label_error_rate: float = 0.08  # how often the model is wrong (seen through late labels)
-
-    def merged(self, other: Conditions) -> Conditions:
-        base = Conditions()
-        changed = {k: v for k, v in other.__dict__.items() if v != getattr(base, k)}
-        return replace(self, **changed)
 
 
 class Traffic:
