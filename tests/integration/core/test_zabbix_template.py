@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from modelmon.demo.processes import free_port
 from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.thresholds import ThresholdsConfig
-from modelmon.zabbix import TEMPLATE_NAME, render_template
+from modelmon.zabbix import TEMPLATE_NAME, build_template, render_template
 from support.zabbix_server import ZabbixStack, missing, zabbix_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
@@ -99,6 +99,19 @@ def test_template_imports_and_items_receive_values(zabbix: ZabbixStack, model_se
     }) is True
     template = api.call("template.get", {"filter": {"host": TEMPLATE_NAME},
                                          "output": ["templateid"]})[0]
+    # Zabbix kept every object of the file (an import may skip what it cannot link).
+    generated = build_template(ThresholdsConfig())["zabbix_export"]["templates"][0]
+    rules = generated["discovery_rules"]
+    tid = template["templateid"]
+    for method, owner, expected in (
+        ("discoveryrule.get", "templateids", len(rules)),
+        ("itemprototype.get", "templateids", sum(len(r["item_prototypes"]) for r in rules)),
+        ("triggerprototype.get", "templateids", sum(len(r["trigger_prototypes"]) for r in rules)),
+        ("graphprototype.get", "templateids", sum(len(r["graph_prototypes"]) for r in rules)),
+        ("valuemap.get", "hostids", len(generated["valuemaps"])),
+    ):
+        params = {owner: tid, "countOutput": True}
+        assert int(api.call(method, params)) == expected, method
     group = api.call("hostgroup.create", {"name": "modelmon test"})["groupids"][0]
     hostid = api.call("host.create", {
         "host": "model-server", "groups": [{"groupid": group}],
