@@ -89,6 +89,8 @@ def test_batches_within_the_limits_in_order_once(tmp_path, moto) -> None:
     """12,000 events in one delivery, some of 200 KB, spread over 3 days and out
     of order: the proxy refuses any request outside CloudWatch's limits."""
     group = REAL_GROUP or f"/modelmon/test-{uuid.uuid4().hex[:8]}"
+    if not REAL_GROUP:  # the group exists, the stream not: ResourceAlreadyExists is fine
+        _client(moto).create_log_group(logGroupName=group)
     with logs_proxy(moto) as proxy:
         endpoint = None if REAL_GROUP else proxy.url
         shipper = _shipper(tmp_path, endpoint, group, batch_size=12_000, batch_bytes=64 << 20,
