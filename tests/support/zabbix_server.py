@@ -20,6 +20,7 @@ import os
 import pwd
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -157,9 +158,19 @@ def _start_server(root: Path, db_port: int) -> tuple[subprocess.Popen[bytes], Pa
     conf.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     binary = find_binary("zabbix_server") or "/usr/sbin/zabbix_server"
     # Config errors go to stderr before the log file opens: keep them beside it.
+    # Its own process group: see _stop_server.
     proc = subprocess.Popen([binary, "-f", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=open(root / "zabbix_server.stderr", "wb"))
+                            stderr=open(root / "zabbix_server.stderr", "wb"),
+                            start_new_session=True)
     return proc, log
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop zabbix_server before its database: its HA manager child outlives a SIGTERM
+    to the main process when the database goes first, so the whole group is killed."""
+    stop_processes([proc])
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _start_frontend(root: Path, db_port: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -194,6 +205,7 @@ def zabbix_stack(root: Path) -> Iterator[ZabbixStack]:
     """PostgreSQL, zabbix_server and the API, started in ``root``; stopped on exit."""
     user = "nobody" if os.geteuid() == 0 else None
     procs: list[subprocess.Popen[bytes]] = []
+    server: subprocess.Popen[bytes] | None = None
     # pytest's tmp_path is root-only (0700): the cluster of `nobody` lives beside it.
     pg_root = Path(tempfile.mkdtemp(prefix="modelmon-zabbix-pg-")) if user else root / "pg"
     pg_root.mkdir(exist_ok=True)
@@ -202,7 +214,6 @@ def zabbix_stack(root: Path) -> Iterator[ZabbixStack]:
         procs.append(pg)
         _load_schema(db_port)
         server, log = _start_server(root, db_port)
-        procs.append(server)
         frontend, url = _start_frontend(root, db_port)
         procs.append(frontend)
         api = ZabbixAPI(url)
@@ -218,6 +229,8 @@ def zabbix_stack(root: Path) -> Iterator[ZabbixStack]:
         api.login()
         yield ZabbixStack(api, log)
     finally:
+        if server is not None:
+            _stop_server(server)
         stop_processes(list(reversed(procs)))
         if user:
             shutil.rmtree(pg_root, ignore_errors=True)
