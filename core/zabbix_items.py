@@ -95,6 +95,11 @@ def add_item(rule: DiscoveryRule, prefix: str, kpi: KPI, sample: str, *, rate: b
     }]
     if rate:
         steps.append({"type": "CHANGE_PER_SECOND", "parameters": [""]})
+    else:
+        # A gauge with nothing to say is NaN (feedback_mae of a classifier); Zabbix's
+        # float items refuse NaN and Inf and would turn unsupported: skip those values.
+        steps.append({"type": "NOT_MATCHES_REGEX", "parameters": [r"^[+-]?(NaN|Inf)$"],
+                      "error_handler": "DISCARD_VALUE"})
     unit = (_RATE_UNITS.get(kpi.unit, f"{kpi.unit}/s") if rate
             else _ZABBIX_UNITS.get(kpi.unit, kpi.unit))
     what = sample + (f" {label_hint}" if label_hint else "") + (" per second" if rate else "")

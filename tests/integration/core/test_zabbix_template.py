@@ -13,13 +13,17 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+import numpy as np
+import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from modelmon.demo.processes import free_port
+from modelmon.exporters.quality import Profile
 from modelmon.exporters.service.monitor import ModelMonitor
 from modelmon.thresholds import ThresholdsConfig
 from modelmon.zabbix import TEMPLATE_NAME, build_template, render_template
@@ -43,14 +47,32 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+@dataclass
+class Endpoint:
+    url: str
+    psi_x: float  # the drift of feature x of model clf, as the monitor computed it
+
+
 @pytest.fixture
-def model_server() -> Iterator[str]:
-    """Two models behind one /metrics, with traffic: fraud fails 25% of its calls, churn
-    is slow (0.8 s, over the 0.5 s latency objective); neither does both."""
+def model_server(tmp_path: Path) -> Iterator[Endpoint]:
+    """Three models behind one /metrics. With traffic: fraud fails 25% of its calls, churn
+    is slow (0.8 s, over the 0.5 s latency objective); neither does both. clf's input x
+    has drifted (PSI > 0.25 over a full window of 500 rows) and it has 2 feedback labels,
+    one right: accuracy 0.5, but too few labels for an accuracy alert."""
     registry = CollectorRegistry()
     fraud = ModelMonitor("fraud", "3", "sklearn", registry=registry)
     churn = ModelMonitor("churn", "1", "xgboost", registry=registry)
     fraud.record_model_load(1.25)
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    clf = ModelMonitor("clf", "1", registry=registry,
+                       profile=Profile.from_data(train, predictions=rng.choice(["yes", "no"], 2000)),
+                       quality_options={"window": 500, "feedback_db": str(tmp_path / "fb.sqlite")})
+    clf.check_inputs(pd.DataFrame({"x": rng.normal(2, 1, 500), "c": rng.choice(["a", "b"], 500)}))
+    clf.record_predictions(["yes", "no"], request_ids=["r1", "r2"])
+    clf.record_feedback("r1", "yes")
+    clf.record_feedback("r2", "yes")
+    clf.quality.flush()
     stop = threading.Event()
 
     def traffic() -> None:
@@ -65,7 +87,7 @@ def model_server() -> Iterator[str]:
                threading.Thread(target=traffic, daemon=True)]
     for t in threads:
         t.start()
-    yield f"http://127.0.0.1:{port}/metrics"
+    yield Endpoint(f"http://127.0.0.1:{port}/metrics", clf.quality.drift()["x"]["psi"])
     stop.set()
     server.shutdown()
     server.server_close()
@@ -92,7 +114,8 @@ def _wait(what: str, zabbix: ZabbixStack, check: object, timeout: float = 150.0)
         time.sleep(2)
 
 
-def test_template_imports_and_items_receive_values(zabbix: ZabbixStack, model_server: str) -> None:
+def test_template_imports_and_items_receive_values(zabbix: ZabbixStack,
+                                                   model_server: Endpoint) -> None:
     api = zabbix.api
     assert api.call("configuration.import", {
         "format": "yaml", "source": render_template(ThresholdsConfig()), "rules": IMPORT_RULES,
@@ -116,7 +139,7 @@ def test_template_imports_and_items_receive_values(zabbix: ZabbixStack, model_se
     hostid = api.call("host.create", {
         "host": "model-server", "groups": [{"groupid": group}],
         "templates": [{"templateid": template["templateid"]}],
-        "macros": [{"macro": "{$MODELMON.METRICS.URL}", "value": model_server},
+        "macros": [{"macro": "{$MODELMON.METRICS.URL}", "value": model_server.url},
                    {"macro": "{$MODELMON.INTERVAL}", "value": "5s"}],
     })["hostids"][0]
 
@@ -157,3 +180,20 @@ def test_template_imports_and_items_receive_values(zabbix: ZabbixStack, model_se
     fired = firing()
     assert "ModelErrorBudgetBurningFast: model=churn version=1" not in fired
     assert "ModelLatencyBudgetBurningFast: model=fraud version=3" not in fired
+
+    # Drift: the per-process PSI as Zabbix received it, and the alert with its minimum
+    # of values met; the accuracy alert waits for min_feedback_labels (2 < 100).
+    drift_key = 'modelmon.value[feature_drift,"clf","1","x","psi"]'
+    _wait("clf's drift value", zabbix,
+          lambda: [i for i in items(drift_key) if i["lastclock"] != "0"])
+    assert float(items(drift_key)[0]["lastvalue"]) == pytest.approx(model_server.psi_x, rel=1e-6)
+    assert model_server.psi_x > 0.25
+    _wait("ModelFeatureDrift for clf's x", zabbix,
+          lambda: "ModelFeatureDrift: model=clf version=1 feature=x method=psi" in firing())
+    accuracy_key = 'modelmon.value[feedback_accuracy,"clf","1"]'
+    _wait("clf's accuracy", zabbix,
+          lambda: [i for i in items(accuracy_key) if i["lastclock"] != "0"])
+    assert float(items(accuracy_key)[0]["lastvalue"]) == 0.5
+    assert not any(t.startswith("ModelAccuracyDrop") for t in firing())
+    assert [i for i in api.call("item.get", {"hostids": hostid, "output": ["key_", "error"],
+                                             "filter": {"state": 1}})] == []
