@@ -115,3 +115,10 @@ def test_uuids_are_stable_and_unique() -> None:
     uuids = re.findall(r"'uuid': '([0-9a-f]{32})'", text)
     assert len(uuids) == len(set(uuids)) > 100
     assert uuids == re.findall(r"'uuid': '([0-9a-f]{32})'", str(build_template(ThresholdsConfig())))
+
+
+def test_prefix_reaches_every_pattern(tmp_path: Path) -> None:
+    assert main(["zabbix", "template", "--prefix", "acme_", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / FILE_NAME).read_text()
+    assert "acme_inference_requests_total{" in text
+    assert "modelmon_" not in text
