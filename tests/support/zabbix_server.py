@@ -34,7 +34,10 @@ import requests
 
 from modelmon.demo.processes import find_binary, free_port, stop_processes
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian bookworm ships 15; other releases another major version in the same layout.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"),
+             key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+             default=Path("/usr/lib/postgresql/15/bin"))
 SCHEMA_DIR = Path("/usr/share/zabbix-server-pgsql")
 FRONTEND_DIR = Path("/usr/share/zabbix")
 
