@@ -1,7 +1,10 @@
 """The Graylog GELF sink against a loopback GELF input that implements the wire
 contract (support.gelf_server): every event arrives once per transport, ECS
 fields become additional fields, large UDP messages are chunked and
-reassembled, and the input refuses what the specification forbids."""
+reassembled, and the input refuses what the specification forbids. With
+GRAYLOG_GELF_URL and GRAYLOG_API_URL set, the end-to-end case of that URL's
+transport runs against that Graylog, read back through its search API
+(support.gelf_destination)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import datetime as dt
 import gzip
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from modelmon.exporters.logs import LogShipper
 from modelmon.exporters.logs.config import check_sink
 from modelmon.exporters.logs.gelf import CHUNK_MAGIC, GelfSink, to_gelf, udp_chunks
 from modelmon.exporters.logs.sinks import ItemBatch
+from support.gelf_destination import Graylog, LocalGelf, graylog_from_environment
 from support.gelf_server import GelfInput, problem, serve_http, serve_tcp, serve_udp
 
 N = 120
@@ -64,18 +69,43 @@ def test_ecs_fields_become_gelf_fields() -> None:
                        "_model.score": 0.5, "__id": "x", "_event.id": "spool-1-7"}
 
 
-def test_over_tcp_every_event_arrives_once_null_byte_framed(tmp_path) -> None:
-    sink, port, stop = serve_tcp()
-    shipper = _ship(tmp_path, [_event(i) for i in range(N)], transport="tcp", port=port)
+@pytest.fixture(params=["tcp", "udp", "http"])
+def destination(request: pytest.FixtureRequest) -> Iterator[LocalGelf | Graylog]:
+    """The loopback input of the transport, or the real Graylog when GRAYLOG_GELF_URL
+    names this transport (docs/on-premises.md, "Testing against the real service")."""
     try:
-        assert shipper.flush(10)
-        _check_once(sink, shipper, N)
-        first = sink.messages[0]
-        assert first["short_message"] == "prediction 0" and first["level"] == 4
-        assert first["_service.name"] == "fraud-api" and first["_model.flags"] == '["a","b"]'
+        graylog = graylog_from_environment()
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)  # half a configuration is a mistake, not a skip
+    chosen = graylog if graylog is not None and graylog.transport == request.param else (
+        LocalGelf(request.param))
+    chosen.start()
+    yield chosen
+    chosen.stop()
+
+
+def test_end_to_end_every_event_arrives_once(tmp_path, destination) -> None:
+    marker = f"modelmon-test-{uuid.uuid4().hex[:12]}"  # a real Graylog keeps earlier runs
+    events = [_event(i) for i in range(N)]
+    for event in events:
+        event["message"] += f" {marker}"
+    shipper = _ship(tmp_path, events, **destination.options)
+    try:
+        assert shipper.flush(30)
+        arrived = destination.arrivals(marker, shipper.spool.id, N)
     finally:
         shipper.close(1)
-        stop.set()
+    expected = {f"{shipper.spool.id}-{seq}": 1 for seq in range(1, N + 1)}
+    assert dict(arrived) == expected, (
+        f"at the {destination.kind}: missing {sorted(expected.keys() - arrived.keys())[:5]}, "
+        f"duplicated {sorted(k for k, n in arrived.items() if n > 1)[:5]}")
+    if isinstance(destination, LocalGelf):  # the message as the wire carried it
+        assert destination.sink is not None
+        first = destination.sink.messages[0]
+        assert first["short_message"] == f"prediction 0 {marker}" and first["level"] == 4
+        assert first["_service.name"] == "fraud-api" and first["_model.flags"] == '["a","b"]'
+        if destination.transport == "tcp":  # null-byte framing keeps the spool's order
+            assert destination.sink.ids() == list(expected)
 
 
 def test_over_tcp_a_listener_down_is_retried_until_it_is_up(tmp_path) -> None:
