@@ -90,11 +90,13 @@ class _Flusher:
         self.counters: weakref.WeakSet[BinCounters] = weakref.WeakSet()
         self.pid = 0  # the process whose thread runs; 0 after a fork
         self.lock = threading.Lock()
+        self.flushing = threading.Lock()  # one flush of everything at a time
         os.register_at_fork(after_in_child=self._forked)
 
     def _forked(self) -> None:
         self.pid = 0  # threads do not survive fork(): the child starts its own
         self.lock = threading.Lock()
+        self.flushing = threading.Lock()
 
     def add(self, counters: BinCounters) -> None:
         with self.lock:
@@ -109,6 +111,10 @@ class _Flusher:
     def _run(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
+            self.flush_all()
+
+    def flush_all(self) -> None:
+        with self.flushing:
             for counters in list(self.counters):
                 try:
                     counters.flush()
@@ -117,6 +123,13 @@ class _Flusher:
 
 
 _FLUSHER = _Flusher()
+
+
+def flush_all() -> None:
+    """Count every row added so far in this process's bin counters, now, and return
+    once no flush is under way (shutdown, tests); the daemon thread does it every
+    FLUSH_SECONDS otherwise."""
+    _FLUSHER.flush_all()
 
 
 class BinCounters:
