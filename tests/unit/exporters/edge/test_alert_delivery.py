@@ -378,8 +378,17 @@ def test_a_backlog_longer_than_a_batch_never_tells_alertmanager_a_firing_alert_e
     """Resends at 0, 70, ..., 560 s (T0 is 600 s ago) sent two records a batch: the
     firing notices whose validity (4 minutes) passed are left out while records wait
     behind them; Alertmanager gets the alert once valid, with its true start."""
-    from modelmon.exporters.edge.alerting import pipeline
+    import datetime as dt
+    import types
 
+    from modelmon.exporters.edge.alerting import alertmanager, pipeline
+
+    class Clock(dt.datetime):  # delivery happens 600 s after T0, however slow the machine
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:  # type: ignore[override]
+            return dt.datetime.fromtimestamp(T0 + 600, tz)
+
+    monkeypatch.setattr(alertmanager, "dt", types.SimpleNamespace(datetime=Clock, UTC=dt.UTC))
     monkeypatch.setattr(pipeline, "BATCH_RECORDS", 2)
     am.answers = [503]
     line = Line(tmp_path, [am.url])
