@@ -395,9 +395,27 @@ def test_generated_expressions_match_prometheus(world: World) -> None:
 
     outcomes: Counter[str] = Counter()
     run()
-    # The proof needs points that say something: most must carry values.
+    # The proof needs points that say something: most must carry values, and some
+    # must be errors both sides raise (how many depends on what hypothesis draws;
+    # test_matching_errors_agree guarantees the error class its own points).
     assert sum(outcomes.values()) >= 1000, outcomes
-    assert outcomes["value"] >= 500 and outcomes["error"] >= 5, outcomes
+    assert outcomes["value"] >= 500 and outcomes["error"] >= 1, outcomes
+
+
+@pytest.mark.parametrize("expr", [
+    # many-to-many matching: every instance's series on both sides
+    "mm_requests_total + on() mm_temperature_celsius",
+    # one-to-one matching with duplicates on the "one" side
+    "mm_requests_total * on(instance) mm_temperature_celsius",
+    # label_replace making two series of one label set
+    'label_replace(mm_temperature_celsius, "zone", "all", "", "")',
+])
+def test_matching_errors_agree(world: World, expr: str) -> None:
+    """Where Prometheus refuses to evaluate (matching conflicts, duplicate label
+    sets), the evaluator refuses too, at every point of a sweep."""
+    outcomes = Counter(check_point(world, expr, t_ms)
+                       for t_ms in world.data.boundary_times()[::15])
+    assert outcomes["error"] >= 5, outcomes
 
 
 @pytest.mark.parametrize("expr", [
