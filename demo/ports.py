@@ -6,8 +6,6 @@ import errno
 import socket
 from dataclasses import dataclass, field, fields
 
-from modelmon.demo.processes import free_port
-
 # (field, command-line option, default). 0 picks any free port.
 PORT_OPTIONS = (
     ("app", "--app-port", 8000),
@@ -103,6 +101,8 @@ def _check_free(port: int, option: str, span: int) -> None:
 
 def _free_span(span: int) -> int:
     """A free port followed by span - 1 free ports."""
+    from modelmon.demo.processes import free_port  # loads requests: not at command-line build
+
     for _ in range(50):
         start = free_port()
         try:

@@ -178,11 +178,17 @@ def from_config(config: Mapping[str, Any]) -> NvmlCollector | None:
     collector = NvmlCollector(prefix=str(config.get("prefix", DEFAULT_PREFIX)),
                               max_gpus=limits["max_gpus"], max_containers=limits["max_containers"])
     if enabled == "auto":
+        if not NVIDIA_DRIVER.exists():
+            return None  # no driver loaded: not even the NVML bindings are imported
         try:
             collector.start()
         except NvmlUnavailable:
             return None  # no GPU here: nothing to report, nothing failing
     return collector
+
+
+# Where the NVIDIA kernel driver is loaded (Linux); without it NVML cannot start.
+NVIDIA_DRIVER = Path("/proc/driver/nvidia")
 
 
 @hookimpl

@@ -77,13 +77,14 @@ def test_the_public_names_resolve():
 
 def test_loading_every_command_stays_light():
     """The products' commands are loaded for every ``modelmon`` command (the
-    edge agent's included): they must not pull in numpy, Flask or the spool,
-    which cost the edge agent 13 MB of RSS when they did."""
+    edge agent's included): they must not pull in numpy, Flask or the spool (13 MB
+    of the edge agent's RSS when they did), nor requests, the Docker SDK, NVML or
+    plotly (requests, through the demo's port checks, cost it 7 MB)."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom modelmon.cli import build_parser\nbuild_parser()\n"
-            "print(','.join(m for m in ('numpy', 'flask', 'modelmon.spool', 'pandas')"
+            "print(','.join(m for m in ('numpy', 'flask', 'modelmon.spool', 'pandas', 'requests', 'docker', 'pynvml', 'plotly')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"building the command line imported {out.stdout.strip()}"
