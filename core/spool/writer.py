@@ -35,7 +35,7 @@ _IDLE_POLL_SECONDS = 0.05
 # what the next _PREFAULT_SECONDS of appends write at the recent rate, within these
 # bounds. A log shipper at 100k appends/s needs MiBs ahead; an edge agent appending a
 # few KiB a second would otherwise carry MiBs of faulted pages in its RSS for nothing.
-_PREFAULT_SECONDS = 0.5
+_PREFAULT_SECONDS = 1.0
 _PREFAULT_MIN_BYTES = 64 * 1024
 _PREFAULT_MAX_BYTES = 4 * 1024 * 1024
 

@@ -90,8 +90,8 @@ def test_the_look_ahead_follows_the_append_rate() -> None:
 
     jrn, rate = Journal(), _AppendRate()
     assert rate.prefault_bytes(jrn, 0.0) == _PREFAULT_MIN_BYTES  # type: ignore[arg-type]
-    jrn.used = 1 << 20  # 1 MiB in 0.5 s: 2 MiB/s, half a second ahead
-    assert rate.prefault_bytes(jrn, 0.5) == 1 << 20  # type: ignore[arg-type]
+    jrn.used = 1 << 20  # 1 MiB in 0.5 s: 2 MiB/s, a second ahead
+    assert rate.prefault_bytes(jrn, 0.5) == 2 << 20  # type: ignore[arg-type]
     jrn.used += 100 << 20  # a burst far past the cap
     assert rate.prefault_bytes(jrn, 1.0) == _PREFAULT_MAX_BYTES  # type: ignore[arg-type]
     for t in range(2, 30):  # idle again: the look-ahead halves back to the floor
