@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from modelmon.exporters.logs.cloudwatch_batches import (
     plan_requests,
     timestamp_ms,
 )
-from modelmon.exporters.logs.sinks import Item, SendResult
+from modelmon.exporters.logs.sinks import Item, OnceLog, SendResult, documents
 from modelmon.units import parse_duration
 
 log = logging.getLogger(__name__)
@@ -134,8 +133,7 @@ class CloudWatchLogsSink:
         self._tokens: dict[str, str | None] = {}  # stream -> next sequence token, if any
         self._checked: set[str] = set()  # streams read back since this start
         self._unanswered: dict[str, _Unanswered] = {}
-        self._logged: set[str] = set()
-        self._lock = threading.Lock()
+        self._log_once = OnceLog(log)
         self.puts = 0  # PutLogEvents requests answered with success (tests, cost figures)
         self.readbacks = 0  # GetLogEvents requests made to find events already stored
 
@@ -184,7 +182,7 @@ class CloudWatchLogsSink:
             response = getattr(exc, "response", None)
             code = str(response.get("Error", {}).get("Code", "")) if isinstance(
                 response, dict) else ""
-            self._log_once(code or type(exc).__name__,
+            self._log_once.error(code or type(exc).__name__,
                            f"cloudwatch logs {self.log_group}/{stream}: {exc}; the events stay "
                            "in the spool and are sent again" + _hint(code))
             settled = set(result.delivered) | set(result.retry) | {
@@ -196,19 +194,7 @@ class CloudWatchLogsSink:
     def _events(self, items: Sequence[Item], result: SendResult) -> list[LogEvent]:
         now = int(time.time() * 1000)
         events = []
-        for item in items:
-            try:
-                doc = orjson.loads(item.source)
-            except orjson.JSONDecodeError as exc:
-                result.add_dead(f"not a JSON document: {exc}", item.seq)
-                continue
-            if not isinstance(doc, dict):
-                result.add_dead("not a JSON object", item.seq)
-                continue
-            event = doc.get("event")
-            if not isinstance(event, dict):
-                event = doc["event"] = {}
-            event["id"] = item.id
+        for item, doc in documents(items, result):
             stamp = timestamp_ms(doc.get("@timestamp"))
             if stamp is None:
                 stamp = now
@@ -273,7 +259,7 @@ class CloudWatchLogsSink:
                     return self._bisect(stream, request, result, str(exc))
                 if status >= 500:
                     self._unanswered[stream] = _Unanswered(tuple(seqs), token, time.monotonic())
-                self._log_once(code, f"cloudwatch logs refused a put to {self.log_group}/{stream} "
+                self._log_once.error(code, f"cloudwatch logs refused a put to {self.log_group}/{stream} "
                                f"({status} {code}: {exc.response.get('Error', {}).get('Message')});"
                                " the events stay in the spool and are sent again" + _hint(code))
                 result.retry += seqs
@@ -394,13 +380,6 @@ class CloudWatchLogsSink:
                 break
             token = next_token
         return stored
-
-    def _log_once(self, code: str, message: str) -> None:
-        with self._lock:
-            if code in self._logged:
-                return
-            self._logged.add(code)
-        log.error("%s", message)
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

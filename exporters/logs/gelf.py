@@ -40,6 +40,7 @@ from modelmon.exporters.logs.sinks import (
     Item,
     SendResult,
     client_tls_context,
+    documents,
     parse_retry_after,
     split_userinfo,
     tls_files,
@@ -103,18 +104,7 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
 
 
 def _encoded(items: Sequence[Item], result: SendResult) -> list[tuple[Item, bytes]]:
-    out = []
-    for item in items:
-        try:
-            doc = orjson.loads(item.source)
-        except orjson.JSONDecodeError as exc:
-            result.add_dead(f"not a JSON document: {exc}", item.seq)
-            continue
-        if not isinstance(doc, dict):
-            result.add_dead("not a JSON object", item.seq)
-            continue
-        out.append((item, orjson.dumps(to_gelf(doc, item.id))))
-    return out
+    return [(item, orjson.dumps(to_gelf(doc, item.id))) for item, doc in documents(items, result)]
 
 
 def udp_chunks(payload: bytes, chunk_size: int, message_id: bytes) -> list[bytes]:

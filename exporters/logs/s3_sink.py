@@ -33,13 +33,12 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from modelmon.exporters.logs.sinks import Item, SendResult
+from modelmon.exporters.logs.sinks import Item, OnceLog, SendResult, documents
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +120,7 @@ class S3ArchiveSink:
                           s3={"addressing_style": addressing_style}))
         # Spools whose objects in the bucket are known (listed since the last failure).
         self._known: set[str] = set()
-        self._logged: set[str] = set()
-        self._lock = threading.Lock()
+        self._log_once = OnceLog(log)
         self.uploads = 0  # objects written (for tests and the cost figures)
         self.listings = 0  # LIST requests made to find objects already archived
 
@@ -149,7 +147,7 @@ class S3ArchiveSink:
                 result.delivered += obj.seqs
         except Exception as exc:  # botocore and connection errors: retried by the worker
             self._known.discard(spool_id)
-            self._log_once(type(exc).__name__, f"s3 archive to bucket {self.bucket}: {exc}; "
+            self._log_once.error(type(exc).__name__, f"s3 archive to bucket {self.bucket}: {exc}; "
                            "the events stay in the spool and are sent again")
             done = set(result.delivered) | {s for seqs in result.dead.values() for s in seqs}
             result.retry += [item.seq for item in items if item.seq not in done]
@@ -162,19 +160,7 @@ class S3ArchiveSink:
         """The batch cut into objects: one date each, within the size limits."""
         objects: list[_Object] = []
         current: _Object | None = None
-        for item in items:
-            try:
-                doc = orjson.loads(item.source)
-            except orjson.JSONDecodeError as exc:
-                result.add_dead(f"not a JSON document: {exc}", item.seq)
-                continue
-            if not isinstance(doc, dict):
-                result.add_dead("not a JSON object", item.seq)
-                continue
-            event = doc.get("event")
-            if not isinstance(event, dict):
-                event = doc["event"] = {}
-            event["id"] = item.id
+        for item, doc in documents(items, result):
             line = orjson.dumps(doc) + b"\n"
             stamp = doc.get("@timestamp")
             date = stamp[:10] if isinstance(stamp, str) and _DATE.match(stamp) else "undated"
@@ -236,19 +222,12 @@ class S3ArchiveSink:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "error"))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            self._log_once(code, f"s3 archive: bucket {self.bucket} refused {key} ({status} "
+            self._log_once.error(code, f"s3 archive: bucket {self.bucket} refused {key} ({status} "
                            f"{code}: {error.get('Message', '')}); the events stay in the spool "
                            "and are sent again" + _hint(code))
             return "throttled" if code in ("SlowDown", "Throttling", "TooManyRequests") else "error"
         self.uploads += 1
         return None
-
-    def _log_once(self, code: str, message: str) -> None:
-        with self._lock:
-            if code in self._logged:
-                return
-            self._logged.add(code)
-        log.error("%s", message)
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

@@ -8,8 +8,10 @@ Sinks run on the delivery worker's sender threads only.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 
 import orjson
 
@@ -18,8 +20,8 @@ from modelmon.spool.destination import SendResult, seqs_of
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Item", "ItemBatch", "Secret", "SendResult", "Sink", "check_client_cert", "client_tls_context",
-           "parse_retry_after", "seqs_of", "split_userinfo", "tls_files", "with_event_id", "with_event_ids"]
+__all__ = ["Item", "ItemBatch", "OnceLog", "Secret", "SendResult", "Sink", "check_client_cert",
+           "client_tls_context", "documents", "parse_retry_after", "seqs_of", "split_userinfo", "tls_files", "with_event_id", "with_event_ids"]
 
 
 class Secret(str):
@@ -165,11 +167,49 @@ def with_event_id(item: Item) -> bytes:
     Elasticsearch output deduplicates with ``document_id => "%{[event][id]}"``."""
     doc = orjson.loads(item.source)
     if isinstance(doc, dict):
-        event = doc.get("event")
-        if not isinstance(event, dict):
-            event = doc["event"] = {}
-        event["id"] = item.id
+        _set_event_id(doc, item.id)
     return orjson.dumps(doc)
+
+
+def documents(items: Sequence[Item], result: SendResult) -> Iterator[tuple[Item, dict[str, Any]]]:
+    """Each item's document, ``event.id`` set, for sinks that reshape documents
+    (S3 objects, CloudWatch events, GELF); one that is not a JSON object is
+    dead-lettered in ``result`` (it could never be delivered)."""
+    for item in items:
+        try:
+            doc = orjson.loads(item.source)
+        except orjson.JSONDecodeError as exc:
+            result.add_dead(f"not a JSON document: {exc}", item.seq)
+            continue
+        if not isinstance(doc, dict):
+            result.add_dead("not a JSON object", item.seq)
+            continue
+        _set_event_id(doc, item.id)
+        yield item, doc
+
+
+def _set_event_id(doc: dict[str, Any], event_id: str) -> None:
+    event = doc.get("event")
+    if not isinstance(event, dict):
+        event = doc["event"] = {}
+    event["id"] = event_id
+
+
+class OnceLog:
+    """Logs each kind of fault (its code) once per sink: a destination that refuses
+    refuses again at every retry, and the log would repeat it for ever."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def error(self, code: str, message: str) -> None:
+        with self._lock:
+            if code in self._seen:
+                return
+            self._seen.add(code)
+        self._log.error("%s", message)
 
 
 def parse_retry_after(value: str | None) -> float | None:
