@@ -14,30 +14,19 @@ figures size the group next to the fleet drift one (bench_fleet_rules.py).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import requests
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rule_group import evaluated_group
 from _table import format_ns, print_table
 
-from modelmon.alerting import rule_groups, thresholds_from_mapping
-from modelmon.demo.processes import find_binary, prometheus_config, running_prometheus
+from modelmon.demo.processes import find_binary
 
 STEP = 15
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _openmetrics(path: Path, models: int, classes: int, replicas: int, now: int) -> int:
@@ -92,36 +81,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="modelmon-fleet-accuracy-"))
     now = int(time.time()) // STEP * STEP
     series = _openmetrics(work / "data.om", args.models, args.classes, args.replicas, now)
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(work / "data.om"),
-                    str(work / "data")], check=True, capture_output=True)
-    (work / "data.om").unlink()
-    config = thresholds_from_mapping({"evaluation_interval": "5s",
-                                      "quality": {"drift_windows": ["1h"]}})
-    groups = [g for g in rule_groups(config) if g["name"] == "modelmon.accuracy.recording"]
-    (work / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
-    prom_config = prometheus_config([], scrape_interval="5s",
-                                    extra={"rule_files": [str(work / "rules.yml")]})
-    group_times: list[float] = []
-    rule_times: dict[str, list[float]] = defaultdict(list)
-    with running_prometheus(prom_config, workdir=work) as prom:
-        seen: set[str] = set()
-        cpu_start: float | None = None
-        deadline = time.monotonic() + 30 * (args.evaluations + 4)
-        while len(group_times) < args.evaluations and time.monotonic() < deadline:
-            time.sleep(1)
-            group = requests.get(f"{prom.url}/api/v1/rules", timeout=10).json()["data"]["groups"][0]
-            if group["lastEvaluation"] in seen or group["evaluationTime"] == 0:
-                continue
-            seen.add(group["lastEvaluation"])
-            if cpu_start is None:  # CPU time from the end of the first evaluation seen
-                cpu_start = _cpu_seconds(prom.proc.pid)
-                continue
-            group_times.append(group["evaluationTime"])
-            for rule in group["rules"]:
-                rule_times[rule["name"]].append(rule["evaluationTime"])
-        cpu = (_cpu_seconds(prom.proc.pid) - (cpu_start or 0)) / max(len(group_times), 1)
+    with evaluated_group(promtool, work, "modelmon.accuracy.recording", args.evaluations,
+                         seconds_per_evaluation=30) as (prom, times):
         precision = prom.query("count(modelmon:feedback_precision:1h)")
         accuracy = prom.query("avg(modelmon:feedback_accuracy:1h)")
+    group_times, rule_times, cpu = times.group, times.rules, times.cpu_per_evaluation
     median = statistics.median(group_times)
     rows = [(
         f"accuracy rules, {args.models} models x {args.replicas} replicas x "
@@ -131,8 +95,8 @@ def main() -> int:
     )]
     rows.append(("  Prometheus CPU time per evaluation (steadier than wall time on a busy machine)",
                  format_ns(cpu * 1e9), "-", 0.0, "(info)", None))
-    for name, times in sorted(rule_times.items(), key=lambda kv: -statistics.median(kv[1]))[:4]:
-        rows.append((f"  {name}", format_ns(statistics.median(times) * 1e9), "-", 0.0, "(info)",
+    for name, seconds in sorted(rule_times.items(), key=lambda kv: -statistics.median(kv[1]))[:4]:
+        rows.append((f"  {name}", format_ns(statistics.median(seconds) * 1e9), "-", 0.0, "(info)",
                      None))
     print_table(rows, "fleet accuracy recording rules (real Prometheus, this machine)")
     print(f"  classes with a fleet precision: {precision[0]['value'][1] if precision else 0}; "

@@ -18,28 +18,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import requests
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rule_group import evaluated_group
 from _table import format_ns, print_table
 
-from modelmon.alerting import rule_groups, thresholds_from_mapping
-from modelmon.demo.processes import find_binary, prometheus_config, running_prometheus
+from modelmon.demo.processes import find_binary
 
 STEP = 15
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _openmetrics(path: Path, models: int, features: int, bins: int, now: int) -> None:
@@ -78,35 +70,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="modelmon-fleet-rules-"))
     now = int(time.time()) // STEP * STEP
     _openmetrics(work / "data.om", args.models, args.features, args.bins, now)
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(work / "data.om"),
-                    str(work / "data")], check=True, capture_output=True)
-    (work / "data.om").unlink()
-    config = thresholds_from_mapping({"evaluation_interval": "5s",
-                                      "quality": {"drift_windows": ["1h"]}})
-    groups = [g for g in rule_groups(config) if g["name"] == "modelmon.drift.recording"]
-    (work / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
-    prom_config = prometheus_config([], scrape_interval="5s",
-                                    extra={"rule_files": [str(work / "rules.yml")]})
-    group_times: list[float] = []
-    rule_times: dict[str, list[float]] = defaultdict(list)
-    with running_prometheus(prom_config, workdir=work) as prom:
-        seen: set[str] = set()
-        cpu_start: float | None = None
-        deadline = time.monotonic() + 5 * (args.evaluations + 4)
-        while len(group_times) < args.evaluations and time.monotonic() < deadline:
-            time.sleep(1)
-            group = requests.get(f"{prom.url}/api/v1/rules", timeout=10).json()["data"]["groups"][0]
-            if group["lastEvaluation"] in seen or group["evaluationTime"] == 0:
-                continue
-            seen.add(group["lastEvaluation"])
-            if cpu_start is None:  # CPU from the end of the first evaluation seen
-                cpu_start = _cpu_seconds(prom.proc.pid)
-                continue
-            group_times.append(group["evaluationTime"])
-            for rule in group["rules"]:
-                key = rule["name"] + "".join(f"{{{v}}}" for v in rule.get("labels", {}).values())
-                rule_times[key].append(rule["evaluationTime"])
-        cpu_per_evaluation = (_cpu_seconds(prom.proc.pid) - (cpu_start or 0)) / len(group_times)
+    with evaluated_group(promtool, work, "modelmon.drift.recording", args.evaluations,
+                         seconds_per_evaluation=5) as (prom, times):
         load = os.getloadavg()[0]
         count = prom.query("count(modelmon:feature_drift:1h)")
         # The same counts from increase() alone, for comparison (the query API's own timing).
@@ -118,6 +83,8 @@ def main() -> int:
                 "stats": "all"}).json()
             plain.append(body["data"]["stats"]["timings"]["evalTotalTime"])
     series = args.models * args.features * args.bins
+    group_times, rule_times = times.group, times.rules
+    cpu_per_evaluation = times.cpu_per_evaluation
     median = statistics.median(group_times)
     rows = [(
         f"drift rules, {args.models} models x {args.features} features x {args.bins} bins "
@@ -126,8 +93,8 @@ def main() -> int:
     )]
     rows.append((f"  Prometheus CPU time per evaluation (load average {load:.1f} at the end)",
                  format_ns(cpu_per_evaluation * 1e9), "-", cpu_per_evaluation / 0.1, "(info)", None))
-    for name, times in sorted(rule_times.items(), key=lambda kv: -statistics.median(kv[1]))[:5]:
-        rows.append((f"  {name}", format_ns(statistics.median(times) * 1e9), "-", 0.0, "(info)",
+    for name, seconds in sorted(rule_times.items(), key=lambda kv: -statistics.median(kv[1]))[:5]:
+        rows.append((f"  {name}", format_ns(statistics.median(seconds) * 1e9), "-", 0.0, "(info)",
                      None))
     rows.append(("  the counts with increase() alone, for comparison",
                  format_ns(statistics.median(plain) * 1e9), "-", 0.0, "(info)", None))
