@@ -36,6 +36,7 @@ import cramjam
 from modelmon import __version__
 
 from .auth import Auth, AuthRequest, CredentialsRefused, CredentialsUnavailable, RequestAuth
+from .http_post import KeepAlivePost
 
 __all__ = ["TLS", "Auth", "RemoteWriteClient", "RemoteWriteResult", "classify_rejection",
            "compress", "decompress", "reserved_header", "ssl_context", "without_userinfo"]
@@ -142,10 +143,6 @@ class RemoteWriteClient:
         self.url = without_userinfo(url)  # what logs and status show
         self.timeout = timeout
         self._auth: RequestAuth = auth or Auth()
-        self._https = parsed.scheme == "https"
-        self._host = parsed.hostname
-        self._port = parsed.port or (443 if self._https else 80)
-        self._path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
         bad = reserved_header(headers or {})
         if bad is not None:
             raise ValueError(f"headers.{bad[0]}: {bad[1]}; remove it")
@@ -160,20 +157,11 @@ class RemoteWriteClient:
                 and self._auth.username is None):
             self._auth = Auth(username=urllib.parse.unquote(parsed.username),
                               password=urllib.parse.unquote(parsed.password or ""))
-        self._ssl = ssl_context(tls or TLS()) if self._https else None
-        self._conn: http.client.HTTPConnection | None = None
+        self._http = KeepAlivePost(url, timeout, ssl_context(tls or TLS())
+                                   if parsed.scheme == "https" else None)
         # While the receiver refuses the credentials: their fingerprint, and why.
         self._held: bytes | None = None
         self._held_message = ""
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            if self._https:
-                self._conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.timeout, context=self._ssl)
-            else:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-        return self._conn
 
     def send(self, write_request: bytes) -> RemoteWriteResult:
         """POST one uncompressed, serialized WriteRequest; never raises for HTTP or I/O errors."""
@@ -229,26 +217,10 @@ class RemoteWriteClient:
                                  status, duration, self._held_message)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, str | None]:
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request("POST", self._path, body=body, headers=headers)
-                response = conn.getresponse()
-                text = response.read(64 * 1024).decode("utf-8", "replace").strip()[:1000]
-                if response.will_close:
-                    self.close()
-                return response.status, text, response.getheader("Retry-After")
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-                # The receiver closed an idle keep-alive connection: one fresh try.
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return self._http.post(body, headers)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._http.close()
 
 
 def without_userinfo(url: str) -> str:

@@ -33,7 +33,6 @@ import datetime as dt
 import http.client
 import json
 import logging
-import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +42,7 @@ from typing import Any, Literal
 from modelmon import __version__
 from modelmon.spool.destination import Batch, SendResult
 
+from ..http_post import KeepAlivePost
 from ..remote_write import TLS, Auth, ssl_context
 from .config import AlertmanagerTarget
 
@@ -68,14 +68,9 @@ class AlertmanagerClient:
         parsed = urllib.parse.urlsplit(target.alerts_url)
         self.url = target.alerts_url
         self._auth: Auth = target.auth
-        self._timeout = target.timeout
-        self._https = parsed.scheme == "https"
-        self._host = parsed.hostname or ""
-        self._port = parsed.port or (443 if self._https else 80)
-        self._path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
-        self._ssl: ssl.SSLContext | None = ssl_context(target.tls or TLS()) if self._https \
-            else None
-        self._conn: http.client.HTTPConnection | None = None
+        self._http = KeepAlivePost(target.alerts_url, target.timeout,
+                                   ssl_context(target.tls or TLS())
+                                   if parsed.scheme == "https" else None)
 
     def post(self, body: bytes) -> PostResult:
         """Never raises for HTTP or I/O errors: they are classified."""
@@ -89,7 +84,7 @@ class AlertmanagerClient:
             token = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         try:
-            status, message, retry_after = self._post(body, headers)
+            status, message, retry_after = self._http.post(body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             return PostResult("retry", None, f"{type(exc).__name__}: {exc}")
@@ -99,31 +94,8 @@ class AlertmanagerClient:
             return PostResult("dropped", status, message)
         return PostResult("retry", status, message, _seconds(retry_after))
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, str | None]:
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = (http.client.HTTPSConnection(self._host, self._port,
-                                                          timeout=self._timeout, context=self._ssl)
-                              if self._https else
-                              http.client.HTTPConnection(self._host, self._port,
-                                                         timeout=self._timeout))
-            try:
-                self._conn.request("POST", self._path, body=body, headers=headers)
-                response = self._conn.getresponse()
-                text = response.read(64 * 1024).decode("utf-8", "replace").strip()[:1000]
-                if response.will_close:
-                    self.close()
-                return response.status, text, response.getheader("Retry-After")
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-                self.close()  # an idle keep-alive connection closed by the server: one fresh try
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._http.close()
 
 
 def expired_firing(alert: dict[str, Any], now: dt.datetime) -> bool:
