@@ -43,14 +43,25 @@ def _is_signed(samples: list[Sample]) -> bool:
     return False
 
 
+def _any_signed(samples: list[Sample]) -> bool:
+    for sample in samples:
+        name = sample.name
+        if name.endswith("_bucket"):
+            if sample.labels.get("le", "").startswith("-"):
+                return True
+        elif name.endswith("_sum") and not sample.value >= 0:  # negative, or NaN
+            return True
+    return False
+
+
 def _group_key(sample: Sample) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
 
 
 def openmetrics_safe(family: Metric) -> Metric:
     """``family`` without the ``_sum``/``_count`` of label sets whose sum OpenMetrics forbids."""
-    if family.type != "histogram":
-        return family
+    if family.type != "histogram" or not _any_signed(family.samples):
+        return family  # the common case, one cheap pass: every scrape of every histogram
     groups: dict[tuple[tuple[str, str], ...], list[Sample]] = {}
     for sample in family.samples:
         groups.setdefault(_group_key(sample), []).append(sample)
