@@ -11,12 +11,13 @@ cd "$(dirname "$0")/.."
 # curl runs the README quickstart's commands as written; chromium renders the
 # HTML report; victoria-metrics is a second remote_write receiver (edge backfill);
 # dockerd runs the docker collector's containers from a static busybox image.
+# debootstrap builds the compose stack's local images from Debian packages.
 # nagios4 runs `modelmon check` as a Nagios plugin.
 # Zabbix 6.0 (server, PHP frontend for its API, PostgreSQL) imports the generated template.
 ensure_debian_packages prometheus=prometheus promtool=prometheus \
   amtool=prometheus-alertmanager openssl=openssl docker-compose=docker-compose curl=curl \
   chromium=chromium victoria-metrics=victoria-metrics dockerd=docker.io busybox=busybox-static \
   nagios4=nagios4-core zabbix_server=zabbix-server-pgsql php=zabbix-frontend-php \
-  pg_ctlcluster=postgresql
+  pg_ctlcluster=postgresql debootstrap=debootstrap
 ensure_venv test,bench
 exec .venv/bin/python -m pytest "$@"
