@@ -72,6 +72,11 @@ class KPI:
     buckets: tuple[float, ...] | None = None
     # How a gauge is aggregated across gunicorn workers in multiprocess mode.
     multiprocess_mode: MultiprocessMode = "all"
+    # The device watches this KPI itself: the generated edge rule file
+    # (alert_rules/modelmon.edge.rules.yml, modelmon.alerting.device) reads it over
+    # the edge agent's own samples, online or offline. Only KPIs a device produces
+    # whose alerts need no other device's series (no fleet sums) qualify.
+    on_device: bool = False
 
     def __post_init__(self) -> None:
         problems = exposition_problems(self)

@@ -30,7 +30,7 @@ KPIS: tuple[KPI, ...] = (
         "time() minus this is how long the device may have run an outdated configuration: "
         "the bundle server is out of its reach, or it refuses what the server offers.",
         "edge",
-        dashboard="edge-fleet", row="Rollout",
+        on_device=True, dashboard="edge-fleet", row="Rollout",
     ),
     KPI(
         "edge_bundle_pulls_total", "counter", "requests", (*_D, "outcome"),
@@ -56,6 +56,6 @@ KPIS: tuple[KPI, ...] = (
         "Compared with model_info{device} by EdgeModelVersionSkew: a device that runs another "
         "version than desired, or none, for too long.",
         "edge",
-        dashboard="edge-fleet", row="Rollout",
+        on_device=True, dashboard="edge-fleet", row="Rollout",
     ),
 )

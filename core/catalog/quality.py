@@ -58,7 +58,7 @@ KPIS: tuple[KPI, ...] = (
         "Rows passed to check_inputs (one per request row).",
         "The denominator of every data-quality ratio: divide the feature_* counters by it to "
         "get the share of rows with a problem.",
-        "quality", dashboard="model-quality", row="Input data quality",
+        "quality", on_device=True, dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_missing_total", "counter", "values", _FEATURE,
@@ -66,28 +66,28 @@ KPIS: tuple[KPI, ...] = (
         "A missing rate well above the profile's training missing rate means an upstream "
         "pipeline or client stopped filling the feature; the model then sees imputed or "
         "default values it was not trained on.",
-        "quality", dashboard="model-quality", row="Input data quality",
+        "quality", on_device=True, dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_out_of_range_total", "counter", "values", _FEATURE,
         "Numeric feature values outside the [min, max] range seen in training (or +-inf).",
         "The model extrapolates on these values. A sudden rise usually means a unit change "
         "(cents vs euros, ms vs s) or a broken sensor.",
-        "quality", dashboard="model-quality", row="Input data quality",
+        "quality", on_device=True, dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_type_errors_total", "counter", "values", _FEATURE,
         "Feature values of the wrong type (a string in a numeric feature, a list, ...).",
         "Non-zero means a client sends a different schema than the model expects; these "
         "values are excluded from drift.",
-        "quality", dashboard="model-quality", row="Input data quality",
+        "quality", on_device=True, dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "feature_unseen_category_total", "counter", "values", _FEATURE,
         "Categorical feature values never seen in the training data.",
         "New categories (a new country, product, device) the model has no learned signal "
         "for. Counted only for features whose full training vocabulary is in the profile.",
-        "quality", dashboard="model-quality", row="Input data quality",
+        "quality", on_device=True, dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "schema_violations_total", "counter", "violations", (*_ML, "kind"),
@@ -95,7 +95,7 @@ KPIS: tuple[KPI, ...] = (
         "column_count or unreadable_input.",
         "The request does not match the profile's feature list: a client sends an old or a "
         "new schema. missing_column rows are not checked for that feature.",
-        "quality", dashboard="model-quality", row="Input data quality",
+        "quality", on_device=True, dashboard="model-quality", row="Input data quality",
     ),
     KPI(
         "quality_check_errors_total", "counter", "errors", (*_ML, "operation"),
@@ -113,7 +113,8 @@ KPIS: tuple[KPI, ...] = (
         "reference profile, by method (psi, js, ks).",
         _PSI_MEANING + " Only features in the drift allowlist (or the top-K by importance) "
         "get a series, to bound cardinality. NaN until the window has rows.",
-        "quality", dashboard="model-quality", row="Drift against the reference profile",
+        "quality", on_device=True,
+        dashboard="model-quality", row="Drift against the reference profile",
     ),
     KPI(
         "prediction_drift", "gauge", "ratio", (*_ML, "method"),
@@ -122,7 +123,8 @@ KPIS: tuple[KPI, ...] = (
         "Prediction drift without feature drift often means the world changed in a way the "
         "features do not capture; with feature drift it confirms the model reacts to it. "
         "Same scale as feature_drift: PSI 0.1 moderate, 0.25 major.",
-        "quality", dashboard="model-quality", row="Drift against the reference profile",
+        "quality", on_device=True,
+        dashboard="model-quality", row="Drift against the reference profile",
     ),
     KPI(
         "score_drift", "gauge", "ratio", (*_ML, "method"),
@@ -137,7 +139,8 @@ KPIS: tuple[KPI, ...] = (
         "Rows in the current drift window.",
         "How much data the drift gauges rest on: drift over a few dozen rows is noise. "
         "Alert rules require a minimum here.",
-        "quality", dashboard="model-quality", row="Drift against the reference profile",
+        "quality", on_device=True,
+        dashboard="model-quality", row="Drift against the reference profile",
     ),
     # --- fleet drift: what aggregates across replicas, workers and devices -------
     KPI(

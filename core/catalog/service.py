@@ -22,7 +22,7 @@ KPIS: tuple[KPI, ...] = (
         "or its runtime fails; 'rejected' means inputs were refused before prediction "
         "(validation, overload). The availability SLO is computed from this counter.",
         "service",
-        dashboard="model-service", row="Traffic and errors",
+        on_device=True, dashboard="model-service", row="Traffic and errors",
     ),
     KPI(
         "inference_duration_seconds", "histogram", "seconds", _ML,
@@ -30,7 +30,7 @@ KPIS: tuple[KPI, ...] = (
         "Latency users feel. Watch p95/p99 per version: a new version that is slower, or a "
         "latency climb with constant traffic, points at the model or its hardware.",
         "service", buckets=INFERENCE_DURATION_BUCKETS,
-        dashboard="model-service", row="Latency and saturation",
+        on_device=True, dashboard="model-service", row="Latency and saturation",
     ),
     KPI(
         "inference_in_flight", "gauge", "requests", _ML,
@@ -68,7 +68,7 @@ KPIS: tuple[KPI, ...] = (
         "Model identity; always 1. Join on model and version to label other series.",
         "Which model versions are deployed where, and with which framework.",
         "service", multiprocess_mode="max",
-        dashboard="model-service", row="Model lifecycle",
+        on_device=True, dashboard="model-service", row="Model lifecycle",
     ),
     KPI(
         "model_load_duration_seconds", "gauge", "seconds", _ML,
@@ -147,7 +147,7 @@ KPIS: tuple[KPI, ...] = (
         "A 0 means a device- or cloud-specific collector is broken; its metrics are missing "
         "but the rest of the scrape is intact. The log says why.",
         "plugins",
-        dashboard="model-service", row="modelmon itself: /ingest and plugins",
+        on_device=True, dashboard="model-service", row="modelmon itself: /ingest and plugins",
     ),
     KPI(
         "collector_duration_seconds", "gauge", "seconds", ("collector",),
