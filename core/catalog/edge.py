@@ -34,7 +34,7 @@ _AGENT: tuple[KPI, ...] = (
         "time() minus this is how long the device has been out of reach; compare it with the "
         "spool's max_age to know when data starts being lost.",
         "edge",
-        dashboard="edge-fleet", row="Devices and links",
+        on_device=True, dashboard="edge-fleet", row="Devices and links",
     ),
     KPI(
         "edge_backlog_samples", "gauge", "samples", _D,
@@ -42,14 +42,14 @@ _AGENT: tuple[KPI, ...] = (
         "Grows while the link is down and shrinks while a backlog drains; a backlog that "
         "never shrinks with the link up means the rate limit or the receiver is too slow.",
         "edge",
-        dashboard="edge-fleet", row="Backlog and delivery",
+        on_device=True, dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_backlog_bytes", "gauge", "bytes", _D,
         "Bytes of samples waiting in the spool to be sent.",
         "Compare with the spool's max_bytes: at the limit, the full policy drops samples.",
         "edge",
-        dashboard="edge-fleet", row="Spool and its limits",
+        on_device=True, dashboard="edge-fleet", row="Spool and its limits",
     ),
     KPI(
         "edge_backlog_oldest_sample_age_seconds", "gauge", "seconds", _D,
@@ -57,7 +57,7 @@ _AGENT: tuple[KPI, ...] = (
         "How far behind the receiver is for this device. At the spool's max_age the oldest "
         "samples are dropped (reason max_age).",
         "edge",
-        dashboard="edge-fleet", row="Backlog and delivery",
+        on_device=True, dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_samples_collected_total", "counter", "samples", _D,
@@ -82,7 +82,7 @@ _AGENT: tuple[KPI, ...] = (
         "too_old/out_of_order: the receiver refused old samples (give it an "
         "out_of_order_time_window, or use order: fifo); http_4xx: configuration or auth error.",
         "edge",
-        dashboard="edge-fleet", row="Backlog and delivery",
+        on_device=True, dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
         "edge_send_requests_total", "counter", "requests", (*_D, "outcome"),
@@ -114,7 +114,7 @@ _AGENT: tuple[KPI, ...] = (
         "The spool's configured max_bytes: pending samples beyond it are dropped.",
         "The limit edge_backlog_bytes is judged against; devices may have different limits.",
         "edge",
-        dashboard="edge-fleet", row="Spool and its limits",
+        on_device=True, dashboard="edge-fleet", row="Spool and its limits",
     ),
     KPI(
         "edge_spool_max_age_seconds", "gauge", "seconds", _D,
@@ -122,7 +122,7 @@ _AGENT: tuple[KPI, ...] = (
         "The limit edge_backlog_oldest_sample_age_seconds is judged against: an outage longer "
         "than this loses its oldest samples.",
         "edge",
-        dashboard="edge-fleet", row="Spool and its limits",
+        on_device=True, dashboard="edge-fleet", row="Spool and its limits",
     ),
 )
 
