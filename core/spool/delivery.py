@@ -26,6 +26,12 @@
   ``Retry-After`` bounded by ``retry_after_cap``; it then reads again from
   the oldest pending record. With ``max_retry_duration``, a batch still
   failing after that long is dropped (``retry_exhausted``).
+* after a **reconnect** (the first success after failures, or the first one
+  at all) with a backlog older than ``reconnect_jitter``, the backlog waits a
+  uniform random delay in ``[0, reconnect_jitter]`` (``reconnect``): a fleet
+  whose link returns at once does not send every backlog at once. Reading
+  newest first, what is appended after the reconnect keeps flowing; reading
+  oldest first, nothing is sent meanwhile. ``flush`` ends the wait.
 * when the spool cannot **record** an answer (a full disk), the worker keeps
   the answer in memory, sends nothing more, and tries to record it again
   after a growing backoff (``unrecorded`` counts the failed tries; the
@@ -49,10 +55,15 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from .destination import Batch, Destination, Pending, SendPool, SendResult, timed_send
+from .reconnect import ReconnectHold
 from .spool import Spool
 from .types import Record
 
 log = logging.getLogger(__name__)
+
+# While a reconnect holds the backlog, how often a newest-first worker looks
+# for records appended since (the live edge).
+_HOLD_POLL = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class DeliverySettings:
     rate_limit: float | None = None  # items/s
     rate_burst: float | None = None  # items; default: one batch's worth
     linger: float = 0.0  # seconds a short batch waits to fill; 0: send at once
+    reconnect_jitter: float = 0.0  # max hold of the backlog after a reconnect; 0: none
 
     def __post_init__(self) -> None:
         if self.batch_records < 1:
@@ -81,6 +93,9 @@ class DeliverySettings:
             raise ValueError(f"linger: expected a duration >= 0, got {self.linger!r}")
         if self.backoff_base < 0 or self.backoff_cap < 0:
             raise ValueError("backoff_base, backoff_cap: expected durations >= 0")
+        if self.reconnect_jitter < 0:
+            raise ValueError(f"reconnect_jitter: expected a duration >= 0, got "
+                             f"{self.reconnect_jitter!r}")
 
 
 def full_jitter(attempt: int, base: float, cap: float,
@@ -132,6 +147,8 @@ class DeliveryWorker:
     ``start()`` runs the loop on a thread; ``step()`` does one batch on the
     caller's thread (tests, a one-off drain). ``senders``: a ``SendPool`` to
     share with other workers on the same destination (its size is the window).
+    ``reconnect``: the hold after a reconnect (default: one of
+    ``settings.reconnect_jitter``; a test passes one on a fixed clock).
     """
 
     def __init__(
@@ -144,6 +161,7 @@ class DeliveryWorker:
         senders: SendPool | None = None,
         stop: threading.Event | None = None,
         name: str = "modelmon-delivery",
+        reconnect: ReconnectHold | None = None,
     ) -> None:
         self.spool = spool
         self.destination = destination
@@ -176,6 +194,8 @@ class DeliveryWorker:
         self._linger_start: tuple[int, float] | None = None
         self._flushes = 0  # flush() calls waiting: no lingering meanwhile
         self._flushes_lock = threading.Lock()
+        self.reconnect = reconnect or ReconnectHold(settings.reconnect_jitter)
+        self._newest_read = 0  # the highest seq read so far: the live edge at a reconnect
         self._thread = threading.Thread(target=self.run, name=name, daemon=True)
 
     @property
@@ -206,6 +226,7 @@ class DeliveryWorker:
         when the worker is not running."""
         with self._flushes_lock:
             self._flushes += 1
+        self.reconnect.end()
         try:
             return self._flush(timeout)
         finally:
@@ -250,6 +271,10 @@ class DeliveryWorker:
             if not in_flight:
                 if self._stop.is_set():
                     return
+                held = self.reconnect.left()
+                if held > 0:  # pending records wait: spool.wait would not
+                    self._stop.wait(min(held, _HOLD_POLL))
+                    continue
                 with self._idle:
                     self._idle.notify_all()
                 self.spool.wait(0.2)
@@ -279,6 +304,9 @@ class DeliveryWorker:
             log.exception("spool %s: read failed; retrying", self.spool.path)
             return Step("retry", 1.0)
         if batch is None:
+            held = self.reconnect.left()
+            if held > 0:
+                return Step("retry", min(held, _HOLD_POLL) if self.settings.newest_first else held)
             return Step("idle")
         if not self._pace(batch):
             return Step("retry", 0.0)
@@ -308,17 +336,26 @@ class DeliveryWorker:
     # -- the parts --------------------------------------------------------------
 
     def read(self, after_seq: int = 0) -> Batch | None:
-        """The next batch of pending records after ``after_seq``, or None."""
+        """The next batch of pending records after ``after_seq``, or None
+        (also while a reconnect holds the backlog and nothing live is pending)."""
         s = self.settings
         spool = self.spool
+        if self.reconnect.left() > 0:
+            if not s.newest_first:
+                return None
+            after_seq = max(after_seq, self.reconnect.edge_seq)
         if s.batch_items is None and not s.newest_first:
             rows = spool.peek_payloads(s.batch_records, max_bytes=s.batch_bytes,
                                        after_seq=after_seq)
+            if rows:
+                self._newest_read = max(self._newest_read, rows[-1][0])
             return Batch(self._prefix, rows) if rows else None
         records = spool.peek(s.batch_records, max_bytes=s.batch_bytes,
                              newest_first=s.newest_first, after_seq=after_seq)
         if not records:
             return None
+        self._newest_read = max(self._newest_read, records[0].seq if s.newest_first
+                                else records[-1].seq)
         chosen: list[Record] = []
         items = 0
         for record in records:
@@ -449,6 +486,7 @@ class DeliveryWorker:
         """The backoff after ``result``; 0 when the batch was given up instead."""
         s = self.settings
         now = time.monotonic()
+        self.reconnect.failed()
         if self._failing_since is None:
             self._failing_since = now
         if s.max_retry_duration is not None and now - self._failing_since >= s.max_retry_duration:
@@ -473,3 +511,7 @@ class DeliveryWorker:
     def _succeeded(self) -> None:
         self._attempt = 0
         self._failing_since = None
+        self.reconnect.succeeded(self._oldest_created, self._newest_read)
+
+    def _oldest_created(self) -> float | None:
+        return self.spool.stats().oldest_created

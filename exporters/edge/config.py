@@ -53,6 +53,9 @@ Example (``modelmon edge run --config edge.yaml``)::
         min_backoff: 1s               # backoff base after 5xx/429/connection errors (full jitter:
         max_backoff: 1m               # each wait uniform in [0, min(max, base*2^n)])
         max_retry_duration: null      # give up on a batch after this long; null: retry forever
+        reconnect_jitter: 0s          # after an outage, the backlog waits uniform [0, this] once
+                                      # the link is back (live_first: new samples keep flowing);
+                                      # e.g. 30s for a fleet that reconnects together (docs/edge.md)
 
 A file without an ``edge:`` key is read as the edge section itself, so the
 short form of the example above (``device_id`` at the top) works too.
@@ -105,6 +108,8 @@ class RemoteWriteConfig:
     min_backoff: float = 1.0
     max_backoff: float = 60.0
     max_retry_duration: float | None = None
+    # After an outage the backlog waits uniform [0, this] (modelmon.spool.reconnect); 0: off.
+    reconnect_jitter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -528,7 +533,7 @@ def _tls(tls_fields: _Fields) -> TLS:
 def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
     p.only("url", "timeout", "basic_auth", "authorization", "bearer_token", "bearer_token_file",
            "oauth2", "sigv4", "auth", "tls", "headers", "max_samples_per_send", "backfill_rate_limit", "order", "min_backoff",
-           "max_backoff", "max_retry_duration")
+           "max_backoff", "max_retry_duration", "reconnect_jitter")
     url = p.required_str("url")
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(f"{p.where}url: expected an http(s) URL such as "
@@ -568,4 +573,16 @@ def _remote_write(p: _Fields, base_dir: Path | None) -> RemoteWriteConfig:
         min_backoff=min_backoff,
         max_backoff=max_backoff,
         max_retry_duration=p.optional_duration("max_retry_duration", None),
+        reconnect_jitter=_reconnect_jitter(p),
     )
+
+
+def _reconnect_jitter(p: _Fields) -> float:
+    raw = p.data.get("reconnect_jitter")
+    if raw is None or (not isinstance(raw, bool) and raw in (0, "0", "0s")):
+        return 0.0
+    seconds = p.duration("reconnect_jitter", 0.0)
+    if seconds > 3600:
+        raise ConfigError(f"{p.where}reconnect_jitter: at most 1h (the backlog's start is spread "
+                          f"over this window), got {raw!r}; 30s to a few minutes suits a fleet")
+    return seconds

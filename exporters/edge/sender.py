@@ -5,7 +5,11 @@ spool records (at most ``max_samples_per_send`` samples), paces to
 ``backfill_rate_limit``, sends, settles, and backs off with full jitter
 between ``min_backoff`` and ``max_backoff`` (honouring ``Retry-After`` up to
 ``max_backoff``); with ``max_retry_duration`` set, a batch failing that long
-is dropped (``retry_exhausted``). This module says how to send a batch and
+is dropped (``retry_exhausted``); with ``reconnect_jitter`` set, a backlog
+left by an outage waits a random part of it once the link is back
+(``modelmon.spool.reconnect``). What is paced after a regional outage, and
+how much it spares the receiver: docs/edge.md, "Reconnect after a regional
+outage". This module says how to send a batch and
 what each answer of the receiver means:
 
 * accepted -> delivered;
@@ -113,6 +117,7 @@ def delivery_settings(config: RemoteWriteConfig) -> DeliverySettings:
         max_retry_duration=config.max_retry_duration,
         rate_limit=config.backfill_rate_limit,
         rate_burst=max(float(config.max_samples_per_send), config.backfill_rate_limit or 0.0),
+        reconnect_jitter=config.reconnect_jitter,
     )
 
 
