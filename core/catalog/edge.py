@@ -126,6 +126,47 @@ _AGENT: tuple[KPI, ...] = (
     ),
 )
 
+# Alert delivery to Alertmanager (edge.alerting): Prometheus's
+# prometheus_notifications_* for the device, remote-written with the rest.
+_AM = (*_D, "alertmanager")
+_ALERTING: tuple[KPI, ...] = (
+    KPI(
+        "edge_alert_notifications_sent_total", "counter", "alerts", _AM,
+        "Alert notifications (firing or resolved) one Alertmanager accepted from the device.",
+        "Moves with every resend while an alert fires; flat while the device has firing "
+        "alerts means the notifications wait in the alert spool (see the failed counter).",
+        "edge",
+        dashboard="edge-fleet", row="Backlog and delivery",
+    ),
+    KPI(
+        "edge_alert_notifications_failed_total", "counter", "alerts", _AM,
+        "Alert notifications one Alertmanager did not accept (unreachable, 5xx, 429, 401/403/"
+        "404, or 400/422 refusals).",
+        "Failures to one Alertmanager of an HA pair while the other accepts lose nothing; "
+        "when every Alertmanager fails, the notifications stay in the alert spool and are "
+        "retried.",
+        "edge",
+        dashboard="edge-fleet", row="Backlog and delivery",
+    ),
+    KPI(
+        "edge_alert_notifications_dropped_total", "counter", "alerts", (*_D, "reason"),
+        "Alert notifications dropped from the alert spool, by reason (http_400 and http_422: "
+        "every Alertmanager refused them; max_age, max_bytes: the spool's bounds).",
+        "Alerts Alertmanager will never get from the device: a refusal points at a bad rule "
+        "label or annotation; max_age at an outage longer than the spool keeps alerts.",
+        "edge",
+        dashboard="edge-fleet", row="Backlog and delivery",
+    ),
+    KPI(
+        "edge_alert_notifications_pending", "gauge", "alerts", _D,
+        "Alert notifications waiting in the device's alert spool for an Alertmanager.",
+        "Grows while no Alertmanager is reachable; the backlog is sent, coalesced per alert, "
+        "when one is.",
+        "edge",
+        dashboard="edge-fleet", row="Backlog and delivery",
+    ),
+)
+
 _SYSTEM: tuple[KPI, ...] = (
     KPI(
         "system_cpu_utilization_ratio", "gauge", "ratio", _D,
@@ -179,4 +220,4 @@ _SYSTEM: tuple[KPI, ...] = (
     ),
 )
 
-KPIS: tuple[KPI, ...] = _AGENT + _SYSTEM
+KPIS: tuple[KPI, ...] = _AGENT + _ALERTING + _SYSTEM

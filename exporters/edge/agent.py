@@ -142,7 +142,7 @@ class EdgeAgent:
         from .alerting.pipeline import EdgeAlerting
 
         return EdgeAlerting(self.config, self.config.alerting, self.rules, cipher=cipher,
-                            stop=self._stop, plugin_manager=pm)
+                            stop=self._stop, plugin_manager=pm, registry=self.registry)
 
     def _link_events(self) -> Any:
         """A log shipper, and edge-link-lost / -restored events on link changes."""
@@ -295,6 +295,8 @@ class EdgeAgent:
 
     def _refresh_spool_metrics(self, now: float) -> None:
         self.metrics.update_spool(self.spool.stats(), now, self._drop_baseline)
+        if self.alerting is not None:
+            self.alerting.refresh_metrics()
 
     def _collect_loop(self) -> None:
         interval = self.config.interval

@@ -130,6 +130,8 @@ class AlertmanagerDestination:
         self._more_after = more_after
         self.last_error = ""
         self.last_success: float | None = None
+        # Called as (alerts URL, notifications, accepted) after each POST (the KPIs).
+        self.on_post: Callable[[str, int, bool], None] | None = None
 
     def send(self, batch: Batch) -> SendResult:
         result = SendResult()
@@ -158,6 +160,9 @@ class AlertmanagerDestination:
         body = json.dumps([{k: v for k, v in a.items() if k != "status"}
                            for a in latest]).encode()
         answers = [client.post(body) for client in self.clients]
+        if self.on_post is not None:
+            for client, answer in zip(self.clients, answers, strict=True):
+                self.on_post(client.url, len(latest), answer.outcome == "success")
         if any(a.outcome == "success" for a in answers):
             result.delivered = sendable
             self.last_success = time.time()

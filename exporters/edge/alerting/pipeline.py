@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+from prometheus_client import CollectorRegistry
 
 from modelmon.config import ConfigError
 from modelmon.spool import Spool, SpoolFull, SpoolLocked, SpoolUnavailable
@@ -32,6 +33,7 @@ from .alertmanager import AlertmanagerDestination
 from .config import AlertingConfig
 from .notifier import NotifierSettings, notifications
 from .state import AlertStateStore
+from .telemetry import AlertDeliveryMetrics
 
 if TYPE_CHECKING:
     from ..config import EdgeConfig
@@ -45,7 +47,8 @@ BATCH_RECORDS = 1000  # evaluations per POST at most; coalesced per alert before
 class EdgeAlerting:
     def __init__(self, config: EdgeConfig, alerting: AlertingConfig, runner: EdgeRuleRunner,
                  *, cipher: SpoolCipher | None, stop: threading.Event,
-                 plugin_manager: pluggy.PluginManager | None = None) -> None:
+                 plugin_manager: pluggy.PluginManager | None = None,
+                 registry: CollectorRegistry | None = None) -> None:
         from modelmon.plugin_manager import get_plugin_manager
 
         self.config = alerting
@@ -79,6 +82,13 @@ class EdgeAlerting:
         self.destination = AlertmanagerDestination(
             alerting.alertmanagers,
             more_after=lambda seq: bool(spool.peek_payloads(1, after_seq=seq)))
+        # Delivery KPIs on ``registry`` (the agent's, so they are remote-written too).
+        self.metrics: AlertDeliveryMetrics | None = None
+        if registry is not None:
+            self.metrics = AlertDeliveryMetrics(
+                registry, config.prefix, config.device_id,
+                [c.url for c in self.destination.clients], spool.stats().dropped_items)
+            self.destination.on_post = self.metrics.posted
         rw = config.remote_write
         self.worker = DeliveryWorker(
             self.spool, self.destination,
@@ -123,6 +133,12 @@ class EdgeAlerting:
                     self.log_event(change)
                 except Exception:  # an event is never worth an alert
                     log.exception("cannot log the edge-alert event")
+
+    def refresh_metrics(self) -> None:
+        """The alert spool's pending and dropped notifications into the KPIs."""
+        if self.metrics is not None:
+            stats = self.spool.stats()
+            self.metrics.update_spool(stats.pending_items, stats.dropped_items)
 
     def status(self) -> dict[str, Any]:
         stats = self.spool.stats()

@@ -28,6 +28,8 @@ def test_the_agent_exports_exactly_the_edge_group(tmp_path) -> None:
         "remote_write": {"url": "http://127.0.0.1:9/api/v1/write"},
         "bundle": {"url": f"http://127.0.0.1:{httpd.server_port}/site.tar.gz",
                    "allow_unsigned": True},
+        # The alert delivery KPIs exist from the start, for every Alertmanager.
+        "alerting": {"alertmanagers": [{"url": "http://127.0.0.1:9"}]},
     }})
     agent = EdgeAgent(config, CollectorRegistry())
     try:
