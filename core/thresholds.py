@@ -98,6 +98,10 @@ class EdgeThresholds:
     config_stale_after: str = "1h"
     # EdgeModelVersionSkew: a device not running the desired model version for this long.
     model_skew_for: str = "30m"
+    # The longest history a rule of the edge rule file (modelmon.edge.rules.yml) reads:
+    # the device keeps that much of every series in memory, so longer windows stay in
+    # the cloud rules (the 6h-3d burn rates, fleet drift) and out of the device's file.
+    device_rules_window: str = "1h"
 
 
 @dataclass(frozen=True)

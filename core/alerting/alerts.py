@@ -138,15 +138,21 @@ def quality_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[d
     return out
 
 
-def edge_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+def edge_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...],
+                offline_lookback: str | None = "1d") -> list[dict[str, Any]]:
+    """``offline_lookback=None``: the device's own rule file, where the agent's
+    last-success gauge is collected every interval and never goes stale."""
     p, e = config.prefix, config.edge
     out = []
     if has(catalog, "edge_last_send_success_timestamp_seconds", ("device",)):
         # remote-written series get no staleness marker and vanish from instant
         # queries 5m after their last sample: look back a day instead.
+        last_success = f"{p}edge_last_send_success_timestamp_seconds"
+        if offline_lookback is not None:
+            last_success = f"max_over_time({last_success}[{offline_lookback}])"
         out.append(alert(
             config, "EdgeDeviceOffline",
-            f"time() - max by (device) (max_over_time({p}edge_last_send_success_timestamp_seconds[1d]))"
+            f"time() - max by (device) ({last_success})"
             f" > {_seconds(e.offline_after)}",
             for_="0s", severity="warning",
             summary="An edge device has not delivered data for a while.",

@@ -6,12 +6,13 @@ from typing import Any
 
 import yaml
 
-from modelmon.alerting import accuracy, alerts, containers, drift, edge_config, slo
+from modelmon.alerting import accuracy, alerts, containers, device, drift, edge_config, slo
 from modelmon.catalog import CATALOG
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig, defaults_as_mapping
 
 RULES_FILE = "modelmon.rules.yml"
+EDGE_RULES_FILE = "modelmon.edge.rules.yml"
 PROMETHEUS_RULE_FILE = "modelmon.prometheusrule.yaml"
 DEFAULTS_FILE = "config.defaults.yml"
 
@@ -65,6 +66,17 @@ def render_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) -
     return _HEADER + _dump({"groups": rule_groups(config, catalog)})
 
 
+def render_edge_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) -> str:
+    """The edge rule file (``modelmon.alerting.device``): point an edge agent's
+    ``rules:`` at it; a Prometheus loads it too (results per device)."""
+    return (
+        _HEADER
+        + "# What an edge device evaluates over its own samples, online or offline: load it\n"
+        "# with the agent's `rules: [.../modelmon.edge.rules.yml]` (docs/edge.md).\n"
+        + _dump({"groups": device.rule_groups(config, catalog)})
+    )
+
+
 def render_prometheus_rule(
     config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG, name: str = "modelmon-rules"
 ) -> str:
@@ -101,6 +113,7 @@ def render_all(config: ThresholdsConfig, catalog: tuple[KPI, ...] = CATALOG) -> 
     """File name -> content of everything ``modelmon rules build`` writes."""
     return {
         RULES_FILE: render_rules(config, catalog),
+        EDGE_RULES_FILE: render_edge_rules(config, catalog),
         PROMETHEUS_RULE_FILE: render_prometheus_rule(config, catalog),
         DEFAULTS_FILE: render_defaults(),
     }
