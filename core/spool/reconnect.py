@@ -70,7 +70,7 @@ class ReconnectHold:
         self._until = self._clock() + delay
         self.edge_seq = newest_seq
         self.holds += 1
-        log.info("reconnected with a backlog from %.0f s ago: it waits %.1f s (reconnect_jitter "
+        log.info("reconnected with a backlog from %.0f s ago: it waits %.3f s (reconnect_jitter "
                  "%.0f s) so that a fleet reconnecting together does not send it all at once",
                  self._wall() - oldest, delay, self.jitter)
         return delay
