@@ -50,6 +50,7 @@ class ReconnectHold:
         self._until = 0.0
         self.edge_seq = 0  # records above it were appended after the reconnect
         self.holds = 0  # holds started so far
+        self.last = 0.0  # the last hold drawn, in seconds
 
     def failed(self) -> None:
         """A send failed: the next success is a reconnect."""
@@ -70,6 +71,7 @@ class ReconnectHold:
         self._until = self._clock() + delay
         self.edge_seq = newest_seq
         self.holds += 1
+        self.last = delay
         log.info("reconnected with a backlog from %.0f s ago: it waits %.3f s (reconnect_jitter "
                  "%.0f s) so that a fleet reconnecting together does not send it all at once",
                  self._wall() - oldest, delay, self.jitter)
