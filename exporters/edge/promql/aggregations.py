@@ -107,8 +107,14 @@ def group_labels(labels: LabelSet, grouping: Sequence[str], without: bool) -> La
     return ()
 
 
+# A memo of group keys that grows past this is started afresh (series come and go).
+MEMO_LIMIT = 20_000
+
+
 def aggregate(op: str, vector: Vector, grouping: Sequence[str], without: bool,
-              param: float | None) -> Vector:
+              param: float | None, keys: dict[LabelSet, LabelSet] | None = None) -> Vector:
+    """``keys``: the compiled aggregation's memo of series labels -> group key (an
+    expression evaluated every interval meets the same series again)."""
     k = 0
     if op in ("topk", "bottomk"):
         assert param is not None
@@ -119,8 +125,14 @@ def aggregate(op: str, vector: Vector, grouping: Sequence[str], without: bool,
             return []
     groups: dict[LabelSet, _Group] = {}
     less = _max_heap_less if op == "bottomk" else _min_heap_less
+    if keys is None:
+        keys = {}
+    elif len(keys) >= MEMO_LIMIT:
+        keys.clear()
     for s in vector:
-        key = group_labels(s.labels, grouping, without)
+        key = keys.get(s.labels)
+        if key is None:
+            key = keys[s.labels] = group_labels(s.labels, grouping, without)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(key, s.value, s.value)

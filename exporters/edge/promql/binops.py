@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import gomath
@@ -43,6 +43,7 @@ COMPARISON: dict[str, Callable[[float, float], bool]] = {
 }
 SET_OPERATORS = ("and", "or", "unless")
 _DROPS_NAME = ("+", "-", "*", "/", "%", "^")
+_MEMO_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,24 @@ class Matching:
     on: bool
     labels: tuple[str, ...]
     include: tuple[str, ...]
+    # An expression evaluated every interval meets the same series again: their
+    # signatures and result label sets are kept (started afresh past _MEMO_LIMIT).
+    _signatures: dict[LabelSet, LabelSet] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
+    _results: dict[tuple[str, LabelSet, LabelSet], LabelSet] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
 
     def signature(self, labels: LabelSet) -> LabelSet:
-        if self.on:
-            return with_labels(labels, self.labels)
-        return without_labels(labels, (*self.labels, METRIC_NAME))
+        sig = self._signatures.get(labels)
+        if sig is None:
+            if len(self._signatures) >= _MEMO_LIMIT:
+                self._signatures.clear()
+            if self.on:
+                sig = with_labels(labels, self.labels)
+            else:
+                sig = without_labels(labels, (*self.labels, METRIC_NAME))
+            self._signatures[labels] = sig
+        return sig
 
 
 def scalar_op(op: str, a: float, b: float) -> float:
@@ -164,6 +178,17 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, matching: Matching,
 
 
 def result_metric(lhs: LabelSet, rhs: LabelSet, op: str, matching: Matching) -> LabelSet:
+    memo = matching._results
+    key = (op, lhs, rhs)
+    metric = memo.get(key)
+    if metric is None:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        metric = memo[key] = _result_metric(lhs, rhs, op, matching)
+    return metric
+
+
+def _result_metric(lhs: LabelSet, rhs: LabelSet, op: str, matching: Matching) -> LabelSet:
     labels = dict(lhs)
     if op in _DROPS_NAME:
         labels.pop(METRIC_NAME, None)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import promql_parser as pp
 
+from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import aggregations, binops, functions, range_functions
 from modelmon.exporters.edge.promql.errors import PromQLError, UnsupportedExpression
 from modelmon.exporters.edge.promql.selectors import LOOKBACK_DELTA_MS, Selector, duration_ms
-from modelmon.exporters.edge.promql.storage import MemoryStorage
+from modelmon.exporters.edge.promql.storage import MemoryStorage, is_stale
 from modelmon.exporters.edge.promql.support import (
     AGGREGATIONS,
     FUNCTIONS,
@@ -211,6 +212,7 @@ class _Compiler:
         mod = node.modifier
         without = mod is not None and mod.type == pp.AggModifierType.Without
         grouping = sorted(mod.labels) if mod is not None else []
+        keys: dict[LabelSet, LabelSet] = {}
 
         def agg(ctx: Context) -> Value:
             p: float | None = None
@@ -220,7 +222,7 @@ class _Compiler:
                 p = pv.value
             vec = inner(ctx)
             assert isinstance(vec, list)
-            return aggregations.aggregate(op, vec, grouping, without, p)
+            return aggregations.aggregate(op, vec, grouping, without, p, keys)
 
         return agg, "vector"
 
@@ -334,6 +336,9 @@ class _Compiler:
             assert isinstance(v, Scalar)
             return v.value
 
+        if name in ("rate", "increase", "delta"):
+            return self._extrapolated(name, sel, range_ms), "vector"
+
         def evaluate(ctx: Context) -> Value:
             t = ctx.t_ms
             range_end = t - sel.offset_ms
@@ -368,6 +373,44 @@ class _Compiler:
             return out
 
         return evaluate, "vector"
+
+
+    @staticmethod
+    def _extrapolated(name: str, sel: Selector, range_ms: int) -> Node:
+        """rate, increase, delta. A series with no staleness marker, and (for a counter)
+        no value lower than the one before it anywhere, is read in place: the window's
+        first and last samples and its length are all the arithmetic needs."""
+        is_counter, is_rate = name != "delta", name == "rate"
+        full = range_functions.extrapolated_rate
+        tail = range_functions.extrapolate
+
+        def evaluate(ctx: Context) -> Value:
+            range_end = ctx.t_ms - sel.offset_ms
+            range_start = range_end - range_ms
+            out: Vector = []
+            for series, lo, hi in sel.spans(ctx.storage, ctx.t_ms, range_ms):
+                result: float | None
+                if series.stale_markers or (is_counter and series.decreases):
+                    times, values = series.timestamps[lo:hi], series.values[lo:hi]
+                    if series.stale_markers:
+                        kept = [(ts, v) for ts, v in zip(times, values, strict=True)
+                                if not is_stale(v)]
+                        times, values = [ts for ts, _ in kept], [v for _, v in kept]
+                    result = full(times, values, range_start, range_end, range_ms,
+                                  is_counter, is_rate)
+                elif hi - lo < 2:
+                    continue
+                else:
+                    values, times = series.values, series.timestamps
+                    result = tail(values[hi - 1] - values[lo], times[lo], times[hi - 1],
+                                  values[lo], hi - lo, range_start, range_end, range_ms,
+                                  is_counter, is_rate)
+                if result is not None:
+                    out.append(Sample(drop_name(series.labels), result))
+            check_unique(out)
+            return out
+
+        return evaluate
 
 
 def _unwrap(node: pp.Expr) -> pp.Expr:

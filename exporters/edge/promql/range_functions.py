@@ -31,12 +31,21 @@ def extrapolated_rate(times: Sequence[int], values: Sequence[float], range_start
             if cur < prev:
                 result += prev
             prev = cur
-    duration_to_start = (times[0] - range_start) / 1000
-    duration_to_end = (range_end - times[-1]) / 1000
-    sampled_interval = (times[-1] - times[0]) / 1000
-    average_between = sampled_interval / (len(values) - 1)
-    if is_counter and result > 0 and values[0] >= 0:
-        duration_to_zero = sampled_interval * (values[0] / result)
+    return extrapolate(result, times[0], times[-1], values[0], len(values), range_start,
+                       range_end, range_ms, is_counter, is_rate)
+
+
+def extrapolate(result: float, first_ms: int, last_ms: int, first_value: float, count: int,
+                range_start: int, range_end: int, range_ms: int, is_counter: bool,
+                is_rate: bool) -> float:
+    """The second half of ``extrapolatedRate``: ``result`` (last - first, resets
+    added) over ``count`` >= 2 samples from ``first_ms`` to ``last_ms``, extrapolated."""
+    duration_to_start = (first_ms - range_start) / 1000
+    duration_to_end = (range_end - last_ms) / 1000
+    sampled_interval = (last_ms - first_ms) / 1000
+    average_between = sampled_interval / (count - 1)
+    if is_counter and result > 0 and first_value >= 0:
+        duration_to_zero = sampled_interval * (first_value / result)
         if duration_to_zero < duration_to_start:
             duration_to_start = duration_to_zero
     threshold = average_between * 1.1

@@ -37,11 +37,15 @@ class SeriesSamples:
     values: list[float] = field(default_factory=list)
     # Staleness markers held: with none, a range is a plain slice (no per-sample check).
     stale_markers: int = 0
+    # Adjacent samples whose value goes down (-1: not known, count again when asked):
+    # with none, no window of a counter holds a reset, and rate() skips looking.
+    _decreases: int = 0
 
     def append(self, timestamp_ms: int, value: float) -> None:
         if value != value and is_stale(value):
             self.stale_markers += 1
         if self.timestamps and timestamp_ms <= self.timestamps[-1]:
+            self._decreases = -1
             i = bisect.bisect_left(self.timestamps, timestamp_ms)
             if i < len(self.timestamps) and self.timestamps[i] == timestamp_ms:
                 if is_stale(self.values[i]):
@@ -51,14 +55,28 @@ class SeriesSamples:
             self.timestamps.insert(i, timestamp_ms)
             self.values.insert(i, value)
             return
+        if self.values and value < self.values[-1] and self._decreases >= 0:
+            self._decreases += 1
         self.timestamps.append(timestamp_ms)
         self.values.append(value)
+
+    @property
+    def decreases(self) -> int:
+        """How many samples are lower than the one before them."""
+        if self._decreases < 0:
+            values = self.values
+            self._decreases = sum(1 for a, b in zip(values, values[1:], strict=False) if b < a)
+        return self._decreases
 
     def drop_before(self, timestamp_ms: int) -> None:
         i = bisect.bisect_left(self.timestamps, timestamp_ms)
         if i:
             if self.stale_markers:
                 self.stale_markers -= sum(1 for v in self.values[:i] if is_stale(v))
+            if self._decreases > 0:
+                values = self.values
+                dropped = zip(values[:i], values[1:i + 1], strict=False)
+                self._decreases -= sum(1 for a, b in dropped if b < a)
             del self.timestamps[:i]
             del self.values[:i]
 
@@ -81,6 +99,12 @@ class MemoryStorage:
         self.uid = next(_UIDS)
 
     def append(self, labels: Iterable[tuple[str, str]], timestamp_ms: int, value: float) -> None:
+        # A tuple equal to a stored key is that series (keys are canonical): the
+        # evaluator appends its results, and the agent its collections, that way.
+        series = self._series.get(labels) if type(labels) is tuple else None
+        if series is not None:
+            series.append(timestamp_ms, value)
+            return
         key: LabelSet = tuple(sorted((n, v) for n, v in labels if v != ""))
         series = self._series.get(key)
         if series is None:

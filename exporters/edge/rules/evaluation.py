@@ -13,8 +13,10 @@ it, then resolved (kept 15 minutes for the notifier, as Prometheus does).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import (
@@ -29,8 +31,12 @@ from modelmon.exporters.edge.rules.files import AlertingRule, RecordingRule, Rul
 from modelmon.exporters.edge.rules.templates import TemplateData
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 RESOLVED_RETENTION_MS = 15 * 60_000
+# The per-rule memos below map a series' label set to what the rule makes of it;
+# series come and go, so a memo that grows past this is started afresh.
+_MEMO_LIMIT = 20_000
 PENDING, FIRING, INACTIVE = "pending", "firing", "inactive"
 
 
@@ -76,13 +82,24 @@ class RuleGroupEvaluator:
             else ()
         self._previous: list[set[LabelSet]] = [set() for _ in group.rules]
         self._active: list[dict[LabelSet, Alert]] = [{} for _ in group.rules]
+        # Rules run every interval over mostly the same series: what depends only on a
+        # series' labels (and, for annotations, its value) is computed once.
+        self._keys: list[dict[LabelSet, LabelSet]] = [{} for _ in group.rules]
+        self._annotations: list[dict[LabelSet, tuple[float, dict[str, str]]]] = [
+            {} for _ in group.rules]
+        self._alert_series: list[dict[tuple[LabelSet, str], tuple[LabelSet, LabelSet]]] = [
+            {} for _ in group.rules]
+        self._labelled: dict[LabelSet, LabelSet] = {}
+        self._static_labels = [
+            isinstance(r, AlertingRule) and all(t.static is not None for t in r.labels.values())
+            for r in group.rules]
 
     def evaluate(self, t_ms: int) -> GroupResult:
         result = GroupResult(t_ms)
         for i, rule in enumerate(self.group.rules):
             try:
                 if isinstance(rule, RecordingRule):
-                    produced = self._record(rule, t_ms)
+                    produced = self._record(i, rule, t_ms)
                 else:
                     produced = self._alert(i, rule, t_ms, result)
             except PromQLError as exc:
@@ -132,10 +149,15 @@ class RuleGroupEvaluator:
 
     def _append(self, result: GroupResult, labels: LabelSet, value: float) -> None:
         if self._result_labels:
-            present = {n for n, _ in labels}
-            missing = [p for p in self._result_labels if p[0] not in present and p[1]]
-            if missing:
-                labels = tuple(sorted((*labels, *missing)))
+            labelled = self._labelled.get(labels)
+            if labelled is None:
+                present = {n for n, _ in labels}
+                missing = [p for p in self._result_labels if p[0] not in present and p[1]]
+                labelled = tuple(sorted((*labels, *missing))) if missing else labels
+                if len(self._labelled) >= _MEMO_LIMIT:
+                    self._labelled.clear()
+                self._labelled[labels] = labelled
+            labels = labelled
         self.storage.append(labels, result.t_ms, value)
         result.samples.append((labels, value))
 
@@ -145,11 +167,16 @@ class RuleGroupEvaluator:
             return [Sample((), value.value)]
         return value
 
-    def _record(self, rule: RecordingRule, t_ms: int) -> list[tuple[LabelSet, float]]:
+    def _record(self, index: int, rule: RecordingRule, t_ms: int
+                ) -> list[tuple[LabelSet, float]]:
+        keys = _memo(self._keys, index)
         out: list[tuple[LabelSet, float]] = []
         for s in self._query(rule, t_ms):
-            labels = {**dict(s.labels), METRIC_NAME: rule.name, **rule.labels}
-            out.append((_labelset(labels), s.value))
+            key = keys.get(s.labels)
+            if key is None:
+                key = keys[s.labels] = _labelset(
+                    {**dict(s.labels), METRIC_NAME: rule.name, **rule.labels})
+            out.append((key, s.value))
         if len({labels for labels, _ in out}) != len(out):
             raise PromQLError("vector contains metrics with the same labelset after applying "
                               "rule labels")
@@ -158,17 +185,33 @@ class RuleGroupEvaluator:
     def _alert(self, index: int, rule: AlertingRule, t_ms: int, result: GroupResult
                ) -> list[tuple[LabelSet, float]]:
         fresh: dict[LabelSet, Alert] = {}
+        keys = _memo(self._keys, index) if self._static_labels[index] else None
+        expanded = _memo(self._annotations, index)
         for s in self._query(rule, t_ms):
-            data = TemplateData(dict(s.labels), self.external_labels, s.value)
-            labels = {n: v for n, v in s.labels if n != METRIC_NAME}
-            for name, template in rule.labels.items():
-                labels[name] = template.expand(data)
-            labels["alertname"] = rule.name
-            key = _labelset(labels)
+            data: TemplateData | None = None
+            key = keys.get(s.labels) if keys is not None else None
+            if key is None:
+                data = TemplateData(dict(s.labels), self.external_labels, s.value)
+                labels = {n: v for n, v in s.labels if n != METRIC_NAME}
+                for name, template in rule.labels.items():
+                    labels[name] = template.expand(data)
+                labels["alertname"] = rule.name
+                key = _labelset(labels)
+                if keys is not None:
+                    keys[s.labels] = key
             if key in fresh:
                 raise PromQLError("vector contains metrics with the same labelset after "
                                   "applying alert labels")
-            annotations = {name: t.expand(data) for name, t in rule.annotations.items()}
+            # Annotations depend on the series' labels and value alone (the external
+            # labels are fixed): the same value gives the same text.
+            cached = expanded.get(s.labels)
+            if cached is not None and _same_float(cached[0], s.value):
+                annotations = dict(cached[1])
+            else:
+                if data is None:
+                    data = TemplateData(dict(s.labels), self.external_labels, s.value)
+                annotations = {name: t.expand(data) for name, t in rule.annotations.items()}
+                expanded[s.labels] = (s.value, dict(annotations))
             fresh[key] = Alert(key, annotations, t_ms, s.value, expr=rule.query.text)
         active = self._active[index]
         for key, alert in fresh.items():
@@ -199,13 +242,32 @@ class RuleGroupEvaluator:
             if alert.state == PENDING and t_ms - alert.active_at_ms >= rule.for_ms:
                 alert.state = FIRING
                 alert.fired_at_ms = t_ms
-            labels = dict(alert.labels)
-            out.append((_labelset({**labels, METRIC_NAME: "ALERTS", "alertstate": alert.state}),
-                        1.0))
-            out.append((_labelset({**labels, METRIC_NAME: "ALERTS_FOR_STATE"}),
-                        float(alert.active_at_ms // 1000)))
+            series = self._alert_series[index].get((key, alert.state))
+            if series is None:
+                if len(self._alert_series[index]) >= _MEMO_LIMIT:
+                    self._alert_series[index].clear()
+                labels = dict(alert.labels)
+                series = self._alert_series[index][key, alert.state] = (
+                    _labelset({**labels, METRIC_NAME: "ALERTS", "alertstate": alert.state}),
+                    _labelset({**labels, METRIC_NAME: "ALERTS_FOR_STATE"}))
+            out.append((series[0], 1.0))
+            out.append((series[1], float(alert.active_at_ms // 1000)))
         result.alerts.extend(active.values())
         return out
+
+
+def _memo(memos: list[dict[LabelSet, _T]], index: int) -> dict[LabelSet, _T]:
+    memo = memos[index]
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    return memo
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Equal as a template prints them: NaN equals NaN, -0 differs from 0."""
+    if a != a or b != b:
+        return a != a and b != b
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def _name_and_labels(rule: RecordingRule | AlertingRule) -> tuple[str, str]:

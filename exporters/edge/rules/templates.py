@@ -181,6 +181,13 @@ class Template:
 
     parts: tuple[str | tuple[tuple[str, ...], ...], ...]
 
+    @property
+    def static(self) -> str | None:
+        """The text when the template has no action (the same for every alert)."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], str):
+            return self.parts[0]
+        return None
+
     def expand(self, data: TemplateData) -> str:
         out: list[str] = []
         for part in self.parts:
