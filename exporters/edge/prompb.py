@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 PACKAGE = "prometheus"
@@ -98,6 +98,7 @@ def _encode_labels(labels: LabelSet) -> bytes:
 
 
 _pack_double = struct.Struct("<d").pack
+_unpack_double = struct.Struct("<d").unpack_from
 # The two NaNs remote_write carries (prometheus/model/value): the stale marker,
 # which a sender MUST use for nothing else, and every other NaN.
 STALE_NAN_BITS = 0x7FF0000000000002
@@ -164,6 +165,164 @@ def decode_write_request(data: bytes) -> list[tuple[LabelSet, list[tuple[float, 
          [(s.value, s.timestamp) for s in ts.samples])
         for ts in req.timeseries
     ]
+
+
+class WriteRequestReader:
+    """The samples of serialized ``WriteRequest`` messages, read without the protobuf library.
+
+    The rules' window reads every collection the agent spools; building the
+    protobuf classes for it would load the protobuf runtime into the agent (2 MB
+    of its RSS, against a 40 MB goal). This reads the wire format itself:
+    fields in any order, unknown fields skipped, proto3 defaults for absent
+    ones, values bit-exact (a staleness marker stays one). A series' label bytes
+    repeat every interval, so their sorted label set is cached, bounded like
+    ``SeriesEncoder``'s. Not thread-safe; one reader per caller.
+    ``tests/unit/exporters/edge/test_prompb.py`` checks it against protobuf.
+    """
+
+    def __init__(self, max_cached: int = 20_000) -> None:
+        self._labels: dict[bytes, LabelSet] = {}
+        self._max_cached = max_cached
+
+    def samples(self, data: bytes) -> list[tuple[LabelSet, float, int]]:
+        """(sorted labels, value, timestamp ms) of every sample, in message order;
+        ``ValueError`` (and no sample) for bytes that are not a ``WriteRequest``."""
+        try:
+            return self._samples(data)
+        except (IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a remote_write WriteRequest ({exc})") from None
+
+    def _samples(self, data: bytes) -> list[tuple[LabelSet, float, int]]:
+        out: list[tuple[LabelSet, float, int]] = []
+        read = _read_varint
+        end = len(data)
+        pos = 0
+        while pos < end:
+            tag, pos = read(data, pos)
+            if tag != 0x0A:  # not WriteRequest.timeseries (metadata, ...)
+                pos = _skip(data, pos, tag)
+                continue
+            size, pos = read(data, pos)
+            series_end = pos + size
+            # The labels' bytes: one span when they are adjacent (always, from our
+            # encoder), else the pieces.
+            first = last = -1
+            pieces: list[bytes] | None = None
+            samples: list[tuple[float, int]] = []
+            while pos < series_end:
+                start = pos
+                tag = data[pos]  # the tags read here are one byte; others go to _skip
+                pos += 1
+                if tag == 0x0A or tag == 0x12:  # TimeSeries.labels / .samples
+                    size = data[pos]
+                    if size < 0x80:
+                        pos += 1
+                    else:
+                        size, pos = read(data, pos)
+                    field_end = pos + size
+                    if field_end > series_end:
+                        raise IndexError("truncated field")
+                    if tag == 0x12:
+                        samples.append(_sample(data, pos, field_end))
+                    else:
+                        if first < 0:
+                            first = start
+                        elif start != last:
+                            pieces = (pieces or [data[first:last]]) + [data[start:field_end]]
+                        elif pieces is not None:
+                            pieces[-1] += data[start:field_end]
+                        last = field_end
+                    pos = field_end
+                else:  # exemplars, histograms: not remote_write 1.0 float samples
+                    tag, pos = read(data, start)
+                    pos = _skip(data, pos, tag)
+            if pos != series_end or pos > end:
+                raise IndexError("field past the end of its series")
+            labels = self._label_set(data[first:last] if pieces is None else b"".join(pieces))
+            out.extend((labels, value, timestamp) for value, timestamp in samples)
+        if pos != end:
+            raise IndexError("field past the end of the message")
+        return out
+
+    def _label_set(self, key: bytes) -> LabelSet:
+        """The sorted label set of a series' label fields (their bytes)."""
+        labels = self._labels.get(key)
+        if labels is None:
+            if len(self._labels) >= self._max_cached:
+                self._labels.clear()
+            labels = self._labels[key] = tuple(sorted(_label(key, s, e) for s, e in
+                                                      _fields(key, 0, len(key))))
+        return labels
+
+
+def _fields(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of the payload of each length-delimited field in data[pos:end]."""
+    while pos < end:
+        _, pos = _read_varint(data, pos)
+        size, pos = _read_varint(data, pos)
+        yield pos, pos + size
+        pos += size
+
+
+def _label(data: bytes, pos: int, end: int) -> tuple[str, str]:
+    name = value = b""
+    while pos < end:
+        tag, pos = _read_varint(data, pos)
+        if tag == 0x0A or tag == 0x12:
+            size, pos = _read_varint(data, pos)
+            if pos + size > end:
+                raise IndexError("truncated label")
+            if tag == 0x0A:
+                name = data[pos:pos + size]
+            else:
+                value = data[pos:pos + size]
+            pos += size
+        else:
+            pos = _skip(data, pos, tag)
+    if pos != end:
+        raise IndexError("field past the end of its label")
+    return name.decode(), value.decode()
+
+
+def _sample(data: bytes, pos: int, end: int) -> tuple[float, int]:
+    value, timestamp = 0.0, 0  # proto3 leaves zero fields out
+    while pos < end:
+        start = pos
+        tag = data[pos]
+        pos += 1
+        if tag == 0x09:
+            if pos + 8 > end:
+                raise IndexError("truncated value")
+            value = _unpack_double(data, pos)[0]
+            pos += 8
+        elif tag == 0x10:
+            timestamp, pos = _read_varint(data, pos)
+            timestamp &= (1 << 64) - 1  # as protobuf reads a 10-byte varint's last byte
+            if timestamp >= 1 << 63:
+                timestamp -= 1 << 64
+        else:
+            tag, pos = _read_varint(data, start)
+            pos = _skip(data, pos, tag)
+    if pos != end:
+        raise IndexError("field past the end of its sample")
+    return value, timestamp
+
+
+def _skip(data: bytes, pos: int, tag: int) -> int:
+    """The position after the payload of a field with ``tag`` (an unknown field)."""
+    wire_type = tag & 7
+    if not 0 < tag >> 3 <= 0x1FFFFFFF:  # field numbers protobuf refuses as corrupt
+        raise IndexError(f"field number {tag >> 3}")
+    if wire_type == 0:
+        return _read_varint(data, pos)[1]
+    if wire_type == 1:
+        return pos + 8
+    if wire_type == 2:
+        size, pos = _read_varint(data, pos)
+        return pos + size
+    if wire_type == 5:
+        return pos + 4
+    raise IndexError(f"wire type {wire_type}")
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:

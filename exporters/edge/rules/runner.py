@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder, decode_write_request
+from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder, WriteRequestReader
 from modelmon.exporters.edge.promql import MemoryStorage, is_stale
 from modelmon.exporters.edge.remote_write import compress, decompress
 from modelmon.exporters.edge.rules.evaluation import GroupResult, RuleGroupEvaluator
@@ -22,12 +22,9 @@ from modelmon.exporters.edge.rules.files import RuleGroup, load_rule_files
 
 
 def iter_samples(write_request: bytes) -> Iterator[tuple[LabelSet, float, int]]:
-    """(labels, value, timestamp ms) of every sample of a serialized ``WriteRequest``,
-    decoded by the protobuf library (values bit-exact: a staleness marker stays one)."""
-    for labels, samples in decode_write_request(write_request):
-        key_labels = tuple(sorted(labels))
-        for value, timestamp in samples:
-            yield key_labels, value, timestamp
+    """(sorted labels, value, timestamp ms) of every sample of a serialized
+    ``WriteRequest`` (values bit-exact: a staleness marker stays one)."""
+    yield from WriteRequestReader().samples(write_request)
 
 
 class EdgeRuleRunner:
@@ -45,6 +42,7 @@ class EdgeRuleRunner:
         self._next_ms: list[int | None] = [None] * len(self._groups)
         self.window_ms = _window_ms(groups, query_window)
         self._encoder = SeriesEncoder()
+        self._reader = WriteRequestReader()  # read under self.lock
         self._max = max_samples_per_record
         self.last_results: list[GroupResult] = []
         # What the last evaluate_due evaluated: (group, its interval, result), for the
@@ -101,7 +99,7 @@ class EdgeRuleRunner:
         """Add one collection's spool records (snappy ``WriteRequest``s) to the window."""
         with self.lock:
             for payload in payloads:
-                for labels, value, t in iter_samples(decompress(payload)):
+                for labels, value, t in self._reader.samples(decompress(payload)):
                     self.storage.append(labels, t, value)
 
     def evaluate_due(self, now_ms: int) -> list[tuple[bytes, int]]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,3 +51,77 @@ def test_first_timestamp_reads_what_both_encoders_wrote(labels, value, ts) -> No
 
     assert first_timestamp(SeriesEncoder().encode(labels, value, ts)) == ts
     assert first_timestamp(encode_write_request([(labels, [(value, ts)])])) == ts
+
+
+def _protobuf_samples(data: bytes) -> list:
+    """What the protobuf library reads: the reference for WriteRequestReader."""
+    return [(tuple(sorted(labels)), value, ts)
+            for labels, samples in decode_write_request(data) for value, ts in samples]
+
+
+def _bits(samples: list) -> list:
+    """Samples with their values as bit patterns (NaNs compare, the stale marker differs)."""
+    return [(labels, struct.pack("<d", value), ts) for labels, value, ts in samples]
+
+
+_any_floats = st.floats(allow_nan=True) | st.just(0.0)
+
+
+@given(st.lists(st.tuples(_labels, st.lists(st.tuples(_any_floats, _timestamps), max_size=3)),
+                max_size=10), st.booleans())
+def test_reader_reads_what_protobuf_reads(series: list, twice: bool) -> None:
+    from modelmon.exporters.edge.prompb import WriteRequestReader
+
+    # The protobuf encoder leaves zero values and timestamps out and writes
+    # series with several samples; the fast encoder writes every field.
+    data = encode_write_request(series) + b"".join(
+        SeriesEncoder().encode(labels, value, ts) for labels, samples in series[:3]
+        for value, ts in samples)
+    reader = WriteRequestReader()
+    for _ in range(2 if twice else 1):  # the second pass reads labels from the cache
+        assert _bits(reader.samples(data)) == _bits(_protobuf_samples(data))
+
+
+def test_reader_keeps_the_staleness_marker_and_skips_unknown_fields() -> None:
+    from modelmon.exporters.edge.prompb import STALE_NAN_BITS, WriteRequestReader
+
+    labels = (("__name__", "up"), ("job", "ä"))
+    stale = SeriesEncoder().encode_stale(labels, -5)
+    # WriteRequest.metadata (field 3) and a TimeSeries exemplar (field 3): skipped.
+    metadata = b"\x1a\x04\x08\x01\x10\x02"
+    exemplar = b"\x1a\x00"
+    message = encode_write_request([(labels[::-1], [(2.5, 7)])])
+    assert message[0] == 0x0A
+    size = message[1]
+    with_exemplar = b"\x0a" + bytes((size + 2,)) + message[2:] + exemplar
+    got = WriteRequestReader().samples(stale + metadata + with_exemplar)
+    assert _bits(got) == _bits(_protobuf_samples(stale + metadata + with_exemplar))
+    assert struct.unpack("<Q", struct.pack("<d", got[0][1]))[0] == STALE_NAN_BITS
+    assert got[0][2] == -5 and got[1] == (labels, 2.5, 7)
+
+
+@given(st.binary(max_size=12), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)),
+                                        max_size=2))
+def test_reader_refuses_what_is_not_a_write_request(junk: bytes, flips: list) -> None:
+    from modelmon.exporters.edge.prompb import WriteRequestReader
+
+    data = bytearray(encode_write_request([((("__name__", "up"), ("a", "b")), [(0.0, 0), (2.0, -3)])])
+                     + SeriesEncoder().encode((("__name__", "up"),), 1.0, 1) + junk)
+    for index, byte in flips:  # damage: lengths, tags and varints that run past their field
+        data[index % len(data)] = byte
+    try:
+        got = WriteRequestReader().samples(bytes(data))
+    except ValueError:
+        return  # it refuses some bytes protobuf takes (deprecated groups), never the reverse
+    assert _bits(got) == _bits(_protobuf_samples(bytes(data)))
+
+
+def test_reader_label_cache_is_bounded() -> None:
+    from modelmon.exporters.edge.prompb import WriteRequestReader
+
+    reader = WriteRequestReader(max_cached=10)
+    encoder = SeriesEncoder()
+    for i in range(100):
+        assert reader.samples(encoder.encode((("__name__", f"m{i}"),), 1.0, i)) == \
+            [((("__name__", f"m{i}"),), 1.0, i)]
+    assert len(reader._labels) <= 10
