@@ -211,8 +211,8 @@ def _rollout(config: ThresholdsConfig) -> Row:
     if in_catalog("edge_bundles_refused_total"):
         row.panels.append(timeseries(
             "Bundles refused by reason",
-            "Bundles a device refused (signature, checksum, rules, config, unreadable); it "
-            "keeps running its last known good bundle.",
+            "Bundles a device refused (signature, checksum, rules, config, thresholds, "
+            "profiles, collectors, unreadable); it keeps running its last known good bundle.",
             "short",
             [(f"sum by (device, reason) (increase("
               f"{selector('edge_bundles_refused_total', p)}[$__rate_interval]))",

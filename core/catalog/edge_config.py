@@ -43,10 +43,12 @@ KPIS: tuple[KPI, ...] = (
     KPI(
         "edge_bundles_refused_total", "counter", "bundles", (*_D, "reason"),
         "Bundles refused, pulled or imported, by reason (unreadable, signature, checksum, "
-        "rules, config).",
+        "rules, config, thresholds, profiles, collectors).",
         "signature: not signed with the key the device trusts (or changed after signing); "
         "checksum: damaged; rules: a rule the device cannot evaluate; config: a bad setting "
-        "or model pin. The device keeps running its last known good bundle.",
+        "or model pin; thresholds, profiles, collectors: a bad thresholds file, reference "
+        "profile or collector setting (or a collector the device lacks). The device keeps "
+        "running its last known good bundle.",
         "edge",
         dashboard="edge-fleet", row="Rollout",
     ),

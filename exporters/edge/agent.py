@@ -47,6 +47,8 @@ from .stream import DeviceView, SampleStream
 from .telemetry import EdgeMetrics
 
 if TYPE_CHECKING:
+    from modelmon.exporters.service.monitor import ModelMonitor
+
     from .alerting.pipeline import EdgeAlerting
     from .bundles.manager import BundleManager
     from .rules.runner import EdgeRuleRunner
@@ -72,7 +74,8 @@ class EdgeAgent:
         self.registry = REGISTRY if registry is None else registry
         self.metrics = EdgeMetrics(self.registry, config.prefix, config.device_id)
         self.metrics.set_spool_limits(config.spool.max_bytes, config.spool.max_age)
-        self.plugins = _plugin_collectors(config, plugin_manager)
+        self.plugin_manager = plugin_manager
+        self.plugins = plugin_collectors(config, plugin_manager)
         self.view = DeviceView([self.registry, self.plugins],
                                {"device": config.device_id, **config.labels})
         self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
@@ -82,7 +85,7 @@ class EdgeAgent:
             self.rules = _rule_runner(config)
         self.bundles: BundleManager | None = None
         if config.bundle is not None:  # the last known good bundle runs from the start
-            self.bundles = _bundle_manager(config, self.registry, self.rules)
+            self.bundles = _bundle_manager(self)
         spool_kwargs: dict[str, Any] = {
             "max_bytes": config.spool.max_bytes,
             "max_age": config.spool.max_age,
@@ -144,6 +147,20 @@ class EdgeAgent:
         return EdgeAlerting(self.config, self.config.alerting, self.rules, cipher=cipher,
                             stop=self._stop, plugin_manager=pm, registry=self.registry)
 
+    def replace_collectors(self, collectors: PluginCollectors) -> None:
+        """Run ``collectors`` from the next collection on (a bundle's collector settings)."""
+        index = self.view.sources.index(self.plugins)
+        self.view.sources[index], self.plugins = collectors, collectors  # one swap each
+
+    def attach_monitor(self, monitor: ModelMonitor) -> None:
+        """Let the bundles switch ``monitor`` to the reference profile they carry for
+        its model (now, when the applied bundle has one)."""
+        if self.bundles is None:
+            raise ConfigError("edge.bundle: attach_monitor needs a bundle: section (the "
+                              "profiles come with the bundles)")
+        assert self.bundles.installer is not None
+        self.bundles.installer.attach_monitor(monitor)
+
     def _link_events(self) -> Any:
         """A log shipper, and edge-link-lost / -restored events on link changes."""
         from modelmon import __version__
@@ -172,9 +189,38 @@ class EdgeAgent:
                                           backlog=self.spool.stats().pending_items)
 
         metrics.on_link_change = on_link_change
+        if self.bundles is not None:
+            self._bundle_events(events)
         if self.alerting is not None:
             self.alerting.log_event = lambda change: events.edge_alert(alert=change, device=device)
         return shipper
+
+    def _bundle_events(self, events: Any) -> None:
+        """edge-bundle-applied / -refused ECS events; the bundle restored at start
+        (applied before the shipper existed) is told now."""
+        from .bundles.format import Bundle, BundleRefused, peek_identity
+
+        bundles, device = self.bundles, self.config.device_id
+        assert bundles is not None
+
+        def applied(bundle: Bundle, source: str, previous: Bundle | None) -> None:
+            events.edge_bundle_applied(
+                version=bundle.version, sha256=bundle.sha256, source=source,
+                signed=bundle.signed, device=device,
+                previous_version=previous.version if previous is not None else None)
+
+        def refused(exc: BundleRefused, source: str, data: bytes | None) -> None:
+            version, sha256 = peek_identity(data) if data is not None else (None, None)
+            running = bundles.bundle
+            events.edge_bundle_refused(
+                reason=exc.reason, message=str(exc), source=source, version=version,
+                sha256=sha256, device=device,
+                running_version=running.version if running is not None else None,
+                running_sha256=running.sha256 if running is not None else None)
+
+        bundles.on_applied, bundles.on_refused = applied, refused
+        if bundles.bundle is not None and bundles.current is not None:
+            applied(bundles.bundle, f"restored ({bundles.current.source})", None)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -428,32 +474,22 @@ def _rule_runner(config: EdgeConfig) -> EdgeRuleRunner:
         raise ConfigError(f"edge.rules: {exc}") from None
 
 
-def _bundle_manager(config: EdgeConfig, registry: CollectorRegistry,
-                    rules: EdgeRuleRunner | None) -> BundleManager:
-    """Bundles applied to ``rules`` (the device's own groups and settings win)."""
-    from .bundles.format import Bundle
+def _bundle_manager(agent: EdgeAgent) -> BundleManager:
+    """Bundles applied to the running agent (the device's own settings win)."""
+    from .bundles.apply import BundleInstaller
     from .bundles.manager import BundleManager
-    from .bundles.overrides import effective_rules
     from .bundles.telemetry import BundleMetrics
     from .rules import load_rule_files
 
-    assert config.bundle is not None and rules is not None
+    config = agent.config
+    assert config.bundle is not None and agent.rules is not None
     device_groups = load_rule_files(config.rules, config.base_dir) if config.rules else []
-
-    def install(bundle: Bundle) -> None:
-        effective = effective_rules(
-            device_groups, bundle, interval=config.interval,
-            evaluation_interval=config.evaluation_interval, query_window=config.query_window)
-        if effective.overridden:
-            log.info("bundle %s: the device's own rule groups replace %s", bundle.version,
-                     ", ".join(effective.overridden))
-        rules.replace_groups(effective.groups, effective.evaluation_interval,
-                             effective.query_window)
-
-    metrics = BundleMetrics(registry, config.prefix, config.device_id)
+    installer = BundleInstaller(agent, device_groups)
+    metrics = BundleMetrics(agent.registry, config.prefix, config.device_id)
     directory = config.state_dir / "bundles"
     try:
-        manager = BundleManager(config.bundle, directory, metrics, install)
+        manager = BundleManager(config.bundle, directory, metrics, installer.install)
+        manager.installer = installer
         manager.restore()
     except OSError as exc:
         raise ConfigError(f"edge.spool.path: cannot use {directory} for bundles ({exc}); make "
@@ -461,7 +497,7 @@ def _bundle_manager(config: EdgeConfig, registry: CollectorRegistry,
     return manager
 
 
-def _plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> PluginCollectors:
+def plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> PluginCollectors:
     plugin_config = {name: dict(section) for name, section in config.plugins.items()}
     # The system collector labels by device itself, so a scrape without the
     # agent's DeviceView (modelmon serve) shows the same label.

@@ -149,6 +149,8 @@ class EdgeConfig:
     bundle: BundleConfig | None = None
     # Where the rules' alerts go (modelmon.exporters.edge.alerting); None: nowhere.
     alerting: AlertingConfig | None = None
+    # The keys the edge section sets itself: they win over a bundle's (bundles.overrides).
+    own_keys: frozenset[str] = frozenset()
 
     @property
     def state_dir(self) -> Path:
@@ -244,6 +246,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         plugins={str(k): dict(v or {}) for k, v in plugins.items()},
         logs=logs,
         base_dir=base_dir,
+        own_keys=frozenset(map(str, section)),
     )
 
 

@@ -41,6 +41,10 @@ MODEL_FIELD_TYPES: dict[str, str] = {
     "model.edge.alert.status": "keyword", "model.edge.alert.starts_at": "date",
     "model.edge.alert.ends_at": "date", "model.edge.alert.generator_url": "keyword",
     "model.edge.alert.labels": "flattened",
+    "model.edge.bundle": "object", "model.edge.bundle.version": "keyword",
+    "model.edge.bundle.sha256": "keyword", "model.edge.bundle.source": "keyword",
+    "model.edge.bundle.signed": "boolean", "model.edge.bundle.previous_version": "keyword",
+    "model.edge.bundle.running_version": "keyword", "model.edge.bundle.running_sha256": "keyword",
 }
 _TYPES: dict[str, str] = {**TOP_LEVEL_TYPES, **FIELD_TYPES, **MODEL_FIELD_TYPES}
 _TEXT = frozenset({"keyword", "wildcard", "text", "match_only_text", "constant_keyword"})

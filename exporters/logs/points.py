@@ -22,6 +22,8 @@ method                      event.action                      log.level
 ``edge_link_lost``          ``edge-link-lost``                warning
 ``edge_link_restored``      ``edge-link-restored``            info
 ``edge_alert``              ``edge-alert``                    warning/info
+``edge_bundle_applied``     ``edge-bundle-applied``           info
+``edge_bundle_refused``     ``edge-bundle-refused``           error
 ==========================  ================================  ==========
 """
 
@@ -214,12 +216,48 @@ class ModelLog:
                           {"edge": {**_present(device=_text(device)), "alert": info}},
                           type_="start" if firing else "end", fields=fields)
 
+    def edge_bundle_applied(self, *, version: str, sha256: str, source: str | None = None,
+                            signed: bool | None = None, previous_version: str | None = None,
+                            device: str | None = None, **fields: Any) -> int | None:
+        """A configuration bundle now runs on the device (pulled, imported or restored
+        from disk at start); ``previous_version`` is the one it replaced."""
+        bundle = _present(version=_text(version), sha256=_text(sha256), source=_text(source),
+                          signed=flag(signed), previous_version=_text(previous_version))
+        return self._emit("edge-bundle-applied", "info",
+                          f"edge bundle {bundle['version']} applied" if "version" in bundle
+                          else "edge bundle applied",
+                          {"edge": {**_present(device=_text(device)), "bundle": bundle}},
+                          category="configuration", type_="change", outcome="success",
+                          fields=fields)
+
+    def edge_bundle_refused(self, *, reason: str, message: str, source: str | None = None,
+                            version: str | None = None, sha256: str | None = None,
+                            running_version: str | None = None,
+                            running_sha256: str | None = None, device: str | None = None,
+                            **fields: Any) -> int | None:
+        """A bundle failed a check and was not applied: ``reason`` is the refusal's label
+        (``event.reason``), ``message`` what to fix (``error.message``); ``version`` and
+        ``sha256`` are the refused bundle's where its manifest could be read, the
+        ``running_*`` ones the bundle that keeps running."""
+        bundle = _present(version=_text(version), sha256=_text(sha256), source=_text(source),
+                          running_version=_text(running_version),
+                          running_sha256=_text(running_sha256))
+        text = _text(message)
+        return self._emit("edge-bundle-refused", "error",
+                          f"edge bundle refused ({_text(reason) or 'unknown'})",
+                          {"edge": {**_present(device=_text(device)), "bundle": bundle}},
+                          category="configuration", type_="change", outcome="failure",
+                          reason=_text(reason),
+                          extra={"error": {"message": text}} if text else None,
+                          fields=fields)
+
     # -- helpers ----------------------------------------------------------------
 
     def _emit(self, action: str, level: str, message: str, model: dict[str, Any], *,
               request_id: str | None = None, category: str | None = None,
               type_: str = "info", outcome: str | None = None,
               duration: float | None = None, extra: Mapping[str, Any] | None = None,
+              reason: str | None = None,
               fields: Mapping[str, Any] | None = None) -> int | None:
         if self._shipper is None:
             return None
@@ -229,6 +267,8 @@ class ModelLog:
             event["category"] = [category]
         if outcome:
             event["outcome"] = outcome
+        if reason:
+            event["reason"] = reason
         if duration is not None:
             event["duration"] = nanoseconds(duration)
         doc: dict[str, Any] = {

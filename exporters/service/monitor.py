@@ -132,6 +132,23 @@ class ModelMonitor:
             self._quality = QualityTracker(self, self._profile, **self._quality_options)
         return self._quality
 
+    def use_profile(self, profile: ProfileSource) -> None:
+        """Measure drift and check inputs against ``profile`` from now on.
+
+        A new quality tracker is built with the same options and replaces the
+        current one in one assignment, so a request sees either profile, never
+        a mix; the old tracker's queued predictions and labels go to the
+        feedback store it shares with the new one (a file: ``":memory:"``
+        starts empty). A bad profile raises
+        ProfileError here and changes nothing (an edge agent applies the
+        reference profiles of a configuration bundle this way)."""
+        from modelmon.exporters.quality import QualityTracker
+
+        new = QualityTracker(self, profile, **self._quality_options)
+        old, self._quality, self._profile = self._quality, new, new.profile
+        if old is not None:
+            old.close()
+
     # Model inputs and outputs are typed ``object``: rows, batches, numpy
     # arrays and DataFrames are all accepted, and inspected at run time.
 

@@ -13,12 +13,13 @@ def register(edge: Any) -> None:
     """Add ``bundle`` and its subcommands to the ``edge`` subparsers."""
     p = edge.add_parser(
         "bundle", help="configuration bundles: build, sign, serve, import (docs/edge.md)",
-        description="Configuration bundles: rule files, edge settings and desired model "
-        "versions, signed in the cloud and applied by the devices. See docs/edge.md.")
+        description="Configuration bundles: rule files, thresholds, reference profiles, "
+        "collector settings, edge settings and desired model versions, signed in the cloud "
+        "and applied by the devices. See docs/edge.md.")
     p.set_defaults(func=None, _parser=p)
     sub = p.add_subparsers(dest="bundle_command", metavar="SUBCOMMAND")
 
-    build = sub.add_parser("build", help="pack DIR (bundle.yml + rule files) into a bundle",
+    build = sub.add_parser("build", help="pack DIR (bundle.yml and its files) into a bundle",
                            description="Check the rules as the devices will and write a "
                            "versioned, optionally signed bundle.")
     build.add_argument("dir", type=Path, help="directory with bundle.yml")
@@ -77,7 +78,11 @@ def _build(args: argparse.Namespace) -> int:
     args.out.chmod(0o644)
     print(f"{args.out}: bundle {bundle.version} sha256 {bundle.sha256} "
           f"({'signed' if key else 'UNSIGNED'}, {len(bundle.rule_groups)} rule groups, "
-          f"{len(bundle.models)} model pins)")
+          f"{len(bundle.models)} model pins"
+          f"{', thresholds' if bundle.thresholds is not None else ''}"
+          f"{f', {len(bundle.profiles)} profiles' if bundle.profiles else ''}"
+          f"{', collector settings' if bundle.collectors is not None or bundle.plugins else ''}"
+          ")")
     return 0
 
 
@@ -125,6 +130,15 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"rules:    {group.name} ({len(group.rules)} rules, {group.file})")
     for model, version in bundle.models.items():
         print(f"model:    {model} = {version}")
+    if bundle.thresholds is not None:
+        groups = ", ".join(f"{g.name} ({len(g.rules)} rules)" for g in bundle.threshold_groups)
+        print(f"thresholds: yes; generates {groups or 'no rule group'}")
+    for model, (sha256, profile) in bundle.profiles.items():
+        print(f"profile:  {model} ({len(profile.features)} features, sha256 {sha256[:12]})")
+    if bundle.collectors is not None:
+        print(f"collectors: {', '.join(bundle.collectors) or 'none'}")
+    for plugin, settings in bundle.plugins.items():
+        print(f"plugin:   {plugin}: {', '.join(settings) or 'no settings'}")  # values may be secret
     return 0
 
 

@@ -3,9 +3,13 @@
 A bundle is a gzip'd tar holding::
 
     manifest.json        {"format": 1, "version", "created", "files": {path: sha256},
-                          "config": {...}, "models": {model: version}}
+                          "config": {...}, "models": {model: version},
+                          "thresholds": path, "profiles": {model: path},
+                          "collectors": [name, ...], "plugins": {plugin: {setting: value}}}
     manifest.json.sig    Ed25519 signature of manifest.json's bytes (absent: unsigned)
-    rules/...            Prometheus rule files
+    rules/...            Prometheus rule files (every file not named otherwise)
+    thresholds.yml       the thresholds config of ``modelmon rules build`` (optional)
+    profiles/...         reference profiles of edge models (``modelmon profile build``)
 
 The manifest names every other file with its sha256, so the signature over
 the manifest covers the whole bundle, and the manifest's own sha256 is the
@@ -13,7 +17,9 @@ bundle's identity (``modelmon_edge_config_info{sha256}``). A device reads the
 bundle in memory and nothing of it touches disk before every check passed:
 the signature, every file's hash, no file more or less than the manifest
 says, every rule file's YAML and every rule's PromQL (the device's own
-evaluator compiles it), the config fragment and the model pins. A failed
+evaluator compiles it), the thresholds (and the edge rule group generated
+from them, compiled the same way), every profile (the profile loader), the
+collector settings, the config fragment and the model pins. A failed
 check raises :class:`BundleRefused` with a short ``reason`` (a counter label)
 and a message naming what to fix.
 """
@@ -43,6 +49,9 @@ from .signing import Verifier, sign
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from modelmon.exporters.quality.profile import Profile
+    from modelmon.thresholds import ThresholdsConfig
+
 FORMAT = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
@@ -54,7 +63,11 @@ CONFIG_KEYS = ("evaluation_interval", "query_window")
 # Bounded label values: they become label values of the info metrics.
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:@-]{0,63}")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
-REASONS = ("unreadable", "signature", "checksum", "rules", "config")
+REASONS = ("unreadable", "signature", "checksum", "rules", "config", "thresholds", "profiles",
+           "collectors")
+# bundle.yml's keys; what is not a setting below is packed as files.
+SOURCE_KEYS = ("version", "rules", "models", "thresholds", "profiles", "collectors", "plugins",
+               *CONFIG_KEYS)
 
 
 class BundleRefused(ValueError):
@@ -80,6 +93,14 @@ class Bundle:
     config: Mapping[str, float] = field(default_factory=dict)  # CONFIG_KEYS, in seconds
     models: Mapping[str, str] = field(default_factory=dict)  # desired model -> version
     data: bytes = field(default=b"", repr=False)  # the bundle file itself
+    # The thresholds config, and the edge rule group generated from it (with its prefix).
+    thresholds: ThresholdsConfig | None = None
+    threshold_groups: tuple[RuleGroup, ...] = ()
+    # Reference profiles of edge models: model -> (sha256 of the file, the profile).
+    profiles: Mapping[str, tuple[str, Profile]] = field(default_factory=dict)
+    # The plugin collectors to run (None: the bundle does not say) and their settings.
+    collectors: tuple[str, ...] | None = None
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 # -- building (the cloud side) ------------------------------------------------
@@ -95,6 +116,10 @@ def build_bundle(source: Path, *, version: str | None = None,
         rules: [rules/*.yml]          # paths or globs inside the directory
         evaluation_interval: 30s      # optional, see CONFIG_KEYS
         models: {fraud-detector: 3.2.0}   # desired model versions on the devices
+        thresholds: thresholds.yml    # regenerates the edge rule group on the devices
+        profiles: {fraud-detector: profiles/fraud.json}   # reference profiles
+        collectors: [system, docker]  # the plugin collectors the devices run
+        plugins: {docker: {url: unix:///var/run/docker.sock}}   # their settings
 
     The rules are checked as the device will check them, so a bundle the
     devices would refuse is never built.
@@ -109,10 +134,10 @@ def build_bundle(source: Path, *, version: str | None = None,
         raise BundleSourceError(f"{spec_path}: not valid YAML: {exc}") from None
     if not isinstance(spec, dict):
         raise BundleSourceError(f"{spec_path}: expected a mapping with version, rules, models")
-    unknown = sorted(set(map(str, spec)) - {"version", "rules", "models", *CONFIG_KEYS})
+    unknown = sorted(set(map(str, spec)) - set(SOURCE_KEYS))
     if unknown:
         raise BundleSourceError(f"{spec_path}: {unknown[0]}: unknown key; known keys are "
-                                f"version, rules, models, {', '.join(CONFIG_KEYS)}")
+                                f"{', '.join(SOURCE_KEYS)}")
     version = version if version is not None else spec.get("version")
     if not isinstance(version, str | int | float) or isinstance(version, bool):
         raise BundleSourceError(f"{spec_path}: version: required (or pass --version), such as "
@@ -123,16 +148,38 @@ def build_bundle(source: Path, *, version: str | None = None,
         raise BundleSourceError(f"{spec_path}: rules: expected a list of paths or globs")
     files: dict[str, bytes] = {}
     root = source.resolve()
+
+    def pack(match: str, key: str) -> str:
+        path = Path(match).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise BundleSourceError(f"{spec_path}: {key}: {match} is not a file inside {source}")
+        name = path.relative_to(root).as_posix()
+        files[name] = path.read_bytes()
+        return name
+
+    named: dict[str, Any] = {}  # the files that are not rule files, by their manifest key
+    thresholds = spec.get("thresholds")
+    if thresholds is not None:
+        if not isinstance(thresholds, str) or not thresholds:
+            raise BundleSourceError(f"{spec_path}: thresholds: expected the path of a "
+                                    "thresholds file such as thresholds.yml")
+        named["thresholds"] = pack(str(source / thresholds), "thresholds")
+    profiles = spec.get("profiles") or {}
+    if not isinstance(profiles, dict) or not all(isinstance(v, str) for v in profiles.values()):
+        raise BundleSourceError(f"{spec_path}: profiles: expected a mapping of model name to "
+                                "the path of its profile.json")
+    if profiles:
+        named["profiles"] = {str(model): pack(str(source / path), f"profiles.{model}")
+                             for model, path in profiles.items()}
+    not_rules = {named.get("thresholds"), *named.get("profiles", {}).values()}
     for pattern in patterns:
         matches = sorted(glob.glob(str(source / pattern)))
         if not matches:
             raise BundleSourceError(f"{spec_path}: rules: {pattern!r} matches no file")
         for match in matches:
-            path = Path(match).resolve()
-            if not path.is_relative_to(root) or not path.is_file():
-                raise BundleSourceError(f"{spec_path}: rules: {match} is not a file inside "
-                                        f"{source}")
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
+            if pack(match, "rules") in not_rules:
+                raise BundleSourceError(f"{spec_path}: rules: {pattern!r} matches {match}, "
+                                        "which is not a rule file (thresholds or a profile)")
     models = spec.get("models") or {}
     if not isinstance(models, dict):
         raise BundleSourceError(f"{spec_path}: models: expected a mapping of model name to "
@@ -149,6 +196,8 @@ def build_bundle(source: Path, *, version: str | None = None,
         "config": {k: spec[k] for k in CONFIG_KEYS if k in spec},
         "models": {str(m): str(v) if isinstance(v, int) and not isinstance(v, bool) else v
                    for m, v in models.items()},
+        **named,
+        **{k: spec[k] for k in ("collectors", "plugins") if spec.get(k) is not None},
     }
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
     members = {MANIFEST: manifest_bytes, **files}
@@ -195,6 +244,21 @@ def read_bundle(data: bytes, verifier: Verifier | None, *,
                             "'modelmon edge bundle build'")
     bundle = _check(manifest_bytes, members, verifier, require_signature=require_signature)
     return Bundle(**{**bundle.__dict__, "data": data})
+
+
+def peek_identity(data: bytes) -> tuple[str | None, str | None]:
+    """The version and manifest sha256 a bundle file claims, unchecked, or None:
+    what a refusal's log event can name (a refused bundle is not trusted)."""
+    try:
+        manifest_bytes = _untar(data).get(MANIFEST)
+        if manifest_bytes is None:
+            return None, None
+        manifest = json.loads(manifest_bytes)
+    except (BundleRefused, ValueError):
+        return None, None
+    version = manifest.get("version") if isinstance(manifest, dict) else None
+    return (version if isinstance(version, str) and _VERSION.fullmatch(version) else None,
+            hashlib.sha256(manifest_bytes).hexdigest())
 
 
 def _untar(data: bytes) -> dict[str, bytes]:
@@ -258,12 +322,22 @@ def _check(manifest_bytes: bytes, members: Mapping[str, bytes],
         extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
         raise BundleRefused("checksum", f"files not as the manifest lists: extra {extra}, "
                             f"missing {missing}")
-    groups: list[RuleGroup] = []
     for name in sorted(listed):
-        body = members[name]
-        if hashlib.sha256(body).hexdigest() != listed[name]:
+        if hashlib.sha256(members[name]).hexdigest() != listed[name]:
             raise BundleRefused("checksum", f"{name}: its sha256 differs from the manifest's "
                                 "(damaged or changed after the bundle was built)")
+    thresholds_file = manifest.get("thresholds")
+    profile_files = manifest.get("profiles") or {}
+    if thresholds_file is not None and thresholds_file not in listed:
+        raise BundleRefused("thresholds", f"bundle {version}: thresholds: {thresholds_file!r} "
+                            "is not a file of the bundle")
+    if not isinstance(profile_files, dict) or not all(p in listed for p in profile_files.values()):
+        raise BundleRefused("profiles", f"bundle {version}: profiles: expected a mapping of "
+                            "model name to a file of the bundle")
+    not_rules = {thresholds_file, *profile_files.values()}
+    groups: list[RuleGroup] = []
+    for name in sorted(set(listed) - not_rules):
+        body = members[name]
         try:
             text = body.decode()
             # No version in the file name: a group unchanged across versions keeps its
@@ -279,10 +353,105 @@ def _check(manifest_bytes: bytes, members: Mapping[str, bytes],
             raise BundleRefused("rules", f"bundle {version}: group {group.name!r} is defined "
                                 "twice")
         seen.add(group.name)
+    thresholds, threshold_groups = (None, ()) if thresholds_file is None else \
+        _thresholds(members[thresholds_file], thresholds_file, version)
+    for group in threshold_groups:
+        if group.name in seen:
+            raise BundleRefused("thresholds", f"bundle {version}: group {group.name!r} is both "
+                                "in a rule file and generated from thresholds; keep one")
+    collectors, plugins = _collectors(manifest.get("collectors"), manifest.get("plugins"),
+                                      version)
     return Bundle(version=version, sha256=hashlib.sha256(manifest_bytes).hexdigest(),
                   created=float(created), signed=signature is not None,
                   rule_groups=tuple(groups), config=_config(manifest.get("config"), version),
-                  models=_models(manifest.get("models"), version))
+                  models=_models(manifest.get("models"), version),
+                  thresholds=thresholds, threshold_groups=threshold_groups,
+                  profiles={model: _profile(model, members[name], name, version)
+                            for model, name in sorted(profile_files.items())},
+                  collectors=collectors, plugins=plugins)
+
+
+def _thresholds(body: bytes, name: str, version: str
+                ) -> tuple[ThresholdsConfig, tuple[RuleGroup, ...]]:
+    """The thresholds config and the edge rule group generated from it."""
+    from modelmon.config import ConfigError
+    from modelmon.thresholds import thresholds_from_mapping
+
+    try:
+        config = thresholds_from_mapping(yaml.safe_load(body.decode()) or {})
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BundleRefused("thresholds", f"bundle {version}: {name}: not YAML text: "
+                            f"{exc}") from None
+    except ConfigError as exc:
+        raise BundleRefused("thresholds", f"bundle {version}: {name}: {exc}") from None
+    return config, _edge_groups(config, name, version)
+
+
+def _edge_groups(config: ThresholdsConfig, name: str, version: str) -> tuple[RuleGroup, ...]:
+    """The edge rule file ``modelmon rules build`` writes for ``config``, compiled by
+    the device's evaluator as any rule file of the bundle."""
+    from modelmon.alerting.render import render_edge_rules
+
+    try:
+        # One file name whatever the bundle calls it: the group keeps its alert state
+        # across bundles (EdgeRuleRunner.replace_groups compares file and name).
+        return tuple(parse_rule_groups(render_edge_rules(config), "bundle:thresholds"))
+    except RuleFileError as exc:
+        raise BundleRefused("thresholds", f"bundle {version}: the edge rules generated from "
+                            f"{name} do not run on the device: {exc}") from None
+    except ValueError as exc:  # a value the generator cannot write into a rule
+        raise BundleRefused("thresholds", f"bundle {version}: {name}: {exc}") from None
+
+
+def threshold_groups_for(bundle: Bundle, prefix: str) -> tuple[RuleGroup, ...]:
+    """The bundle's generated edge rule group for a device whose metric prefix is
+    ``prefix``: the device's own prefix wins over the thresholds file's."""
+    import dataclasses
+
+    if bundle.thresholds is None or bundle.thresholds.prefix == prefix:
+        return bundle.threshold_groups
+    return _edge_groups(dataclasses.replace(bundle.thresholds, prefix=prefix), "thresholds",
+                        bundle.version)
+
+
+def _profile(model: str, body: bytes, name: str, version: str) -> tuple[str, Profile]:
+    # Imported here: the profile module loads numpy, which an agent without
+    # profiles never needs.
+    from modelmon.exporters.quality.profile import Profile, ProfileError
+
+    if not _MODEL.fullmatch(model):
+        raise BundleRefused("profiles", f"bundle {version}: profiles: {model!r} is not a model "
+                            "name (letters, digits, _.:/@-)")
+    try:
+        profile = Profile.from_dict(json.loads(body), f"bundle {version}: {name}")
+    except (UnicodeDecodeError, ValueError) as exc:  # ProfileError is a ValueError
+        message = str(exc) if isinstance(exc, ProfileError) else \
+            f"bundle {version}: {name}: not a JSON profile ({exc})"
+        raise BundleRefused("profiles", message) from None
+    if profile.model and profile.model != model:
+        raise BundleRefused("profiles", f"bundle {version}: profiles.{model}: {name} is the "
+                            f"profile of model {profile.model!r}; give each model its own")
+    return hashlib.sha256(body).hexdigest(), profile
+
+
+_COLLECTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _collectors(raw: Any, plugins: Any, version: str
+                ) -> tuple[tuple[str, ...] | None, dict[str, dict[str, Any]]]:
+    """The collector list and per-plugin settings; which names exist is the
+    device's to say (its installed plugins), when it applies the bundle."""
+    if raw is not None and (not isinstance(raw, list) or not all(
+            isinstance(c, str) and _COLLECTOR.fullmatch(c) for c in raw)):
+        raise BundleRefused("collectors", f"bundle {version}: collectors: expected a list of "
+                            f"collector names such as [system, docker], got {raw!r}")
+    if plugins is None:
+        plugins = {}
+    if not isinstance(plugins, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in plugins.items()):
+        raise BundleRefused("collectors", f"bundle {version}: plugins: expected a mapping of "
+                            "plugin name to its settings, such as {docker: {url: ...}}")
+    return (None if raw is None else tuple(raw)), {k: dict(v) for k, v in plugins.items()}
 
 
 def _config(raw: Any, version: str) -> dict[str, float]:

@@ -16,7 +16,9 @@ until the server offers another one.
 Who wins: the bundle URL is the fleet's source of truth whenever the device
 reaches it; a bundle imported by hand runs until the URL offers a different
 one. Settings of the device's own config win over the bundle's (the agent's
-``install`` applies that rule).
+``install`` applies that rule). ``install`` may refuse a bundle too, for
+what only the device can check (a collector it does not have): it raises
+BundleRefused before it changed anything.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from .telemetry import BundleMetrics
 
 if TYPE_CHECKING:
     from modelmon.exporters.edge.config import BundleConfig
+
+    from .apply import BundleInstaller
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,12 @@ class BundleManager:
         self._last_logged = 0.0
         self._session: requests.Session | None = None
         self._taken: set[str] = set()  # imported files applied but not removable
+        # Told of each bundle applied (bundle, source, the bundle it replaced) and
+        # refused (refusal, source, the refused file): the agent's ECS events.
+        self.on_applied: Callable[[Bundle, str, Bundle | None], None] | None = None
+        self.on_refused: Callable[[BundleRefused, str, bytes | None], None] | None = None
+        # What applies bundles to the agent (its install), for attach_monitor.
+        self.installer: BundleInstaller | None = None
 
     # -- checking and applying ----------------------------------------------
 
@@ -92,7 +102,11 @@ class BundleManager:
             except BundleRefused as exc:
                 self._refuse(exc, f"stored bundle {entry.version}")
                 continue
-            self._install(bundle)
+            try:
+                self._install(bundle)
+            except BundleRefused as exc:  # e.g. a collector this device no longer has
+                self._refuse(exc, f"stored bundle {entry.version}")
+                continue
             self._applied(bundle, entry)
             self._offered_etag = entry.etag
             confirmed = self.store.confirmed_at()
@@ -110,7 +124,7 @@ class BundleManager:
         try:
             bundle = self.check(data)
         except BundleRefused as exc:
-            self._refuse(exc, source)
+            self._refuse(exc, source, data)
             return "refused"
         except VerifierUnavailable as exc:  # no verdict: tried again, not refused
             self.last_error = str(exc)[:300]
@@ -119,23 +133,38 @@ class BundleManager:
             if (etag, source) != (self.current.etag, self.current.source):
                 self.current = self.store.set_etag(self.current, etag, source)
             return "unchanged"
-        self._install(bundle)
+        try:
+            self._install(bundle)
+        except BundleRefused as exc:  # nothing changed: the running configuration stays
+            self._refuse(exc, source, data)
+            return "refused"
         entry = self.store.save(data, bundle.sha256, bundle.version, source, etag)
         self._applied(bundle, entry)
         log.info("bundle %s (%s) applied from %s", bundle.version, bundle.sha256[:12], source)
         return "applied"
 
     def _applied(self, bundle: Bundle, entry: StoredBundle) -> None:
-        self.bundle, self.current = bundle, entry
+        previous, self.bundle, self.current = self.bundle, bundle, entry
         self.metrics.applied(bundle.version, bundle.sha256, bundle.models)
+        self._tell(self.on_applied, bundle, entry.source, previous)
 
-    def _refuse(self, exc: BundleRefused, source: str) -> None:
+    def _refuse(self, exc: BundleRefused, source: str, data: bytes | None = None) -> None:
         self.metrics.refused(exc.reason)
         self.last_refusal = {"at": time.time(), "source": source, "reason": exc.reason,
                              "message": str(exc)}
         running = (f"bundle {self.bundle.version} keeps running" if self.bundle is not None
                    else "no bundle is applied")
         log.error("bundle from %s refused (%s): %s; %s", source, exc.reason, exc, running)
+        self._tell(self.on_refused, exc, source, data)
+
+    @staticmethod
+    def _tell(listener: Callable[..., None] | None, *args: Any) -> None:
+        if listener is None:
+            return
+        try:
+            listener(*args)
+        except Exception:  # an event is never worth a bundle
+            log.exception("cannot log the bundle event")
 
     # -- pulling ------------------------------------------------------------
 
@@ -266,6 +295,10 @@ class BundleManager:
             "source": current.source if current else None,
             "applied_at": current.applied_at if current else None,
             "models": dict(self.bundle.models) if self.bundle else {},
+            "thresholds": self.bundle is not None and self.bundle.thresholds is not None,
+            "profiles": sorted(self.bundle.profiles) if self.bundle else [],
+            "collectors": (list(self.bundle.collectors) if self.bundle is not None
+                           and self.bundle.collectors is not None else None),
             "last_success": self.last_success,
             "last_error": self.last_error,
             "last_refusal": self.last_refusal,

@@ -158,6 +158,11 @@ def points(log: ModelLog, value: Any) -> list[Callable[[], Any]]:
         lambda: log.edge_alert(device=value, alert={
             "status": value, "labels": {"alertname": value, "x": value}, "startsAt": value,
             "endsAt": value, "generatorURL": value}),
+        lambda: log.edge_bundle_applied(version=value, sha256=value, source=value,
+                                        signed=value, previous_version=value, device=value),
+        lambda: log.edge_bundle_refused(reason=value, message=value, source=value,
+                                        version=value, sha256=value, running_version=value,
+                                        running_sha256=value, device=value),
     ]
 
 
