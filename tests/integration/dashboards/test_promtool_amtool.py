@@ -18,9 +18,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=RULES)
 
 
-def test_promtool_check_rules_accepts_the_rule_file() -> None:
-    result = _run(binary("promtool"), "check", "rules", str(RULES / "modelmon.rules.yml"))
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_promtool_check_rules_accepts_the_rule_files() -> None:
+    # The cloud rules and the edge rule file (what a device evaluates itself).
+    for name in ("modelmon.rules.yml", "modelmon.edge.rules.yml"):
+        result = _run(binary("promtool"), "check", "rules", str(RULES / name))
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_accepts_the_groups_of_the_prometheus_rule(tmp_path: Path) -> None:
