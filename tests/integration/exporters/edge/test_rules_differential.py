@@ -16,14 +16,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import requests
 
 from modelmon.demo.processes import find_binary, start_prometheus
-from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder
+from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import MemoryStorage, is_stale
-from modelmon.exporters.edge.remote_write import compress
 from modelmon.exporters.edge.rules import RuleGroupEvaluator, load_rule_files
 from support.edge_harness import RECEIVER_ARGS, receiver_config
+from support.rules_differential import raw_samples, write
 
 pytestmark = pytest.mark.integration
 
@@ -73,29 +72,6 @@ def scenario(start: int) -> dict[LabelSet, list[tuple[int, float]]]:
         total += 2.5 if 10_000 <= at < 19_000 else 0.5
         series[reqs].append((t, total))
     return series
-
-
-def write(url: str, series: dict[LabelSet, list[tuple[int, float]]]) -> None:
-    encoder = SeriesEncoder()
-    body = b"".join(encoder.encode(labels, v, t) for labels in sorted(series)
-                    for t, v in series[labels])
-    r = requests.post(f"{url}/api/v1/write", data=compress(body), headers={
-        "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-        "X-Prometheus-Remote-Write-Version": "0.1.0"}, timeout=30)
-    assert r.status_code in (200, 204), r.text
-
-
-def raw_samples(url: str, selector: str, at_ms: int) -> dict[int, set[tuple[LabelSet, float]]]:
-    r = requests.get(f"{url}/api/v1/query", params={
-        "query": f"{selector}[2m]", "time": f"{at_ms // 1000}.{at_ms % 1000:03d}"}, timeout=30)
-    body = r.json()
-    assert body["status"] == "success", body
-    out: dict[int, set[tuple[LabelSet, float]]] = defaultdict(set)
-    for s in body["data"]["result"]:
-        labels = tuple(sorted(s["metric"].items()))
-        for ts, value in s["values"]:
-            out[round(float(ts) * 1000)].add((labels, float(value)))
-    return out
 
 
 def test_alert_states_and_recordings_match_prometheus(tmp_path: Path) -> None:
