@@ -328,10 +328,12 @@ def _check(manifest_bytes: bytes, members: Mapping[str, bytes],
                                 "(damaged or changed after the bundle was built)")
     thresholds_file = manifest.get("thresholds")
     profile_files = manifest.get("profiles") or {}
-    if thresholds_file is not None and thresholds_file not in listed:
+    if thresholds_file is not None and (not isinstance(thresholds_file, str)
+                                        or thresholds_file not in listed):
         raise BundleRefused("thresholds", f"bundle {version}: thresholds: {thresholds_file!r} "
                             "is not a file of the bundle")
-    if not isinstance(profile_files, dict) or not all(p in listed for p in profile_files.values()):
+    if not isinstance(profile_files, dict) or not all(
+            isinstance(p, str) and p in listed for p in profile_files.values()):
         raise BundleRefused("profiles", f"bundle {version}: profiles: expected a mapping of "
                             "model name to a file of the bundle")
     not_rules = {thresholds_file, *profile_files.values()}

@@ -137,6 +137,18 @@ def test_bad_collector_settings_are_refused(tmp_path: Path, changes: dict[str, A
     assert caught.value.reason == "collectors" and words in str(caught.value)
 
 
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"thresholds": {"a": 1}}, "thresholds"), ({"thresholds": "absent.yml"}, "thresholds"),
+    ({"profiles": {"fraud": ["x"]}}, "profiles"), ({"profiles": ["fraud"]}, "profiles"),
+])
+def test_a_manifest_naming_files_wrongly_is_refused(tmp_path: Path, changes: dict[str, Any],
+                                                    reason: str) -> None:
+    data = edited_manifest(build_bundle(full_source(tmp_path)), **changes)
+    with pytest.raises(BundleRefused) as caught:
+        read_bundle(data, None, require_signature=False)
+    assert caught.value.reason == reason
+
+
 def test_a_rule_file_group_named_like_the_generated_one_is_refused(tmp_path: Path) -> None:
     src = full_source(tmp_path)
     (src / "rules" / "dup.yml").write_text(
