@@ -130,6 +130,13 @@ def _bundle_lines(bundle: dict[str, Any] | None, now: float) -> list[str]:
         lines = [f"bundle:        {bundle['version']} ({str(bundle.get('sha256'))[:12]}) from "
                  f"{bundle.get('source')}"
                  + (f", applied {human_duration(now - applied)} ago" if applied else "")]
+        carries = [what for what, present in (
+            ("thresholds", bundle.get("thresholds")),
+            (f"profiles of {', '.join(bundle.get('profiles') or [])}", bundle.get("profiles")),
+            (f"collectors {', '.join(bundle.get('collectors') or []) or 'none'}",
+             bundle.get("collectors") is not None)) if present]
+        if carries:
+            lines.append(f"bundle has:    {'; '.join(carries)}")
     if bundle.get("url"):
         confirmed = bundle.get("last_success")
         lines.append("bundle check:  " + (f"{human_duration(now - confirmed)} ago" if confirmed

@@ -33,6 +33,7 @@ from modelmon.exporters.edge.bundles.format import (
     build_bundle,
     read_bundle,
 )
+from modelmon.exporters.edge.status import render
 
 RULES = "groups: [{name: fleet, rules: [{record: 'device:up', expr: vector(1)}]}]\n"
 
@@ -274,6 +275,8 @@ def test_applied_bundle_runs_its_thresholds_profile_and_collectors(
         assert agent.registry.get_sample_value(
             "modelmon_drift_window_rows", {"model": "fraud", "version": "3.1"}) == 1.0
         assert agent.status()["bundle"]["profiles"] == ["fraud"]
+        assert "bundle has:    thresholds; profiles of fraud; collectors probe" in render(
+            agent.status())
         found = events(tmp_path, agent)
     finally:
         agent.stop()
