@@ -378,3 +378,18 @@ def test_the_stored_bundle_is_applied_again_at_start_and_logged(
         again.stop()
     assert [e["model"]["edge"]["bundle"]["source"] for e in found
             if e["event"]["action"] == "edge-bundle-applied"] == ["import", "restored (import)"]
+
+
+def test_use_profile_with_a_bad_profile_changes_nothing() -> None:
+    from modelmon.exporters.quality.profile import ProfileError
+
+    monitor = ModelMonitor("fraud", "3.1", registry=CollectorRegistry(), profile=REFERENCE,
+                           quality_options={"feedback_db": ":memory:"})
+    tracker = monitor.quality
+    with pytest.raises(ProfileError):
+        monitor.use_profile({"format": "modelmon-profile", "format_version": 1, "features": 3})
+    assert monitor.quality is tracker
+    monitor.use_profile(RETRAINED)
+    assert monitor.quality is not tracker
+    assert monitor.quality.profile is not None
+    assert monitor.quality.profile.feature_names == ("amount", "tenure")
