@@ -152,15 +152,27 @@ def linear_regression(times: Sequence[int], values: Sequence[float], intercept_t
     n = sum_x = c_x = sum_y = c_y = sum_xy = c_xy = sum_x2 = c_x2 = 0.0
     init_y = values[0]
     const_y = True
+    # kahan_inc inlined four times (the same operations, in the same order): deriv()
+    # runs over every sample of its window.
     for i, (t, v) in enumerate(zip(times, values, strict=True)):
         if const_y and i > 0 and v != init_y:
             const_y = False
         n += 1.0
         x = (t - intercept_time) / 1e3
-        sum_x, c_x = kahan_inc(x, sum_x, c_x)
-        sum_y, c_y = kahan_inc(v, sum_y, c_y)
-        sum_xy, c_xy = kahan_inc(x * v, sum_xy, c_xy)
-        sum_x2, c_x2 = kahan_inc(x * x, sum_x2, c_x2)
+        s = sum_x + x
+        c_x += ((sum_x - s) + x) if abs(sum_x) >= abs(x) else ((x - s) + sum_x)
+        sum_x = s
+        s = sum_y + v
+        c_y += ((sum_y - s) + v) if abs(sum_y) >= abs(v) else ((v - s) + sum_y)
+        sum_y = s
+        xv = x * v
+        s = sum_xy + xv
+        c_xy += ((sum_xy - s) + xv) if abs(sum_xy) >= abs(xv) else ((xv - s) + sum_xy)
+        sum_xy = s
+        xx = x * x
+        s = sum_x2 + xx
+        c_x2 += ((sum_x2 - s) + xx) if abs(sum_x2) >= abs(xx) else ((xx - s) + sum_x2)
+        sum_x2 = s
     if const_y:
         if math.isinf(init_y):
             return math.nan, math.nan

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 _ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
@@ -153,25 +153,87 @@ class TemplateData:
     value: float
 
 
+_NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][+-]?\d+)?")
+
+
 def _operand(token: str, data: TemplateData) -> object:
+    # Labels and the value first: what alert templates use, on every evaluation
+    # (no number, string or other form starts like them).
+    if token.startswith("$labels."):
+        return data.labels.get(token[8:], "<no value>")
+    if token in ("$value", ".Value"):
+        return data.value
     if token.startswith('"'):
         return bytes(token[1:-1], "utf-8").decode("unicode_escape")
     if token.startswith("`"):
         return token[1:-1]
-    if re.fullmatch(r"-?\d+(\.\d*)?([eE][+-]?\d+)?", token):
+    if _NUMBER.fullmatch(token):
         return float(token) if any(c in token for c in ".eE") else int(token)
-    for prefix, mapping in (("$labels.", data.labels), (".Labels.", data.labels),
+    for prefix, mapping in ((".Labels.", data.labels),
                             ("$externalLabels.", data.external_labels),
                             (".ExternalLabels.", data.external_labels)):
         if token.startswith(prefix):
             return mapping.get(token[len(prefix):], "<no value>")
-    if token in ("$value", ".Value"):
-        return data.value
     raise TemplateError(f"unsupported operand {token!r}")
 
 
 def _show(x: object) -> str:
     return go_float(x) if isinstance(x, float) else str(x)
+
+
+Getter = Callable[[TemplateData], object]
+
+
+def _raising(exc: Exception) -> Getter:
+    def fail(data: TemplateData) -> object:
+        raise exc
+    return fail
+
+
+def _getter(token: str) -> Getter:
+    """``_operand`` decided once, at parse time: what it returns for ``token``."""
+    if token.startswith("$labels.") or token.startswith(".Labels."):
+        name = token[8:]
+        return lambda d: d.labels.get(name, "<no value>")
+    for prefix in ("$externalLabels.", ".ExternalLabels."):
+        if token.startswith(prefix):
+            name = token[len(prefix):]
+            return lambda d: d.external_labels.get(name, "<no value>")
+    if token in ("$value", ".Value"):
+        return lambda d: d.value
+    try:
+        constant = _operand(token, TemplateData({}, {}, 0.0))
+    except (TemplateError, TypeError, ValueError) as exc:
+        return _raising(exc)
+    return lambda d: constant
+
+
+def _compile(pipeline: Sequence[tuple[str, ...]]) -> Getter:
+    """``_run`` over ``pipeline`` as one closure (operands and functions looked up once)."""
+    steps: list[tuple[Callable[..., str] | None, list[Getter], bool]] = []
+    for i, command in enumerate(pipeline):
+        head, *rest = command
+        if head in FUNCTIONS:
+            steps.append((FUNCTIONS[head], [_getter(t) for t in rest], i > 0))
+        elif rest or i > 0:
+            steps.append((None, [_raising(TemplateError(f"{head!r} is not a function"))], False))
+        else:
+            steps.append((None, [_getter(head)], False))
+    if len(steps) == 1 and steps[0][0] is None:
+        return steps[0][1][0]
+
+    def run(data: TemplateData) -> object:
+        value: object = None
+        for fn, getters, chained in steps:
+            if fn is None:
+                value = getters[0](data)
+                continue
+            args = [g(data) for g in getters]
+            if chained:
+                args.append(value)
+            value = fn(*args)
+        return value
+    return run
 
 
 @dataclass(frozen=True)
@@ -180,6 +242,13 @@ class Template:
     ``<error expanding template: ...>``)."""
 
     parts: tuple[str | tuple[tuple[str, ...], ...], ...]
+    # The parts as closures, made once: alert annotations are expanded at every
+    # evaluation that changes an alert's value.
+    _compiled: tuple[str | Getter, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", tuple(
+            p if isinstance(p, str) else _compile(p) for p in self.parts if p != ""))
 
     @property
     def static(self) -> str | None:
@@ -190,12 +259,12 @@ class Template:
 
     def expand(self, data: TemplateData) -> str:
         out: list[str] = []
-        for part in self.parts:
+        for part in self._compiled:
             if isinstance(part, str):
                 out.append(part)
                 continue
             try:
-                out.append(_show(_run(part, data)))
+                out.append(_show(part(data)))
             except (TemplateError, TypeError, ValueError) as exc:
                 return f"<error expanding template: {exc}>"
         return "".join(out)
