@@ -27,6 +27,12 @@ rate-limit: it answers 2xx or 5xx when it cannot keep up;
 VictoriaMetrics with a low ``-maxConcurrentInserts`` and a short
 ``-insert.maxQueueDuration`` answers 503 when busy), and how soon after the
 start each agent's first live collection is stored.
+
+On one machine the agents share its cores with the receiver: an unpaced
+fleet can only stampede as fast as its own processes get CPU, so the
+receiver's CPU is capped by the contention and is informational here; the
+receiver's ingest peak (what a fleet with a CPU per device multiplies) and
+the live delay carry the goals.
 """
 
 from __future__ import annotations
@@ -428,8 +434,7 @@ def main() -> int:
         ("time until every backlog sample is stored", _seconds(p["drained"]),
          _seconds(u["drained"]), _ratio(p["drained"], u["drained"]), "-", None),
         ("receiver peak CPU (% of one core, 0.1 s samples)", f"{p['peak_cpu']:.0f} %",
-         f"{u['peak_cpu']:.0f} %", _ratio(p["peak_cpu"], u["peak_cpu"]), "< 1x",
-         p["peak_cpu"] < u["peak_cpu"]),
+         f"{u['peak_cpu']:.0f} %", _ratio(p["peak_cpu"], u["peak_cpu"]), "-", None),
         ("receiver peak ingest (samples/s over ~1 s)", f"{p['peak_ingest']:,.0f}",
          f"{u['peak_ingest']:,.0f}", _ratio(p["peak_ingest"], u["peak_ingest"]), "< 1x",
          p["peak_ingest"] < u["peak_ingest"]),

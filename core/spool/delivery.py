@@ -31,7 +31,8 @@
   uniform random delay in ``[0, reconnect_jitter]`` (``reconnect``): a fleet
   whose link returns at once does not send every backlog at once. Reading
   newest first, what is appended after the reconnect keeps flowing; reading
-  oldest first, nothing is sent meanwhile. ``flush`` ends the wait.
+  oldest first, nothing is sent meanwhile. ``flush`` ends the wait. Until
+  that first success, each batch is a single record (a probe).
 * when the spool cannot **record** an answer (a full disk), the worker keeps
   the answer in memory, sends nothing more, and tries to record it again
   after a growing backoff (``unrecorded`` counts the failed tries; the
@@ -344,14 +345,14 @@ class DeliveryWorker:
             if not s.newest_first:
                 return None
             after_seq = max(after_seq, self.reconnect.edge_seq)
+        limit = 1 if self.reconnect.probing else s.batch_records
         if s.batch_items is None and not s.newest_first:
-            rows = spool.peek_payloads(s.batch_records, max_bytes=s.batch_bytes,
-                                       after_seq=after_seq)
+            rows = spool.peek_payloads(limit, max_bytes=s.batch_bytes, after_seq=after_seq)
             if rows:
                 self._newest_read = max(self._newest_read, rows[-1][0])
             return Batch(self._prefix, rows) if rows else None
-        records = spool.peek(s.batch_records, max_bytes=s.batch_bytes,
-                             newest_first=s.newest_first, after_seq=after_seq)
+        records = spool.peek(limit, max_bytes=s.batch_bytes, newest_first=s.newest_first,
+                             after_seq=after_seq)
         if not records:
             return None
         self._newest_read = max(self._newest_read, records[0].seq if s.newest_first

@@ -18,6 +18,12 @@ than ``jitter`` seconds, the backlog is held for a delay drawn uniformly in
 
 An outage shorter than ``jitter`` leaves no record that old, so it is not
 held: a short blip is never delayed longer than it lasted.
+
+Until the reconnect, the worker **probes** with one record a batch
+(``probing``): the newest when reading newest first (the live collection
+goes first), else the oldest. The jitter spreads what follows a probe, so
+the probes themselves must be small: a fleet starting at once sends one
+record each, not ``max_samples_per_send`` each.
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class ReconnectHold:
         self.edge_seq = 0  # records above it were appended after the reconnect
         self.holds = 0  # holds started so far
         self.last = 0.0  # the last hold drawn, in seconds
+
+    @property
+    def probing(self) -> bool:
+        """True until the first success after a failure or the start (with a jitter)."""
+        return self._reconnecting and self.jitter > 0
 
     def failed(self) -> None:
         """A send failed: the next success is a reconnect."""

@@ -145,9 +145,10 @@ def test_oldest_first_sends_nothing_during_the_hold_then_everything(spool: Spool
     backlog = append(spool, 30, created=WALL0 - 1800)
     worker, link, hold = worker_on(spool, clock, newest_first=False)
     assert worker.step().state == "retry"  # the link is down
+    assert link.calls == [backlog[:1]]  # a probe: one record
     link.up = True
-    assert worker.step().state == "progress"  # the reconnect: the oldest batch goes
-    assert link.calls[-1] == backlog[:10]
+    assert worker.step().state == "progress"  # the reconnect: the oldest record goes
+    assert link.calls[-1] == backlog[:1]
     delay = hold.left()
     assert delay == pytest.approx(expected_hold())
     live = append(spool, 5, created=WALL0)
@@ -159,7 +160,8 @@ def test_oldest_first_sends_nothing_during_the_hold_then_everything(spool: Spool
     while worker.step().state == "progress":
         pass
     sent = [seq for call in link.calls[calls:] for seq in call]
-    assert sent == backlog[10:] + live
+    assert sent == backlog[1:] + live
+    assert len(link.calls[calls]) == 10  # full batches again
     assert spool.stats().pending == 0
 
 
@@ -170,7 +172,7 @@ def test_live_first_keeps_sending_new_records_while_the_backlog_waits(spool: Spo
     assert worker.step().state == "retry"
     link.up = True
     assert worker.step().state == "progress"
-    assert link.calls[-1] == backlog[-10:]  # the newest first
+    assert link.calls[-1] == backlog[-1:]  # the probe: the newest record
     assert hold.left() > 0 and hold.edge_seq == backlog[-1]
     calls = len(link.calls)
     for second in range(1, 4):  # three collections during the hold
@@ -193,7 +195,8 @@ def test_a_short_blip_is_not_held(spool: Spool) -> None:
     worker, link, hold = worker_on(spool, clock, newest_first=False)
     assert worker.step().state == "retry"
     link.up = True
-    assert [worker.step().state for _ in range(3)] == ["progress", "progress", "idle"]
+    assert [worker.step().state for _ in range(4)] == ["progress"] * 3 + ["idle"]
+    assert [len(call) for call in link.calls] == [1, 1, 10, 9]  # probes, then full batches
     assert hold.holds == 0
 
 
@@ -203,7 +206,7 @@ def test_flush_ends_the_hold(spool: Spool) -> None:
     worker, link, hold = worker_on(spool, clock, newest_first=False)
     link.up = True
     assert worker.step().state == "progress"  # the first success after the start
-    assert hold.left() > 0 and spool.stats().pending == 20
+    assert hold.left() > 0 and spool.stats().pending == 29
     worker.start()
     try:
         assert worker.flush(10)
