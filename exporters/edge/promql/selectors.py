@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import promql_parser
@@ -111,20 +111,8 @@ class Selector:
             out.append(Sample(series.labels, value, ts))
         return out
 
-    def spans(self, storage: MemoryStorage, t_ms: int, range_ms: int
-              ) -> Iterator[tuple[SeriesSamples, int, int]]:
-        """Per series with at least one sample in the window: (series, lo, hi), the
-        window being ``series.timestamps[lo:hi]`` (staleness markers included)."""
-        maxt = t_ms - self.offset_ms
-        mint = maxt - range_ms
-        for series in self.select(storage):
-            lo = bisect.bisect_left(series.timestamps, mint)
-            hi = bisect.bisect_right(series.timestamps, maxt)
-            if lo < hi:
-                yield series, lo, hi
-
     def ranges(self, storage: MemoryStorage, t_ms: int, range_ms: int
-               ) -> Iterator[tuple[LabelSet, list[int], list[float]]]:
+               ) -> Iterator[tuple[LabelSet, Sequence[int], Sequence[float]]]:
         """Per series with at least one sample in the window: (labels, times, values)."""
         maxt = t_ms - self.offset_ms
         mint = maxt - range_ms
