@@ -129,6 +129,15 @@ def aggregate(op: str, vector: Vector, grouping: Sequence[str], without: bool,
         keys = {}
     elif len(keys) >= MEMO_LIMIT:
         keys.clear()
+    if op == "sum":  # the rules' most frequent aggregation, without the dispatch below
+        sums: dict[LabelSet, float] = {}
+        for s in vector:
+            key = keys.get(s.labels)
+            if key is None:
+                key = keys[s.labels] = group_labels(s.labels, grouping, without)
+            total = sums.get(key)
+            sums[key] = s.value if total is None else total + s.value
+        return [Sample(key, total) for key, total in sums.items()]
     for s in vector:
         key = keys.get(s.labels)
         if key is None:

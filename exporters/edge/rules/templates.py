@@ -258,8 +258,11 @@ class Template:
         return None
 
     def expand(self, data: TemplateData) -> str:
+        compiled = self._compiled
+        if len(compiled) == 1 and isinstance(compiled[0], str):
+            return compiled[0]  # no action: summaries, runbook URLs
         out: list[str] = []
-        for part in self._compiled:
+        for part in compiled:
             if isinstance(part, str):
                 out.append(part)
                 continue
