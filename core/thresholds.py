@@ -98,6 +98,11 @@ class EdgeThresholds:
     config_stale_after: str = "1h"
     # EdgeModelVersionSkew: a device not running the desired model version for this long.
     model_skew_for: str = "30m"
+    # The device itself: a filesystem whose space (free to modelmon's user) is used
+    # beyond disk_full_ratio, or memory available below memory_low_ratio, for system_for.
+    disk_full_ratio: float = 0.9
+    memory_low_ratio: float = 0.1
+    system_for: str = "10m"
     # The longest history a rule of the edge rule file (modelmon.edge.rules.yml) reads:
     # the device keeps that much of every series in memory, so longer windows stay in
     # the cloud rules (the 6h-3d burn rates, fleet drift) and out of the device's file.
@@ -144,6 +149,7 @@ _SECTIONS: dict[str, type] = {
 _RATIOS = {
     "slo.availability_target", "slo.latency_target", "quality.violation_ratio",
     "quality.min_accuracy", "quality.max_accuracy_drop", "edge.backlog_limit_ratio",
+    "edge.disk_full_ratio", "edge.memory_low_ratio",
     "containers.memory_limit_ratio",
 }
 

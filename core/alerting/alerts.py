@@ -201,6 +201,42 @@ def edge_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...],
                 f"{e.drops_window} for reason {{{{ $labels.reason }}}}."
             ),
         ))
+    out += _system_alerts(config, catalog)
+    return out
+
+
+def _system_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
+    """The device itself (the built-in system collector): a full disk stops the spool,
+    the logs and model updates; no memory left gets the model server OOM-killed."""
+    p, e = config.prefix, config.edge
+    out = []
+    if has(catalog, "system_filesystem_bytes", ("device", "mountpoint", "state")):
+        fs = f"{p}system_filesystem_bytes"
+        out.append(alert(
+            config, "EdgeDiskNearlyFull",
+            f"max by (device, mountpoint) (\n  1 - {fs}{{state=\"free\"}} / ignoring (state) "
+            f"{fs}{{state=\"total\"}}\n) > {e.disk_full_ratio:g}",
+            for_=e.system_for, severity="warning",
+            summary="A filesystem of an edge device is nearly full.",
+            description=(
+                "{{ $labels.mountpoint }} on device {{ $labels.device }} is "
+                "{{ $value | humanizePercentage }} full: when it fills up, the spool stops "
+                "accepting samples and logs, and model updates fail."
+            ),
+        ))
+    if has(catalog, "system_memory_bytes", ("device", "state")):
+        memory = f"{p}system_memory_bytes"
+        out.append(alert(
+            config, "EdgeMemoryLow",
+            f"max by (device) (\n  {memory}{{state=\"available\"}} / ignoring (state) "
+            f"{memory}{{state=\"total\"}}\n) < {e.memory_low_ratio:g}",
+            for_=e.system_for, severity="warning",
+            summary="An edge device is running out of memory.",
+            description=(
+                "Device {{ $labels.device }} has {{ $value | humanizePercentage }} of its "
+                "memory available: the kernel's OOM killer may stop the model server."
+            ),
+        ))
     return out
 
 

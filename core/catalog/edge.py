@@ -195,14 +195,14 @@ _SYSTEM: tuple[KPI, ...] = (
         "Physical memory by state (total, available, used).",
         "Low available memory on a device risks the OOM killer stopping the model server.",
         "edge",
-        dashboard="edge-fleet", row="Device resources",
+        on_device=True, dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_filesystem_bytes", "gauge", "bytes", (*_D, "mountpoint", "state"),
         "Filesystem space by mount point and state (total, free, used).",
         "A full disk stops the spool, logs and model updates on the device.",
         "edge",
-        dashboard="edge-fleet", row="Device resources",
+        on_device=True, dashboard="edge-fleet", row="Device resources",
     ),
     KPI(
         "system_network_bytes_total", "counter", "bytes", (*_D, "interface", "direction"),
