@@ -184,7 +184,7 @@ class RuleGroupEvaluator:
 
     def _alert(self, index: int, rule: AlertingRule, t_ms: int, result: GroupResult
                ) -> list[tuple[LabelSet, float]]:
-        fresh: dict[LabelSet, Alert] = {}
+        fresh: dict[LabelSet, tuple[float, dict[str, str]]] = {}
         keys = _memo(self._keys, index) if self._static_labels[index] else None
         expanded = _memo(self._annotations, index)
         for s in self._query(rule, t_ms):
@@ -212,15 +212,15 @@ class RuleGroupEvaluator:
                     data = TemplateData(dict(s.labels), self.external_labels, s.value)
                 annotations = {name: t.expand(data) for name, t in rule.annotations.items()}
                 expanded[s.labels] = (s.value, dict(annotations))
-            fresh[key] = Alert(key, annotations, t_ms, s.value, expr=rule.query.text)
+            fresh[key] = (s.value, annotations)
         active = self._active[index]
-        for key, alert in fresh.items():
+        for key, (value, annotations) in fresh.items():
             current = active.get(key)
             if current is not None and current.state != INACTIVE:
-                current.value = alert.value
-                current.annotations = alert.annotations
+                current.value = value
+                current.annotations = annotations
                 continue
-            active[key] = alert
+            active[key] = Alert(key, annotations, t_ms, value, expr=rule.query.text)
         out: list[tuple[LabelSet, float]] = []
         for key, alert in list(active.items()):
             if key not in fresh:
