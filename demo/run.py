@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import requests
+
 from modelmon.demo.check import Checker, Outage
 from modelmon.demo.ports import DemoPorts, PortTaken
 from modelmon.demo.scenarios import (
@@ -56,6 +58,11 @@ def run_traffic(app_url: str, exporter_url: str, rps: float, duration: float | N
     elsewhere (the compose stack)."""
     traffic = Traffic(app_url.rstrip("/"), exporter_url.rstrip("/"), rps)
     steps, cycle = live_schedule()
+    # The schedule's clock starts once the model server answers: its first error
+    # burst would be lost on a server still training its model (a container start).
+    print(f"modelmon demo: waiting for {app_url}/healthz", flush=True)
+    while not _answers(f"{app_url.rstrip('/')}/healthz"):
+        time.sleep(1.0)
     print(f"modelmon demo: sending traffic to {app_url} and {exporter_url}", flush=True)
     thread = threading.Thread(target=traffic.run, daemon=True)
     thread.start()
@@ -69,6 +76,13 @@ def run_traffic(app_url: str, exporter_url: str, rps: float, duration: float | N
     traffic.stop.set()
     thread.join(5)
     return 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def run_webhook(host: str, port: int, duration: float | None) -> int:

@@ -3,6 +3,7 @@ the generated rules, Alertmanager config, edge agent config."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,6 +40,52 @@ def test_docker_compose_config_is_valid():
     assert "demo/edge_rules.yml" in mounts and "/etc/modelmon/rules/edge_rules.yml" in mounts
     mounts = " ".join(str(v) for v in services["grafana"]["volumes"])
     assert "dashboards/json" in mounts and "grafana/provisioning" in mounts
+
+
+def test_local_override_config_is_valid():
+    """docker-compose.local.yml (the locally built images): the services that run
+    without Docker Hub, Grafana/Elasticsearch/Kibana in the "hub" profile, the demo's
+    rules generated for Prometheus, the production rules untouched."""
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose missing; run the README test command (bash tests/run.sh)"
+    files = ["-f", str(COMPOSE / "docker-compose.yml"), "-f",
+             str(COMPOSE / "docker-compose.local.yml")]
+    config = yaml.safe_load(run([binary, *files, "config"]))
+    services = config["services"]
+    assert {name for name, service in services.items() if not service.get("profiles")} == {
+        "model-server", "exporter", "traffic", "edge-agent", "webhook", "demo-rules",
+        "prometheus", "alertmanager"}
+    for hub_only in ("grafana", "elasticsearch", "kibana"):
+        assert services[hub_only]["profiles"] == ["hub"]
+    for name in ("model-server", "exporter", "traffic", "edge-agent", "webhook", "demo-rules"):
+        assert services[name]["image"] == "modelmon:local", name
+    assert services["prometheus"]["image"] == "modelmon-prometheus:local"
+    assert services["alertmanager"]["image"] == "modelmon-alertmanager:local"
+    assert "demo/thresholds.yml" in " ".join(services["demo-rules"]["volumes"])
+    prometheus_mounts = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    assert prometheus_mounts["/etc/prometheus/rules"] == "demo-rules"
+    assert prometheus_mounts["/etc/prometheus/prometheus.yml"].endswith("prometheus.demo.yml")
+    assert services["prometheus"]["depends_on"]["demo-rules"]["condition"] == (
+        "service_completed_successfully")
+    # the network is internal only when asked (a dockerd without bridge or iptables)
+    assert config["networks"]["default"]["internal"] is False
+    internal = yaml.safe_load(run([binary, *files, "config"],
+                                  env={**os.environ, "MODELMON_COMPOSE_INTERNAL": "true"}))
+    assert internal["networks"]["default"]["internal"] is True
+
+
+def test_demo_prometheus_config_with_the_demo_rules_passes_promtool(tmp_path):
+    from modelmon.alerting import load_thresholds, render_all
+
+    shutil.copy(COMPOSE / "prometheus" / "prometheus.demo.yml", tmp_path / "prometheus.yml")
+    (tmp_path / "rules").mkdir()
+    for name, text in render_all(load_thresholds(REPO / "demo" / "thresholds.yml")).items():
+        (tmp_path / "rules" / name).write_text(text)
+    out = run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")])
+    assert "SUCCESS" in out and "rules found" in out
+    config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    base = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
+    assert config["scrape_configs"] == base["scrape_configs"]  # the same targets
 
 
 def test_prometheus_config_with_the_generated_rules_passes_promtool(tmp_path):
