@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,6 +25,7 @@ from modelmon.exporters.edge.promql import (
     UnsupportedExpression,
     compile_expr,
 )
+from modelmon.exporters.edge.rules.float_text import fixed
 from modelmon.units import parse_duration
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -56,12 +56,7 @@ def _form_body(environ: dict[str, Any]) -> str:
 
 def format_value(v: float) -> str:
     """Prometheus's ``strconv.FormatFloat(v, 'f', -1, 64)``."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    text = format(Decimal(repr(v)), "f")
-    return text[:-2] if text.endswith(".0") else text
+    return fixed(v)
 
 
 # Prometheus keeps times as int64 milliseconds: anything beyond is not a time.

@@ -11,7 +11,8 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+
+from modelmon.exporters.edge.rules.float_text import go_float
 
 _ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`|\||[^\s|]+')
@@ -21,31 +22,6 @@ _ACTIONS = ("if", "else", "end", "range", "with", "define", "template", "block",
 
 class TemplateError(ValueError):
     pass
-
-
-def go_float(v: float) -> str:
-    """``fmt.Sprint(float64)`` (``%v``, strconv's shortest ``g``): exponent form below
-    1e-4 and from 1e6, e.g. ``1.234567e+06``."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "-0" if math.copysign(1.0, v) < 0 else "0"
-    sign, digits, exponent = Decimal(repr(v)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits))
-    exp = len(text) + exponent - 1
-    if exp < -4 or exp >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        out = f"{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    elif exp < 0:
-        out = "0." + "0" * (-exp - 1) + text
-    elif len(text) <= exp + 1:
-        out = text + "0" * (exp + 1 - len(text))
-    else:
-        out = text[: exp + 1] + "." + text[exp + 1:]
-    return ("-" if sign else "") + out
 
 
 def _g4(v: float) -> str:
@@ -178,6 +154,8 @@ def _operand(token: str, data: TemplateData) -> object:
 
 
 def _show(x: object) -> str:
+    if isinstance(x, str):
+        return x
     return go_float(x) if isinstance(x, float) else str(x)
 
 
@@ -261,16 +239,11 @@ class Template:
         compiled = self._compiled
         if len(compiled) == 1 and isinstance(compiled[0], str):
             return compiled[0]  # no action: summaries, runbook URLs
-        out: list[str] = []
-        for part in compiled:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            try:
-                out.append(_show(part(data)))
-            except (TemplateError, TypeError, ValueError) as exc:
-                return f"<error expanding template: {exc}>"
-        return "".join(out)
+        try:
+            return "".join([part if isinstance(part, str) else _show(part(data))
+                            for part in compiled])
+        except (TemplateError, TypeError, ValueError) as exc:
+            return f"<error expanding template: {exc}>"
 
 
 def _run(pipeline: Sequence[tuple[str, ...]], data: TemplateData) -> object:
