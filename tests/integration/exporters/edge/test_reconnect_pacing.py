@@ -30,6 +30,8 @@ import pytest
 from support.edge_harness import PROBE_METRIC, Agent
 from support.remote_write_receiver import Receiver, serve
 
+pytestmark = pytest.mark.integration
+
 RATE = 1500.0  # backfill_rate_limit, samples/s
 PER_SEND = 250  # max_samples_per_send; the bucket holds max(PER_SEND, RATE)
 JITTER = 3.0
