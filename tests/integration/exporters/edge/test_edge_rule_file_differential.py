@@ -38,7 +38,7 @@ FAST = thresholds_from_mapping({
     "quality": {"violation_window": "4s", "violation_for": "2s", "drift_for": "2s"},
     "edge": {"offline_after": "5s", "backlog_growing_window": "4s", "backlog_growing_for": "2s",
              "backlog_limit_for": "2s", "drops_window": "5s", "config_stale_after": "8s",
-             "model_skew_for": "3s"},
+             "model_skew_for": "3s", "system_for": "2s"},
 })
 SCENARIO_MS = 30_000
 START_DELAY_MS = 5_000
@@ -49,10 +49,10 @@ P = "modelmon_"
 def scenario(start: int) -> Series:
     """Two devices, d1 and d2, running model m: d1 fails calls 6-16 s, sends
     inputs with missing values 4-14 s, drifts 8-20 s, loses its link at 10 s
-    (backlog growing 10-22 s) and is asked for version 2 from 12 s; d2 is slow
-    12-22 s, has its system collector failing 10-25 s, its spool near its limit
-    15-25 s, drops samples at 22 s, has a schema violation at 20 s and never
-    confirms its bundle."""
+    (backlog growing 10-22 s), is asked for version 2 from 12 s and runs low on
+    memory 14-26 s; d2 is slow 12-22 s, has its system collector failing 10-25 s,
+    its disk nearly full 5-20 s, its spool near its limit 15-25 s, drops samples
+    at 22 s, has a schema violation at 20 s and never confirms its bundle."""
     series: dict[LabelSet, list[tuple[int, float]]] = defaultdict(list)
     counters: dict[LabelSet, float] = defaultdict(float)
 
@@ -110,6 +110,13 @@ def scenario(start: int) -> Series:
             gauge("edge_bundle_last_success_timestamp_seconds", d, t,
                   start / 1000 if d == "d2" else t / 1000)
             gauge("model_info", d, t, 1, framework="sk", framework_version="1", task="c", **mv)
+            full = d == "d2" and 5_000 <= at < 20_000
+            gauge("system_filesystem_bytes", d, t, 1000, mountpoint="/", state="total")
+            gauge("system_filesystem_bytes", d, t, 50 if full else 500, mountpoint="/",
+                  state="free")
+            low = d == "d1" and 14_000 <= at < 26_000
+            gauge("system_memory_bytes", d, t, 1000, state="total")
+            gauge("system_memory_bytes", d, t, 50 if low else 600, state="available")
             desired = "2" if d == "d1" and at >= 12_000 else "1"
             gauge("edge_model_desired_info", d, t, 1, model="m", version=desired)
     return series
