@@ -95,6 +95,10 @@ def running_dockerd(root: Path, start_timeout: float = 30.0,
         yield daemon
     finally:
         _stop(process)
+        # dockerd leaves its network namespace bind-mounted (exec/netns/default):
+        # unmounted, so the temp folder can be removed.
+        for mount in (root / "exec" / "netns").glob("*"):
+            subprocess.run(["umount", "--lazy", str(mount)], capture_output=True, timeout=10)
         log.close()
         socket.unlink(missing_ok=True)
         # vfs layers are plain copies; containers' mounts are gone with the daemon.
