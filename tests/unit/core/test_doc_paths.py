@@ -60,11 +60,15 @@ print(json.dumps(errors))
 
 
 def _rule_groups() -> set[str]:
-    """The generated rule groups' names (modelmon.drift.recording, ...): values too."""
+    """The generated rule groups' names (modelmon.drift.recording, modelmon.edge.device,
+    ...): values too."""
     import yaml
 
-    rules = yaml.safe_load((REPO / "alert_rules" / "modelmon.rules.yml").read_text())
-    return {group["name"] for group in rules["groups"]}
+    names: set[str] = set()
+    for generated in ("modelmon.rules.yml", "modelmon.edge.rules.yml"):
+        rules = yaml.safe_load((REPO / "alert_rules" / generated).read_text())
+        names.update(group["name"] for group in rules["groups"])
+    return names
 
 
 def named_paths() -> list[tuple[str, str]]:
