@@ -35,6 +35,28 @@ def test_a_sample_costs_about_16_bytes_in_the_window() -> None:
     assert isinstance(got, list) and len(got) == 1
 
 
+def test_series_appended_one_after_the_other_share_timestamps_too() -> None:
+    storage = MemoryStorage()
+    for i in range(50):
+        storage.append((("__name__", "x"), ("i", str(i))), 0, 0.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50):  # a backfill's or a test's order: each series' whole range
+            for c in range(1, 241):
+                storage.append((("__name__", "x"), ("i", str(i))), 1_700_000_000_000 + c * 10_000,
+                               float(c))
+        per_sample = (tracemalloc.get_traced_memory()[0] - before) / (50 * 240)
+    finally:
+        tracemalloc.stop()
+    assert per_sample < 24, per_sample
+    # The shared timestamps go with the samples that used them.
+    for end in range(1_700_000_000_000, 1_700_000_000_000 + 50 * 3_600_000, 60_000):
+        storage.append((("__name__", "x"), ("i", "0")), end, 1.0)
+        storage.retain(end - 600_000)
+    assert len(storage._times) <= 2 * 11 + 64
+
+
 def test_the_window_keeps_the_staleness_marker_bit_for_bit() -> None:
     storage = MemoryStorage()
     storage.append([("__name__", "a")], 0, 1.0)
