@@ -1,6 +1,7 @@
 """Build the compose stack's images without Docker Hub, from Debian and PyPI packages.
 
-    compose/local-images.sh [--force] [--cache DIR]     (or python3 compose/local_images.py)
+    compose/local-images.sh [--force] [--cache DIR]
+    (or: any Python >= 3.11 with pip, compose/local_images.py)
 
 1. ``debootstrap --variant=minbase bookworm`` (python3, python3-venv,
    ca-certificates) into a cache directory, once;
@@ -11,7 +12,8 @@
    extra from this checkout, its wheels built here (``pip wheel``, this machine's
    pip cache) and served to the build on loopback (``docker build --network host``).
 
-An image that exists is kept unless --force; ``modelmon:local`` is rebuilt when
+The wheels are built while debootstrap runs; the three images build side by
+side (logs in <cache>/logs). An image that exists is kept unless --force; ``modelmon:local`` is rebuilt when
 the checkout's package files changed (a hash of them is a second tag). Then:
 
     docker-compose -f compose/docker-compose.yml -f compose/docker-compose.local.yml up -d
