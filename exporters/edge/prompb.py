@@ -334,6 +334,10 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return result, pos
         shift += 7
+        # Ten bytes at most, as protobuf reads them: a damaged record's long run of
+        # continuation bytes would otherwise build an ever larger int (quadratic time).
+        if shift >= 70:
+            raise IndexError("varint longer than 10 bytes")
 
 
 def first_timestamp(write_request: bytes) -> int | None:

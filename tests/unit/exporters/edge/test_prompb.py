@@ -125,3 +125,22 @@ def test_reader_label_cache_is_bounded() -> None:
         assert reader.samples(encoder.encode((("__name__", f"m{i}"),), 1.0, i)) == \
             [((("__name__", f"m{i}"),), 1.0, i)]
     assert len(reader._labels) <= 10
+
+
+def test_varint_longer_than_ten_bytes_is_refused_as_protobuf_refuses_it() -> None:
+    """A damaged record's run of continuation bytes: refused at the 11th byte (as
+    protobuf refuses it), not read on to the end of the record into one huge int."""
+    import pytest
+    from google.protobuf.message import DecodeError
+
+    from modelmon.exporters.edge.prompb import WriteRequestReader, first_timestamp
+
+    for data in (b"\x0a" + b"\x80" * 10 + b"\x00",  # the series' length: 11 bytes, value 0
+                 b"\x0a" + b"\xff" * 100_000):
+        with pytest.raises(DecodeError):
+            WriteRequest.FromString(data)
+        with pytest.raises(ValueError, match="longer than 10 bytes"):
+            WriteRequestReader().samples(data)
+    sample = b"\x10" + b"\x81" + b"\x80" * 9 + b"\x00"  # an 11-byte timestamp varint
+    record = b"\x0a" + bytes([len(sample) + 2]) + b"\x12" + bytes([len(sample)]) + sample
+    assert first_timestamp(record) is None
