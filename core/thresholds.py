@@ -17,6 +17,7 @@ any subset; unknown keys and bad values fail with a message naming the field::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,9 +172,14 @@ def _duration(value: object, name: str) -> str:
     if value in (0, "0", "0s"):
         return "0s"
     try:
-        return prom_duration(parse_duration(value, name))
+        seconds = parse_duration(value, name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    # .inf (or 1.0e+308 s in ms) has no duration text: an OverflowError escaped here,
+    # past every caller that reports a bad thresholds file (a bundle's included).
+    if not math.isfinite(seconds * 1000):
+        raise ConfigError(f"{name}: expected a finite duration such as '10m', got {value!r}")
+    return prom_duration(seconds)
 
 
 _BURN_WINDOWS = ("page_windows", "ticket_windows")

@@ -111,6 +111,8 @@ def test_thresholds_profiles_and_collector_settings_read_back_as_built(tmp_path:
      "slo.availability_target"),
     ("thresholds.yml", b"slo: [unclosed\n", "thresholds", "not YAML"),
     ("thresholds.yml", b"quality: {no_such_key: 1}\n", "thresholds", "no_such_key"),
+    ("thresholds.yml", b"evaluation_interval: .inf\n", "thresholds", "evaluation_interval"),
+    ("thresholds.yml", b"slo: {page_for: 1.0e+308}\n", "thresholds", "slo.page_for"),
     ("profiles/fraud.json", b"{not json", "profiles", "not a JSON profile"),
     ("profiles/fraud.json", json.dumps({"format": "modelmon-profile", "format_version": 9,
                                         "features": []}).encode(), "profiles", "format_version"),
