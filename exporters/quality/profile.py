@@ -292,6 +292,11 @@ class Profile:
             created_at = time.time()
         model = data.get("model") or ""
         rows = data.get("rows") or 0
+        # int() of a list or of inf is a TypeError/OverflowError, past every caller that
+        # reports a bad profile (a configuration bundle's profiles included).
+        if isinstance(rows, bool) or not isinstance(rows, int | float) or not math.isfinite(rows) \
+                or rows < 0:
+            raise ProfileError(f"{source}: rows: expected the number of rows profiled, got {rows!r}")
         return cls(features, str(model), extra["prediction"], extra["score"], int(rows), created_at)
 
     @classmethod

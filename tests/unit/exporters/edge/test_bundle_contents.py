@@ -118,6 +118,8 @@ def test_thresholds_profiles_and_collector_settings_read_back_as_built(tmp_path:
                                         "features": []}).encode(), "profiles", "format_version"),
     ("profiles/fraud.json", json.dumps(profile({"x": np.arange(50.0)}, model="other")).encode(),
      "profiles", "profile of model 'other'"),
+    ("profiles/fraud.json", json.dumps({**REFERENCE, "rows": [1]}).encode(), "profiles", "rows"),
+    ("profiles/fraud.json", json.dumps({**REFERENCE, "rows": 1e999}).encode(), "profiles", "rows"),
 ])
 def test_bad_content_is_refused_with_its_reason(tmp_path: Path, member: str, body: bytes,
                                                 reason: str, words: str) -> None:
