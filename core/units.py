@@ -48,6 +48,6 @@ def parse_duration(value: object, field: str) -> float:
                 f"(units {', '.join(_DURATION_UNITS)}), got {value!r}"
             )
         seconds = float(match.group(1)) * (_DURATION_UNITS[unit] if unit else 1)
-    if seconds <= 0:
+    if not seconds > 0:  # NaN (YAML .nan) too: it compares false with everything
         raise ValueError(f"{field}: must be positive, got {value!r}")
     return seconds

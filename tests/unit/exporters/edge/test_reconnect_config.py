@@ -31,7 +31,7 @@ def test_reconnect_jitter_is_off_by_default() -> None:
     assert delivery_settings(config.remote_write).reconnect_jitter == 0.0
 
 
-@pytest.mark.parametrize("raw", ["-5s", "soon", True, [30], "2h"])
+@pytest.mark.parametrize("raw", ["-5s", "soon", True, [30], "2h", float("nan")])
 def test_a_bad_reconnect_jitter_names_the_field(raw: object) -> None:
     with pytest.raises(ConfigError) as err:
         edge_config_from_mapping(_config(reconnect_jitter=raw))
