@@ -211,8 +211,11 @@ class WriteRequestReader:
             samples: list[tuple[float, int]] = []
             while pos < series_end:
                 start = pos
-                tag = data[pos]  # the tags read here are one byte; others go to _skip
-                pos += 1
+                tag = data[pos]
+                if tag < 0x80:
+                    pos += 1
+                else:  # a tag in more bytes than it needs (0x8A 0x00): protobuf reads it
+                    tag, pos = read(data, pos)
                 if tag == 0x0A or tag == 0x12:  # TimeSeries.labels / .samples
                     size = data[pos]
                     if size < 0x80:
@@ -234,7 +237,6 @@ class WriteRequestReader:
                         last = field_end
                     pos = field_end
                 else:  # exemplars, histograms: not remote_write 1.0 float samples
-                    tag, pos = read(data, start)
                     pos = _skip(data, pos, tag)
             if pos != series_end or pos > end:
                 raise IndexError("field past the end of its series")
@@ -287,9 +289,11 @@ def _label(data: bytes, pos: int, end: int) -> tuple[str, str]:
 def _sample(data: bytes, pos: int, end: int) -> tuple[float, int]:
     value, timestamp = 0.0, 0  # proto3 leaves zero fields out
     while pos < end:
-        start = pos
         tag = data[pos]
-        pos += 1
+        if tag < 0x80:
+            pos += 1
+        else:  # a tag in more bytes than it needs, as in the series above
+            tag, pos = _read_varint(data, pos)
         if tag == 0x09:
             if pos + 8 > end:
                 raise IndexError("truncated value")
@@ -301,7 +305,6 @@ def _sample(data: bytes, pos: int, end: int) -> tuple[float, int]:
             if timestamp >= 1 << 63:
                 timestamp -= 1 << 64
         else:
-            tag, pos = _read_varint(data, start)
             pos = _skip(data, pos, tag)
     if pos != end:
         raise IndexError("field past the end of its sample")

@@ -144,3 +144,21 @@ def test_varint_longer_than_ten_bytes_is_refused_as_protobuf_refuses_it() -> Non
     sample = b"\x10" + b"\x81" + b"\x80" * 9 + b"\x00"  # an 11-byte timestamp varint
     record = b"\x0a" + bytes([len(sample) + 2]) + b"\x12" + bytes([len(sample)]) + sample
     assert first_timestamp(record) is None
+
+
+def test_reader_reads_tags_written_in_more_bytes_than_they_need() -> None:
+    """0x8A 0x00 is field 1, wire type 2, as protobuf reads it (a label, a sample, a value
+    and a timestamp here); the reader once skipped such fields as unknown."""
+    from modelmon.exporters.edge.prompb import WriteRequestReader
+
+    def field(tag: bytes, payload: bytes) -> bytes:
+        return tag + bytes([len(payload)]) + payload
+
+    name = field(b"\x0a", b"__name__") + field(b"\x12", b"up")
+    label = field(b"\x0a", b"a") + field(b"\x12", b"b")
+    sample = b"\x89\x00" + struct.pack("<d", 2.5) + b"\x90\x00" + b"\x07"
+    data = field(b"\x0a", field(b"\x0a", name) + field(b"\x8a\x00", label)
+                 + field(b"\x92\x00", sample))
+    expected = [((("__name__", "up"), ("a", "b")), 2.5, 7)]
+    assert _protobuf_samples(data) == expected
+    assert WriteRequestReader().samples(data) == expected
