@@ -58,6 +58,10 @@ SIGNATURE = "manifest.json.sig"
 SOURCE_FILE = "bundle.yml"
 # A bundle holds rule files and a few settings: anything this big is not one.
 MAX_BUNDLE_BYTES = 16 * 1024**2
+# Files in one bundle at most. Read before the signature can be checked, so an
+# archive of empty members (each a 512-byte header, gzip'd to a few bytes) would
+# otherwise grow the agent by every one of them: 620 kB of it was 100,000 members.
+MAX_BUNDLE_FILES = 1000
 # Keys of the device's edge config a bundle may set; applied without a restart.
 CONFIG_KEYS = ("evaluation_interval", "query_window")
 # Bounded label values: they become label values of the info metrics.
@@ -203,6 +207,9 @@ def build_bundle(source: Path, *, version: str | None = None,
     members = {MANIFEST: manifest_bytes, **files}
     if key is not None:
         members[SIGNATURE] = sign(key, manifest_bytes)
+    if len(members) > MAX_BUNDLE_FILES:
+        raise BundleSourceError(f"{spec_path}: {len(files)} files; a bundle holds at most "
+                                f"{MAX_BUNDLE_FILES - 2} (merge rule files)")
     data = _tar(members)
     try:  # what the devices will check, here where it can still be fixed
         _check(manifest_bytes, members, None, require_signature=False)
@@ -274,6 +281,9 @@ def _untar(data: bytes) -> dict[str, bytes]:
                                         "file with a relative path")
                 if name in members:
                     raise BundleRefused("unreadable", f"archive member {name!r} appears twice")
+                if len(members) >= MAX_BUNDLE_FILES:
+                    raise BundleRefused("unreadable", "the archive holds more than "
+                                        f"{MAX_BUNDLE_FILES} files")
                 total += info.size
                 if total > MAX_BUNDLE_BYTES:
                     raise BundleRefused("unreadable", "the archive unpacks to more than "

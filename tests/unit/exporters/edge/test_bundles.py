@@ -119,6 +119,20 @@ def test_every_tampering_is_refused_with_its_reason(tmp_path: Path,
     assert read_bundle(_tar(unsigned), None, require_signature=False).signed is False
 
 
+def test_an_archive_of_many_empty_files_is_refused_as_it_is_read() -> None:
+    """Empty members cost the archive a few bytes each once gzip'd, and are read before
+    the signature: the device stops at MAX_BUNDLE_FILES rather than hold them all."""
+    from modelmon.exporters.edge.bundles.format import MAX_BUNDLE_FILES
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for i in range(MAX_BUNDLE_FILES + 1):
+            tar.addfile(tarfile.TarInfo(f"rules/{i}.yml"), io.BytesIO(b""))
+    with pytest.raises(BundleRefused, match=f"more than {MAX_BUNDLE_FILES} files") as refused:
+        read_bundle(buf.getvalue(), None, require_signature=False)
+    assert refused.value.reason == "unreadable"
+
+
 def test_a_path_outside_the_bundle_is_refused(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
