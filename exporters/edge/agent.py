@@ -342,7 +342,12 @@ class EdgeAgent:
     def _refresh_spool_metrics(self, now: float) -> None:
         self.metrics.update_spool(self.spool.stats(), now, self._drop_baseline)
         if self.alerting is not None:
-            self.alerting.refresh_metrics()
+            try:
+                self.alerting.refresh_metrics()
+            except Exception:  # the alert spool's trouble must not cost the collection
+                if self._due("alerting"):
+                    log.exception("cannot read the alert spool's counts (logged at most once "
+                                  "a minute)")
 
     def _collect_loop(self) -> None:
         interval = self.config.interval

@@ -406,3 +406,14 @@ def test_a_backlog_longer_than_a_batch_never_tells_alertmanager_a_firing_alert_e
     # Left out: 70 (batch 0, 70), 210 (140, 210), 350 (280, 350); then 490 and 560.
     assert sent == [(rfc3339(ms), rfc3339(ms + (t + 240) * 1000)) for t in (490, 560)]
     assert all("status" not in a for post in am.posts for a in post)
+
+
+def test_an_alert_spool_that_cannot_be_read_does_not_cost_the_collection(tmp_path):
+    """Its counts are read at every collection (the delivery KPIs): a failing alert spool
+    (closed here, as after a SQLite error) leaves the samples spooled all the same."""
+    line = Line(tmp_path, ["http://127.0.0.1:1"])
+    line.collect(0, 20.0)
+    before = line.agent.spool.stats().accepted
+    line.alerting.spool.close()
+    line.collect(10, 21.0)
+    assert line.agent.spool.stats().accepted > before
