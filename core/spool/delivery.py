@@ -487,7 +487,11 @@ class DeliveryWorker:
         """The backoff after ``result``; 0 when the batch was given up instead."""
         s = self.settings
         now = time.monotonic()
-        self.reconnect.failed()
+        if result.result != "throttled":
+            # A receiver that throttles is up: no outage, so the next success is no
+            # reconnect; else a rate-limiting receiver (Mimir, VictoriaMetrics)
+            # would hold the backlog again and again and drop it to probes.
+            self.reconnect.failed()
         if self._failing_since is None:
             self._failing_since = now
         if s.max_retry_duration is not None and now - self._failing_since >= s.max_retry_duration:

@@ -74,7 +74,10 @@ class RemoteWriteDestination:
         if answer.outcome == "retry":
             log.warning("remote_write to %s failed (%s %s); will retry", self._client.url,
                         answer.reason, answer.message[:200])
-            return SendResult(retry=seqs, retry_after=answer.retry_after, result=answer.outcome)
+            # A 429 is a receiver that is up and asks for less: "throttled", not an
+            # outage, so the next success is no reconnect (core/spool/reconnect.py).
+            label = "throttled" if answer.status == 429 else answer.outcome
+            return SendResult(retry=seqs, retry_after=answer.retry_after, result=label)
         log.warning("receiver refused %d samples (%s, HTTP %s): %s; dropped", samples,
                     answer.reason, answer.status, answer.message[:200])
         return SendResult(dropped={answer.reason: seqs}, result=answer.outcome)

@@ -213,3 +213,42 @@ def test_flush_ends_the_hold(spool: Spool) -> None:
     finally:
         worker.stop(5)
     assert spool.stats().pending == 0
+
+
+class Throttling(Link):
+    """Up, but answers ``throttled`` (a 429) to the batches listed in ``throttle``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = True
+        self.throttle: set[int] = set()
+
+    def send(self, batch: Batch) -> SendResult:
+        seqs = batch.seqs()
+        with self.lock:
+            self.calls.append(seqs)
+            if len(self.calls) in self.throttle:
+                return SendResult(retry=seqs, result="throttled")
+        return SendResult(delivered=seqs)
+
+
+def test_a_throttling_receiver_is_no_outage_the_backfill_is_not_held_again(spool: Spool) -> None:
+    # Mimir or VictoriaMetrics answer 429 while they are up: the backoff and
+    # Retry-After pace the sender; counting it as an outage would hold the
+    # backlog again after each 429 and drop the batches back to probes.
+    clock = Clock(WALL0)
+    backlog = append(spool, 40, created=WALL0 - 1800)
+    link = Throttling()
+    hold = ReconnectHold(JITTER, clock=clock, wall=clock, rng=random.Random(7))
+    settings = DeliverySettings(batch_records=10, backoff_base=0.0, backoff_cap=0.0,
+                                reconnect_jitter=JITTER)
+    worker = DeliveryWorker(spool, link, settings, reconnect=hold)
+    assert worker.step().state == "progress"  # the start's reconnect: a probe, then the hold
+    assert hold.holds == 1
+    clock.now += hold.left()
+    link.throttle = {2, 4}
+    states = [worker.step().state for _ in range(8)]
+    assert states.count("retry") == 2 and hold.holds == 1  # no second hold
+    assert [len(call) for call in link.calls[1:]] == [10, 10, 10, 10, 10, 9]  # full batches
+    assert link.calls[2] == link.calls[1] and link.calls[4] == link.calls[3]  # retried as is
+    assert spool.stats().pending == 0 and spool.stats().delivered == len(backlog)
