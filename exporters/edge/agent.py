@@ -474,7 +474,8 @@ def _rule_runner(config: EdgeConfig) -> EdgeRuleRunner:
     try:
         return EdgeRuleRunner.from_files(
             config.rules, config.base_dir, config.evaluation_interval or config.interval,
-            {"device": config.device_id, **config.labels}, config.query_window)
+            {"device": config.device_id, **config.labels}, config.query_window,
+            max_range_ms=int(config.rules_max_range * 1000))
     except RuleFileError as exc:  # the files changed since the config was read
         raise ConfigError(f"edge.rules: {exc}") from None
 

@@ -16,6 +16,9 @@ Example (``modelmon edge run --config edge.yaml``)::
       rules: [rules/*.yml]            # Prometheus rule files evaluated on the device (optional)
       evaluation_interval: 30s        # how often the rules run; default: interval
       query_window: 1h                # history kept for /api/v1/query on the listen address
+      rules_max_range: 6h             # a rule reading further back (range + offset) is refused,
+                                      # bundles' included: the device keeps that much of every
+                                      # series in memory
       alerting:                       # the rules' alerts to Alertmanager (optional; docs/edge.md)
         alertmanagers: [{url: http://alertmanager:9093}]   # auth and tls keys as in remote_write
         resend_delay: 1m              # see modelmon.exporters.edge.alerting.config
@@ -145,6 +148,9 @@ class EdgeConfig:
     # How much of its own history the agent keeps for /api/v1/query (with rules:
     # at least what the rules reach); null and no rules: no local query API.
     query_window: float | None = None
+    # The longest range + offset a rule may read (its own files', a bundle's): the rule
+    # window keeps that much of every series in memory.
+    rules_max_range: float = 6 * 3600.0
     # Configuration bundles pulled or imported (modelmon.exporters.edge.bundles).
     bundle: BundleConfig | None = None
     # Where the rules' alerts go (modelmon.exporters.edge.alerting); None: nowhere.
@@ -194,7 +200,8 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         raise ConfigError(f"{where or 'config'}: expected a mapping with device_id, spool, remote_write")
     p = _Fields(section, where, base_dir)
     p.only("device_id", "interval", "listen", "collectors", "labels", "spool", "remote_write",
-           "rules", "evaluation_interval", "query_window", "bundle", "alerting")
+           "rules", "evaluation_interval", "query_window", "rules_max_range", "bundle",
+           "alerting")
     device_id = p.required_str("device_id")
     if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", device_id):
         raise ConfigError(
@@ -224,7 +231,8 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
             )
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{where}labels.{name}: expected a string value, got {value!r}")
-    rules = _rules(section.get("rules"), where, base_dir)
+    rules_max_range = p.duration("rules_max_range", 6 * 3600.0)
+    rules = _rules(section.get("rules"), where, base_dir, rules_max_range)
     evaluation_interval = p.optional_duration("evaluation_interval", None)
     query_window = p.optional_duration("query_window", None)
     bundle = _bundle(p.section("bundle"), base_dir) if section.get("bundle") is not None \
@@ -235,6 +243,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
         rules=rules,
         evaluation_interval=evaluation_interval,
         query_window=query_window,
+        rules_max_range=rules_max_range,
         device_id=device_id,
         spool=_spool(p.section("spool", required=True), base_dir),
         remote_write=_remote_write(p.section("remote_write", required=True), base_dir),
@@ -250,7 +259,7 @@ def edge_config_from_mapping(data: Mapping[str, Any], base_dir: Path | None = No
     )
 
 
-def _rules(raw: Any, where: str, base_dir: Path | None) -> tuple[str, ...]:
+def _rules(raw: Any, where: str, base_dir: Path | None, max_range: float) -> tuple[str, ...]:
     """``rules: [paths or globs]``, each file loaded now so that a bad rule stops
     ``edge run`` with the file, group, rule and construct named."""
     if raw is None:
@@ -259,9 +268,11 @@ def _rules(raw: Any, where: str, base_dir: Path | None) -> tuple[str, ...]:
         raise ConfigError(f"{where}rules: expected a list of rule file paths or globs, got {raw!r}")
     if raw:
         from modelmon.exporters.edge.rules import RuleFileError, load_rule_files
+        from modelmon.exporters.edge.rules.files import check_max_range
 
         try:
-            load_rule_files(raw, base_dir)
+            check_max_range(load_rule_files(raw, base_dir), int(max_range * 1000),
+                            f"{where}rules_max_range")
         except RuleFileError as exc:
             raise ConfigError(f"{where}rules: {exc}") from None
     return tuple(raw)

@@ -3,8 +3,9 @@
 ``BundleInstaller.install`` is the manager's ``install``: it first prepares
 everything that can still fail on this device (the collectors the bundle
 names must exist here and set up with its settings; the edge rule group its
-thresholds generate must compile for the device's metric prefix), raising
-BundleRefused with nothing changed; then it swaps, in this order:
+thresholds generate must compile for the device's metric prefix; no rule may read further back than
+the device's ``edge.rules_max_range``), raising BundleRefused with nothing
+changed; then it swaps, in this order:
 
 * the rule groups (the device's own, then the bundle's rule files, then the
   group generated from its thresholds), under the rule window's lock;
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelmon.config import ConfigError
-from modelmon.exporters.edge.rules.files import RuleGroup
+from modelmon.exporters.edge.rules.files import RuleFileError, RuleGroup, check_max_range
 
 from .format import Bundle, BundleRefused, threshold_groups_for
 from .overrides import effective_collectors, effective_rules
@@ -58,11 +59,19 @@ class BundleInstaller:
     def install(self, bundle: Bundle) -> None:
         agent, config = self.agent, self.agent.config
         assert agent.rules is not None
-        fleet = bundle.rule_groups + threshold_groups_for(bundle, config.prefix)
+        generated = threshold_groups_for(bundle, config.prefix)
+        fleet = bundle.rule_groups + generated
         rules = effective_rules(
             self.device_groups, dataclasses.replace(bundle, rule_groups=fleet),
             interval=config.interval, evaluation_interval=config.evaluation_interval,
             query_window=config.query_window)
+        # The bundle's groups the device runs (its own win, and were checked at start).
+        for group in rules.groups[len(self.device_groups):]:
+            try:
+                check_max_range([group], int(config.rules_max_range * 1000))
+            except RuleFileError as exc:
+                reason = "thresholds" if group in generated else "rules"
+                raise BundleRefused(reason, f"bundle {bundle.version}: {exc}") from None
         wanted = effective_collectors(config, bundle)
         collectors = self._build_collectors(*wanted, bundle) if wanted != self._collectors \
             else None

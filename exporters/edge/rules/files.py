@@ -16,12 +16,16 @@ from typing import Any
 import yaml
 
 from modelmon.exporters.edge.promql import Query, UnsupportedExpression, compile_expr
+from modelmon.exporters.edge.promql.selectors import LOOKBACK_DELTA_MS
 from modelmon.exporters.edge.rules.templates import Template, TemplateError, parse_template
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _DURATION = re.compile(r"((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?")
 _UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+# The default of edge.rules_max_range: six times the generated edge group's
+# window (thresholds' edge.device_rules_window, 1h) and every rule of the docs.
+DEFAULT_MAX_RANGE_MS = 6 * 3_600_000
 
 
 class RuleFileError(ValueError):
@@ -67,6 +71,39 @@ def parse_duration_ms(text: object, where: str) -> int:
     if m is None or text == "":
         raise RuleFileError(f"{where}: {text!r} is not a duration (e.g. 30s, 5m, 1h30m)")
     return sum(int(m.group(2 * i + 2) or 0) * unit for i, unit in enumerate(_UNITS_MS))
+
+
+def range_ms(rule: Rule) -> int:
+    """How far back ``rule`` reads: its longest range plus offset (what
+    ``edge.rules_max_range`` bounds; the window adds the 5 m lookback)."""
+    return max(rule.query.lookback_ms - LOOKBACK_DELTA_MS, 0)
+
+
+def check_max_range(groups: Iterable[RuleGroup], max_range_ms: int,
+                    key: str = "edge.rules_max_range") -> None:
+    """Refuse a rule reading further back than ``max_range_ms``: the rule window
+    keeps every series of the device for as long as its longest rule reads, so
+    one ``rate(x[30d])`` would keep 30 days of everything in memory."""
+    for group in groups:
+        for rule in group.rules:
+            reach = range_ms(rule)
+            if reach > max_range_ms:
+                kind = "record" if isinstance(rule, RecordingRule) else "alert"
+                raise RuleFileError(
+                    f"{group.file}: group {group.name!r}: {kind} {rule.name!r} reads "
+                    f"{duration_text(reach)} of history (range + offset), more than {key} "
+                    f"({duration_text(max_range_ms)}): the device would keep that much of every "
+                    f"series in memory; shorten the rule's range or raise {key}")
+
+
+def duration_text(ms: int) -> str:
+    """``ms`` as a Prometheus duration in days at most (90_000 -> 1m30s)."""
+    parts = []
+    for unit, name in zip(_UNITS_MS[2:], ("d", "h", "m", "s", "ms"), strict=True):
+        if ms >= unit:
+            parts.append(f"{ms // unit}{name}")
+            ms %= unit
+    return "".join(parts) or "0s"
 
 
 def load_rule_files(patterns: Iterable[str], base_dir: Path | None = None) -> list[RuleGroup]:

@@ -5,7 +5,8 @@ records (remote-written like any sample, with their evaluation timestamps).
 The agent's collector thread drives it (``observe`` each collection's records,
 then ``evaluate_due``), so evaluation needs no thread of its own and always
 sees the collection it follows. The window keeps what the rules can reach
-(their longest range + offset + the 5 m lookback) and no more.
+(their longest range + offset + the 5 m lookback) and no more; a rule reaching
+further back than ``max_range_ms`` (``edge.rules_max_range``) is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from modelmon.exporters.edge.prompb import LabelSet, SeriesEncoder, WriteRequest
 from modelmon.exporters.edge.promql import MemoryStorage, is_stale
 from modelmon.exporters.edge.remote_write import compress, decompress
 from modelmon.exporters.edge.rules.evaluation import GroupResult, RuleGroupEvaluator
-from modelmon.exporters.edge.rules.files import RuleGroup, load_rule_files
+from modelmon.exporters.edge.rules.files import (
+    DEFAULT_MAX_RANGE_MS,
+    RuleGroup,
+    check_max_range,
+    load_rule_files,
+)
 
 
 def iter_samples(write_request: bytes) -> Iterator[tuple[LabelSet, float, int]]:
@@ -30,7 +36,10 @@ def iter_samples(write_request: bytes) -> Iterator[tuple[LabelSet, float, int]]:
 class EdgeRuleRunner:
     def __init__(self, groups: Sequence[RuleGroup], evaluation_interval: float,
                  device_labels: Mapping[str, str], max_samples_per_record: int = 2000,
-                 query_window: float | None = None) -> None:
+                 query_window: float | None = None,
+                 max_range_ms: int = DEFAULT_MAX_RANGE_MS) -> None:
+        check_max_range(groups, max_range_ms)
+        self.max_range_ms = max_range_ms
         self.storage = MemoryStorage()
         # The query API (and tests) read the window from other threads.
         self.lock = threading.Lock()
@@ -64,6 +73,7 @@ class EdgeRuleRunner:
         keep their state and ``activeAt``, as in a Prometheus reload; a changed group
         (same file and name) takes over the alerts of its rules that kept their name
         and labels (Prometheus's ``CopyState``)."""
+        check_max_range(groups, self.max_range_ms)  # before anything changes
         default_ms = int(evaluation_interval * 1000)
         with self.lock:
             by_name = {(e.group.file, e.group.name): e for e, _ in self._groups}
@@ -90,10 +100,11 @@ class EdgeRuleRunner:
 
     @classmethod
     def from_files(cls, patterns: Sequence[str], base_dir: Path | None, evaluation_interval: float,
-                   device_labels: Mapping[str, str], query_window: float | None = None
-                   ) -> EdgeRuleRunner:
+                   device_labels: Mapping[str, str], query_window: float | None = None,
+                   max_range_ms: int = DEFAULT_MAX_RANGE_MS) -> EdgeRuleRunner:
         groups = load_rule_files(patterns, base_dir) if patterns else []
-        return cls(groups, evaluation_interval, device_labels, query_window=query_window)
+        return cls(groups, evaluation_interval, device_labels, query_window=query_window,
+                   max_range_ms=max_range_ms)
 
     def observe(self, payloads: Sequence[bytes]) -> None:
         """Add one collection's spool records (snappy ``WriteRequest``s) to the window."""
