@@ -4,6 +4,11 @@ prometheus_client fails a whole scrape when one collector raises. Here every
 plugin collector runs inside its own boundary (node_exporter's pattern): a
 failure is logged, its metrics are left out, and
 ``modelmon_collector_success{collector}`` says 0; the scrape goes on.
+
+A set that is dropped (the edge agent's, replaced by a bundle's) is closed:
+``close()`` waits for the collections under way, then calls each collector's
+``close()`` (or ``shutdown()``) when it has one, releasing what it holds (the
+Docker collector's client and threads).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pluggy
@@ -39,6 +44,11 @@ class PluginCollectors:
     ) -> None:
         self.prefix = prefix
         self.collectors: dict[str, Collector] = {}
+        # Collections under way, and whether close() was called: a closed set collects
+        # nothing, and close() waits for the collections already started.
+        self._state = threading.Condition()
+        self._active = 0
+        self._closed = False
         # Collector -> the CollectorUnavailable message last logged for it.
         self._unavailable: dict[str, str] = {}
         # Collectors that could not even be set up: reported as failing forever.
@@ -67,6 +77,32 @@ class PluginCollectors:
                 self.broken[name] = f"{type(exc).__name__}: {exc}"
 
     def collect(self) -> Iterator[Metric]:
+        with self._state:
+            if self._closed:
+                return
+            self._active += 1
+        try:
+            families = list(self._collect())
+        finally:
+            with self._state:
+                self._active -= 1
+                self._state.notify_all()
+        yield from families
+
+    def close(self, timeout: float = 60.0, keep: Iterable[Collector] = ()) -> None:
+        """Close every collector that has ``close()`` or ``shutdown()``, once the
+        collections under way finished (at most ``timeout`` s), but those in
+        ``keep`` (a plugin may register one instance in every set); a failing one
+        is logged and the others are closed still."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            self._state.wait_for(lambda: self._active == 0, timeout)
+        kept = {id(c) for c in keep}
+        close_collectors({n: c for n, c in self.collectors.items() if id(c) not in kept})
+
+    def _collect(self) -> Iterator[Metric]:
         success = GaugeMetricFamily(
             by_name("collector_success").full_name(self.prefix),
             by_name("collector_success").help,
@@ -105,6 +141,19 @@ class PluginCollectors:
         # An empty describe() keeps prometheus_client from calling collect()
         # at registration time (a slow plugin would stall start-up).
         return []
+
+
+def close_collectors(collectors: Mapping[str, Collector]) -> None:
+    """Call ``close()`` (or ``shutdown()``) of each collector that has one; a
+    failure is logged and the others are closed still."""
+    for name, collector in collectors.items():
+        close = getattr(collector, "close", None) or getattr(collector, "shutdown", None)
+        if not callable(close):
+            continue
+        try:
+            close()
+        except Exception:
+            log.exception("collector %r failed to close", name)
 
 
 def _printable(family: Metric) -> Metric:

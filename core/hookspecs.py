@@ -40,7 +40,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 class Collector(Protocol):
-    """prometheus_client's collector protocol: ``collect()`` yields metric families."""
+    """prometheus_client's collector protocol: ``collect()`` yields metric families.
+
+    A collector holding resources (a client, threads) may also have ``close()``
+    (or ``shutdown()``): it is called once, when the set it belongs to is dropped
+    (an edge bundle's new collector settings, the agent stopping), after any
+    ``collect()`` under way returned.
+    """
 
     def collect(self) -> Iterable[Metric]: ...
 

@@ -108,6 +108,17 @@ class DockerCollector:
             self._executor = ThreadPoolExecutor(_WORKERS, thread_name_prefix="modelmon-docker")
         return self._executor
 
+    def close(self) -> None:
+        """Release the daemon client's connections and the stats threads (the edge
+        agent drops this collector when a bundle changes its settings)."""
+        with self._lock:  # after a collection under way
+            client, self._client = self._client, None
+            executor, self._executor = self._executor, None
+        if client is not None:
+            client.close()
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
     def collect(self) -> Iterator[Metric]:
         import docker.errors
         import requests

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from modelmon.collectors import PluginCollectors
+from modelmon.collectors import PluginCollectors, close_collectors
 from modelmon.config import ConfigError
 from modelmon.exposition import metrics_app
 from modelmon.spool import Spool, SpoolFull, SpoolLocked, SpoolUnavailable
@@ -148,9 +148,12 @@ class EdgeAgent:
                             stop=self._stop, plugin_manager=pm, registry=self.registry)
 
     def replace_collectors(self, collectors: PluginCollectors) -> None:
-        """Run ``collectors`` from the next collection on (a bundle's collector settings)."""
+        """Run ``collectors`` from the next collection on (a bundle's collector settings);
+        the replaced ones are closed once their collections under way are done."""
         index = self.view.sources.index(self.plugins)
+        old = self.plugins
         self.view.sources[index], self.plugins = collectors, collectors  # one swap each
+        old.close(keep=collectors.collectors.values())
 
     def attach_monitor(self, monitor: ModelMonitor) -> None:
         """Let the bundles switch ``monitor`` to the reference profile they carry for
@@ -272,6 +275,7 @@ class EdgeAgent:
         if self.alerting is not None:  # after the status, which reads its spool
             self.alerting.close()
         self.client.close()
+        self.plugins.close()
         if self.logs is not None:
             self.logs.close()
         self._closed = True
@@ -513,11 +517,14 @@ def plugin_collectors(config: EdgeConfig, pm: pluggy.PluginManager | None) -> Pl
     available = set(collectors.collectors) | set(collectors.broken)
     for index, name in enumerate(config.collectors):
         if name not in available:
+            collectors.close()
             raise ConfigError(
                 f"edge.collectors[{index}]: no collector named {name!r}; available: "
                 f"{', '.join(sorted(available)) or 'none'} (is its plugin installed and allowed "
                 "by MODELMON_PLUGINS?)"
             )
+    # Every plugin registered its collectors: the ones not wanted are closed as dropped.
+    close_collectors({n: c for n, c in collectors.collectors.items() if n not in wanted})
     collectors.collectors = {n: c for n, c in collectors.collectors.items() if n in wanted}
     collectors.broken = {n: e for n, e in collectors.broken.items() if n in wanted}
     return collectors

@@ -11,7 +11,8 @@ changed; then it swaps, in this order:
   group generated from its thresholds), under the rule window's lock;
 * the plugin collectors: a new set is built and replaces the old one in the
   agent's view in one assignment, so a collection sees one or the other;
-  unchanged settings keep the running collectors;
+  unchanged settings keep the running collectors; the replaced ones (and
+  those built for a bundle then refused) are closed;
 * the reference profiles: each model monitor attached with
   ``EdgeAgent.attach_monitor`` whose model has a new profile in the bundle
   switches to it (``ModelMonitor.use_profile``).
@@ -79,7 +80,13 @@ class BundleInstaller:
         if rules.overridden:
             log.info("bundle %s: the device's own rule groups replace %s", bundle.version,
                      ", ".join(rules.overridden))
-        agent.rules.replace_groups(rules.groups, rules.evaluation_interval, rules.query_window)
+        try:
+            agent.rules.replace_groups(rules.groups, rules.evaluation_interval,
+                                       rules.query_window)
+        except BaseException:  # checked above: a bug; the collectors built go unused
+            if collectors is not None:
+                collectors.close(keep=agent.plugins.collectors.values())
+            raise
         if collectors is not None:
             agent.replace_collectors(collectors)
             self._collectors = wanted
@@ -123,6 +130,8 @@ class BundleInstaller:
             raise BundleRefused("collectors", f"bundle {bundle.version}: {exc}") from None
         newly_broken = set(collectors.broken) - set(self.agent.plugins.broken)
         if newly_broken:
+            # The bundle is refused: what was built for it goes (not what is running).
+            collectors.close(keep=self.agent.plugins.collectors.values())
             name = sorted(newly_broken)[0]
             raise BundleRefused("collectors", f"bundle {bundle.version}: plugin {name!r} "
                                 f"cannot run with the bundle's settings "

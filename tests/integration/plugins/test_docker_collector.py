@@ -199,6 +199,22 @@ def test_the_edge_agent_runs_it_when_listed(dockerd, tmp_path: Path):
         agent.stop()
 
 
+def test_close_releases_the_client_and_its_threads(dockerd):
+    # What the edge agent calls when a bundle replaces the collector (or it stops).
+    run(dockerd, "closing", "sleep 600")
+    collector = from_config({"url": dockerd.url})
+    assert isinstance(collector, DockerCollector)
+    scrape(collector)
+    pool = collector._executor
+    assert pool is not None and collector._client is not None
+    threads = list(pool._threads)
+    assert threads and all(t.is_alive() for t in threads)
+    collector.close()
+    for thread in threads:
+        thread.join(10)
+    assert not any(t.is_alive() for t in threads) and collector._client is None
+
+
 def test_gpu_processes_are_joined_to_their_container(dockerd):
     """The nvml collector sums GPU memory per container_id, read from the process's cgroup."""
     run(dockerd, "gpu-user", "sleep 600")
