@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,9 +98,18 @@ def _edge_agent(prometheus_url: str, tmp_path: Path) -> Iterator[None]:
     bundles = serve("127.0.0.1", 0, bundle_app(published))
     registry = CollectorRegistry()
     ModelMonitor("fraud", version="3.1.0", registry=registry)  # the rollout is not done
+    # Rules on the device with alerting on, so the alert delivery KPIs exist; the
+    # Alertmanager is a closed loopback port (the notifications fail and wait).
+    rules = tmp_path / "device.rules.yml"
+    rules.write_text("groups: [{name: device, rules: [{alert: Heartbeat, expr: vector(1)}]}]")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        alertmanager = f"http://127.0.0.1:{closed.getsockname()[1]}"
     agent = EdgeAgent(edge_config_from_mapping({"edge": {
         "device_id": "press-line-7", "interval": "0.5s", "listen": None,
         "collectors": ["system"], "spool": {"path": str(tmp_path / "edge")},
+        "rules": [str(rules)], "evaluation_interval": "0.5s",
+        "alerting": {"alertmanagers": [{"url": alertmanager, "timeout": "1s"}]},
         "remote_write": {"url": f"{prometheus_url}/api/v1/write"},
         "bundle": {"url": f"http://127.0.0.1:{bundles.server_port}/press-lines.tar.gz",
                    "allow_unsigned": True, "poll_interval": "1s"},
