@@ -2,7 +2,9 @@
 
 ``GET|POST /api/v1/query`` (``query``, ``time``) and ``/api/v1/query_range``
 (``query``, ``start``, ``end``, ``step``) answer with Prometheus's JSON shapes,
-so an operator on the device (``modelmon edge query``) or a local Grafana can
+as do the metadata endpoints a Grafana's query editor uses (``/api/v1/labels``,
+``/api/v1/label/<name>/values``, ``/api/v1/series``, ``/api/v1/status/buildinfo``:
+``metadata_api``), so an operator on the device (``modelmon edge query``) or a local Grafana can
 look at the device while it is offline. Everything else goes to the wrapped
 app (the agent's /metrics).
 """
@@ -25,6 +27,7 @@ from modelmon.exporters.edge.promql import (
     UnsupportedExpression,
     compile_expr,
 )
+from modelmon.exporters.edge.rules import metadata_api
 from modelmon.exporters.edge.rules.float_text import fixed
 from modelmon.units import parse_duration
 
@@ -107,6 +110,8 @@ class QueryAPI:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if metadata_api.is_metadata_path(path):
+            return self.metadata(path, environ, start_response)
         if path not in ("/api/v1/query", "/api/v1/query_range"):
             return self.app(environ, start_response)
         try:
@@ -126,6 +131,30 @@ class QueryAPI:
         start_response(status, [("Content-Type", "application/json"),
                                 ("Content-Length", str(len(payload)))])
         return [payload]
+
+    def metadata(self, path: str, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        allowed = ("GET", "POST") if path in ("/api/v1/labels", "/api/v1/series") else ("GET",)
+        if method not in allowed:
+            return _answer(start_response, "405 Method Not Allowed",
+                           _error("bad_data", f"{method[:20]} not allowed on {path}"))
+        try:
+            # Every value of a repeated parameter (match[]); not UTF-8 is bad data.
+            params = parse_qs(environ.get("QUERY_STRING", ""), errors="strict")
+            if method == "POST":
+                for key, values in parse_qs(_form_body(environ), errors="strict").items():
+                    params.setdefault(key, []).extend(values)
+            start = _time(params.get("start", [None])[-1], -math.inf, "start")
+            end = _time(params.get("end", [None])[-1], math.inf, "end")
+            with self.lock:
+                data = metadata_api.answer(self.storage, path, params, start * 1000, end * 1000)
+            status, body = "200 OK", {"status": "success", "data": data}
+        except UnicodeDecodeError:
+            status, body = "400 Bad Request", _error("bad_data", "parameters are not UTF-8")
+        except (BadRequest, metadata_api.MetadataError) as exc:
+            status, body = "400 Bad Request", _error("bad_data", str(exc))
+        return _answer(start_response, status, body)
 
     def _compile(self, args: dict[str, str]) -> Any:
         text = args.get("query")
@@ -174,6 +203,14 @@ class QueryAPI:
                 t_ms += step_ms
         return {"resultType": "matrix", "result": [
             {"metric": dict(labels), "values": values} for labels, values in series.items()]}
+
+
+def _answer(start_response: Callable[..., Any], status: str, body: dict[str, Any]
+            ) -> list[bytes]:
+    payload = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(payload)))])
+    return [payload]
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

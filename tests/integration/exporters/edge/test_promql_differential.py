@@ -434,3 +434,114 @@ def test_every_boundary_time(world: World, expr: str) -> None:
     times, and one millisecond either side of the lookback and range edges)."""
     for t_ms in world.data.boundary_times()[::15]:
         check_point(world, expr, t_ms)
+
+
+# --- the metadata endpoints (labels, label values, series) -------------------
+
+@pytest.fixture(scope="module")
+def edge_api(world: World) -> Iterator[str]:
+    """The agent's query API over the world's samples, on a loopback port."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from modelmon.exporters.edge.rules.query_api import QueryAPI
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    app = QueryAPI(world.storage, threading.Lock(), lambda env, start: [b""])
+    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+MATCH_SETS: list[list[str]] = [
+    [], ['{__name__=~".+"}'], ["mm_requests_total"], ['{__name__=~"mm_(temp|lat).*", instance!="a"}'],
+    ["mm_model_info", 'mm_requests_total{code="500"}'], ["mm_missing_metric"],
+]
+
+
+def _both(world: World, edge: str, method: str, path: str, params: list[tuple[str, str]]
+          ) -> tuple[requests.Response, requests.Response]:
+    def ask(base: str) -> requests.Response:
+        if method == "POST":
+            return world.session.post(base + path, data=params, timeout=30)
+        return world.session.get(base + path, params=params, timeout=30)
+    return ask(edge), ask(world.prom.url)
+
+
+def test_metadata_endpoints_answer_like_prometheus(world: World, edge_api: str) -> None:
+    s = 1000.0
+    ranges: list[list[tuple[str, str]]] = [
+        [],
+        [("start", f"{(world.data.t0 + 2 * 60_000) / s:.3f}"),
+         ("end", f"{(world.data.t0 + 8 * 60_000) / s:.3f}")],
+        # The gauge b/gpu ended 12 minutes before the end: not a series of this range.
+        [("start", f"{(world.data.t_end - 10 * 60_000) / s:.3f}"),
+         ("end", f"{world.data.t_end / s:.3f}")],
+        [("start", f"{(world.data.t_end + 3_600_000) / s:.3f}"),
+         ("end", f"{(world.data.t_end + 7_200_000) / s:.3f}")],
+    ]
+    compared = 0
+    for matches in MATCH_SETS:
+        for times in ranges:
+            params = [("match[]", m) for m in matches] + times
+            for method in ("GET", "POST"):
+                paths = ["/api/v1/labels", "/api/v1/label/__name__/values",
+                         "/api/v1/label/instance/values", "/api/v1/label/nope/values"]
+                if matches:
+                    paths.append("/api/v1/series")
+                for path in paths:
+                    if method == "POST" and "/label/" in path:
+                        continue
+                    mine, theirs = _both(world, edge_api, method, path, params)
+                    assert theirs.status_code == 200, (path, params, theirs.text)
+                    assert mine.status_code == 200, (path, params, mine.text)
+                    a, b = mine.json(), theirs.json()
+                    assert a["status"] == b["status"] == "success"
+                    if path == "/api/v1/series":
+                        assert sorted(map(lambda d: sorted(d.items()), a["data"])) == \
+                            sorted(map(lambda d: sorted(d.items()), b["data"])), (path, params)
+                    else:
+                        assert a["data"] == b["data"], (path, params)  # both sorted lists
+                    compared += 1
+    assert compared > 100
+    # Not vacuous: the window answers something, filtered by the range.
+    mine, theirs = _both(world, edge_api, "GET", "/api/v1/series",
+                         [("match[]", "mm_temperature_celsius")] + ranges[2])
+    assert len(mine.json()["data"]) == len(theirs.json()["data"]) == 3
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/api/v1/series", []),
+    ("/api/v1/series", [("match[]", "{}")]),
+    ("/api/v1/series", [("match[]", '{instance=~".*"}')]),
+    ("/api/v1/series", [("match[]", "rate(mm_requests_total[5m])")]),
+    ("/api/v1/series", [("match[]", "mm_requests_total[5m]")]),
+    ("/api/v1/series", [("match[]", "mm_requests_total offset 5m")]),
+    ("/api/v1/labels", [("match[]", 'mm_requests_total{code=~"("}')]),
+    ("/api/v1/labels", [("match[]", "mm_requests_total{")]),
+    ("/api/v1/labels", [("start", "yesterday")]),
+    ("/api/v1/label/__name__/values", [("end", "soon")]),
+    ("/api/v1/label/__name__/values", [("match[]", "sum(mm_model_info)")]),
+    ("/api/v1/label/1bad/values", []),
+])
+def test_metadata_bad_requests_are_bad_data_on_both(world: World, edge_api: str, path: str,
+                                                    params: list[tuple[str, str]]) -> None:
+    for method in ("GET", "POST") if "/label/" not in path else ("GET",):
+        mine, theirs = _both(world, edge_api, method, path, params)
+        assert theirs.status_code == mine.status_code == 400, (method, theirs.text, mine.text)
+        assert theirs.json()["errorType"] == mine.json()["errorType"] == "bad_data"
+
+
+def test_buildinfo_has_prometheus_shape(world: World, edge_api: str) -> None:
+    mine, theirs = _both(world, edge_api, "GET", "/api/v1/status/buildinfo", [])
+    assert mine.status_code == theirs.status_code == 200
+    assert set(mine.json()["data"]) == set(theirs.json()["data"])
+    assert mine.json()["data"]["version"] == theirs.json()["data"]["version"].split("+")[0]
