@@ -127,7 +127,9 @@ def main() -> int:
         shutil.copy(RULES, big / "rules" / "modelmon.rules.yml")
         (big / "bundle.yml").write_text("version: '2'\nrules: [rules/*.yml]\n")
         generated = build_bundle(big, key=key)
-        runner = EdgeRuleRunner([], 10.0, {"device": "bench"})
+        # The cloud file reads up to 30 days: far more than a device should keep
+        # (edge.rules_max_range), but it is the biggest bundle there is to check.
+        runner = EdgeRuleRunner([], 10.0, {"device": "bench"}, max_range_ms=31 * 86_400_000)
 
         def apply() -> None:
             bundle = read_bundle(generated, None, require_signature=False)

@@ -49,6 +49,8 @@ from support.edge_harness import Agent, Receiver
 
 RULES = Path(__file__).resolve().parents[1] / "alert_rules" / "modelmon.rules.yml"
 EDGE_RULES = RULES.with_name("modelmon.edge.rules.yml")  # the group a device runs
+# The cloud file reads up to 30 days, beyond edge.rules_max_range's 6h default.
+CLOUD_RANGE = {"rules_max_range": "31d"}
 
 
 def backlog_records(alerts: int, hours: float) -> list[list[dict[str, object]]]:
@@ -121,8 +123,9 @@ def bench_rss(work: Path, am: Alertmanager) -> list[Row]:
     alerting = {"alertmanagers": [{"url": am.url}]}
     configs: list[tuple[str, dict[str, object]]] = [
         ("system collector only", {}),
-        ("without alerting", {"rules": [str(RULES)], "query_window": "10m"}),
-        ("with alerting", {"rules": [str(RULES)], "query_window": "10m", "alerting": alerting}),
+        ("without alerting", {"rules": [str(RULES)], "query_window": "10m", **CLOUD_RANGE}),
+        ("with alerting", {"rules": [str(RULES)], "query_window": "10m", "alerting": alerting,
+                           **CLOUD_RANGE}),
         ("edge rules with alerting", {"rules": [str(EDGE_RULES)], "query_window": "10m",
                                       "alerting": alerting}),
     ]
