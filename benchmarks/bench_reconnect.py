@@ -56,8 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.*
 from _table import print_table
 
-from modelmon.demo.processes import find_binary, free_port, stop_process, wait_http_ok
+from modelmon.demo.processes import stop_process
 from support.edge_harness import Receiver, receiver_config
+from support.victoriametrics import VictoriaMetrics
 
 METRIC = "bench_series"
 
@@ -151,41 +152,28 @@ def run_agent(args: argparse.Namespace) -> None:
 
 
 class VictoriaMetricsReceiver:
-    """VictoriaMetrics single-node, optionally with a small insert concurrency."""
+    """VictoriaMetrics single-node (tests/support/victoriametrics.py), optionally
+    with a small insert concurrency."""
 
     def __init__(self, workdir: Path, max_concurrent_inserts: int | None) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.extra = [] if max_concurrent_inserts is None else [
-            f"-maxConcurrentInserts={max_concurrent_inserts}", "-insert.maxQueueDuration=100ms"]
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._vm = VictoriaMetrics(workdir, extra_args=[] if max_concurrent_inserts is None else [
+            f"-maxConcurrentInserts={max_concurrent_inserts}", "-insert.maxQueueDuration=100ms"])
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._vm.url
 
     @property
     def write_url(self) -> str:
-        return f"{self.url}/api/v1/write"
+        return self._vm.write_url
 
     def start(self) -> None:
-        binary = find_binary("victoria-metrics")
-        if not binary:
-            raise SystemExit("victoria-metrics missing: apt-get install victoria-metrics")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.workdir / "vm.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, f"-httpListenAddr=127.0.0.1:{self.port}",
-             f"-storageDataPath={self.workdir / 'data'}", "-retentionPeriod=10y",
-             "-search.latencyOffset=0s", "-loggerLevel=ERROR", *self.extra],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        wait_http_ok(f"{self.url}/health", timeout=30, proc=self.proc)  # type: ignore[arg-type]
+        self._vm.start()
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        assert self._vm.proc is not None
+        return self._vm.proc.pid
 
     metrics_url = property(lambda self: f"{self.url}/metrics")
     ingest_counter = 'vm_rows_inserted_total{type="promremotewrite"}'
@@ -195,8 +183,7 @@ class VictoriaMetricsReceiver:
         return _count(f"{self.url}/api/v1/query", window)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)  # type: ignore[arg-type]
+        self._vm.stop()
 
 
 class PrometheusReceiver:

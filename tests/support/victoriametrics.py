@@ -20,6 +20,7 @@ class VictoriaMetrics:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    extra_args: list[str] = field(default_factory=list)  # more flags, e.g. -maxConcurrentInserts
 
     @property
     def url(self) -> str:
@@ -38,7 +39,7 @@ class VictoriaMetrics:
         self.proc = subprocess.Popen(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}",
              f"-storageDataPath={self.workdir / 'data'}", "-retentionPeriod=10y",
-             "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
+             "-search.latencyOffset=0s", "-loggerLevel=ERROR", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
