@@ -9,8 +9,7 @@ them: the agent's /metrics and the cloud Prometheus the agent remote-writes to.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,21 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support.alertmanager import Alertmanager, Webhook
 from support.edge_harness import Agent, Receiver
+from support.waiting import wait
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 P = "modelmon_edge_alert_notifications_"
-
-
-def wait(what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def scrape(agent: Agent) -> dict[tuple[str, str], float]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import requests
 import yaml
 
 from support.edge_harness import Agent, Receiver
+from support.waiting import wait
 
 pytestmark = pytest.mark.integration
 
@@ -44,16 +44,6 @@ def source(root: Path, version: str, plugins: dict[str, Any]) -> Path:
         "version": version, "thresholds": "thresholds.yml", "models": {"fraud": "9.9"},
         "collectors": ["system"], "plugins": plugins}))
     return src
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_thresholds_and_collector_settings_of_an_imported_bundle_run(
