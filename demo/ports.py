@@ -59,14 +59,21 @@ class DemoPorts:
         auto = set()
         for name, option, _ in PORT_OPTIONS:
             port = wanted.get(name, getattr(cls, name))
-            span = _span(name)
             if port == 0:
                 auto.add(name)
-                port = _free_span(span)
-            else:
-                for offset in range(span):
-                    _check_free(port + offset, option, span)
+                continue
+            span = _span(name)
+            for offset in range(span):
+                _check_free(port + offset, option, span)
             values[name] = port
+        # Zeros after the given ports, avoiding every port already chosen: nothing
+        # holds a free port between two picks, so the kernel may hand one out twice.
+        claimed = {port + offset for name, port in values.items()
+                   for offset in range(_span(name))}
+        for name, _, _ in PORT_OPTIONS:
+            if name in auto:
+                values[name] = _free_span(_span(name), claimed)
+                claimed.update(values[name] + offset for offset in range(_span(name)))
         ports = cls(**values, auto=frozenset(auto))
         ports._check_distinct()
         return ports
@@ -99,12 +106,14 @@ def _check_free(port: int, option: str, span: int) -> None:
             ) from None
 
 
-def _free_span(span: int) -> int:
-    """A free port followed by span - 1 free ports."""
+def _free_span(span: int, claimed: set[int] | frozenset[int] = frozenset()) -> int:
+    """A free port followed by span - 1 free ports, none of them in claimed."""
     from modelmon.demo.processes import free_port  # loads requests: not at command-line build
 
     for _ in range(50):
         start = free_port()
+        if claimed.intersection(range(start, start + span)):
+            continue
         try:
             for offset in range(span):
                 _check_free(start + offset, "", span)

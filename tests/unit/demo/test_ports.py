@@ -49,3 +49,18 @@ def test_check_needs_a_scenario(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_the_default_ports_do_not_overlap() -> None:
     DemoPorts()._check_distinct()
+
+
+def test_zeros_never_reuse_a_port_already_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel may hand out the same free port twice (nothing holds it between
+    # picks): CI once got --edge-listen-port inside --edge-proxy-port's range.
+    from modelmon.demo import processes
+
+    real = processes.free_port
+    first = real()
+    handed = iter([first, first, first, first])
+    monkeypatch.setattr(processes, "free_port", lambda: next(handed, None) or real())
+    ports = DemoPorts.resolve(app=0, exporter=0, prometheus=0, alertmanager=0, webhook=0,
+                              bundles=0, edge_proxy=0, edge_listen=0)
+    ports._check_distinct()
+    assert ports.app == first
