@@ -7,6 +7,7 @@ binaries come from the OS packages (Debian ``prometheus``,
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import shutil
@@ -28,10 +29,22 @@ INSTALL_HINT = (
 )
 
 
+# Ports this process handed out lately. Nothing holds a free port until its
+# user binds it, so the kernel may offer the same one to the next caller: two
+# services picked back to back would then collide (CI saw it once).
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=4096)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A free port on host that this process has not handed out lately."""
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.append(port)
+            return port
+    raise OSError(f"no free port on {host} that was not handed out already")
 
 
 def find_binary(name: str) -> str | None:

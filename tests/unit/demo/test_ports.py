@@ -64,3 +64,29 @@ def test_zeros_never_reuse_a_port_already_chosen(monkeypatch: pytest.MonkeyPatch
                               bundles=0, edge_proxy=0, edge_listen=0)
     ports._check_distinct()
     assert ports.app == first
+
+
+def test_free_port_never_hands_out_the_same_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelmon.demo import processes
+
+    offered = iter([41001, 41001, 41001, 41002])
+
+    class OneAfterAnother:
+        def __init__(self, *_: object) -> None:
+            self.port = next(offered)
+
+        def __enter__(self) -> OneAfterAnother:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def bind(self, _: object) -> None:
+            return None
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(processes, "_HANDED_OUT", processes.collections.deque(maxlen=8))
+    monkeypatch.setattr(processes.socket, "socket", OneAfterAnother)
+    assert [processes.free_port(), processes.free_port()] == [41001, 41002]
