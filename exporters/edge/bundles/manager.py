@@ -23,6 +23,7 @@ BundleRefused before it changed anything.
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import threading
@@ -31,9 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
-
-from .format import Bundle, BundleRefused, read_bundle
+from .format import MAX_BUNDLE_BYTES, Bundle, BundleRefused, read_bundle
+from .http_get import FETCH_ERRORS, BundleFetcher
 from .signing import Verifier, VerifierUnavailable
 from .store import BundleStore, StoredBundle
 from .telemetry import BundleMetrics
@@ -68,7 +68,7 @@ class BundleManager:
         self._offered_etag: str | None = None
         self._offered_refused = False
         self._last_logged = 0.0
-        self._session: requests.Session | None = None
+        self._fetcher: BundleFetcher | None = None
         self._taken: set[str] = set()  # imported files applied but not removable
         # Told of each bundle applied (bundle, source, the bundle it replaced) and
         # refused (refusal, source, the refused file): the agent's ECS events.
@@ -175,29 +175,27 @@ class BundleManager:
         headers: dict[str, str] = {}
         if self._offered_etag:
             headers["If-None-Match"] = self._offered_etag
-        basic = self.config.auth.apply(headers)
-        data = b""
         try:
-            response = self._http().get(url, headers=headers, auth=basic,
-                                        timeout=self.config.timeout, stream=True)
-            with response:
-                if response.status_code == 200:
-                    data = self._read_body(response)
-        except (requests.RequestException, OSError, _TooLarge) as exc:
+            basic = self.config.auth.apply(headers)
+            if basic is not None:
+                token = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+                headers["Authorization"] = f"Basic {token}"
+            answer = self._http().get(url, headers)
+        except FETCH_ERRORS as exc:
             return self._failed(f"{type(exc).__name__}: {exc}")
-        if response.status_code == 304:
+        if answer.status == 304:
             outcome = "refused" if self._offered_refused else "unchanged"
             if outcome == "refused":  # still the bundle refused before: counted once
                 self.metrics.pulled(outcome)
                 return outcome
-        elif response.status_code == 200:
-            etag = response.headers.get("ETag")
-            outcome = self.offer(data, source=url, etag=etag)
+        elif answer.status == 200:
+            etag = answer.etag
+            outcome = self.offer(answer.body, source=url, etag=etag)
             if outcome == "failed":
                 return self._failed(self.last_error)
             self._offered_etag, self._offered_refused = etag, outcome == "refused"
         else:
-            return self._failed(f"HTTP {response.status_code} from {url}")
+            return self._failed(f"HTTP {answer.status} from {url}")
         self.metrics.pulled(outcome)
         if outcome != "refused":
             self.last_success = time.time()
@@ -205,18 +203,6 @@ class BundleManager:
             self.metrics.confirmed(self.last_success)
             self.last_error = ""
         return outcome
-
-    def _read_body(self, response: requests.Response) -> bytes:
-        from .format import MAX_BUNDLE_BYTES
-
-        chunks, size = [], 0
-        for chunk in response.iter_content(65536):
-            size += len(chunk)
-            if size > MAX_BUNDLE_BYTES:
-                raise _TooLarge(f"the answer of {self.config.url} is larger than a bundle "
-                                f"({MAX_BUNDLE_BYTES} bytes)")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _failed(self, message: str) -> str:
         self.metrics.pulled("failed")
@@ -228,17 +214,10 @@ class BundleManager:
                         "(logged at most once a minute)", self.last_error)
         return "failed"
 
-    def _http(self) -> requests.Session:
-        if self._session is None:
-            tls = self.config.tls
-            session = requests.Session()
-            session.verify = (False if tls.insecure_skip_verify
-                              else str(tls.ca_file) if tls.ca_file else True)
-            if tls.cert_file is not None:
-                session.cert = ((str(tls.cert_file), str(tls.key_file)) if tls.key_file
-                                else str(tls.cert_file))
-            self._session = session
-        return self._session
+    def _http(self) -> BundleFetcher:
+        if self._fetcher is None:
+            self._fetcher = BundleFetcher(self.config.tls, self.config.timeout, MAX_BUNDLE_BYTES)
+        return self._fetcher
 
     # -- imported by hand ---------------------------------------------------
 
@@ -283,8 +262,6 @@ class BundleManager:
                 log.exception("bundle handling failed; trying again")
                 next_pull = time.monotonic() + poll
             stop.wait(min(INCOMING_EVERY, max(0.0, next_pull - time.monotonic())))
-        if self._session is not None:
-            self._session.close()
 
     def status(self) -> dict[str, Any]:
         current = self.current
@@ -303,7 +280,3 @@ class BundleManager:
             "last_error": self.last_error,
             "last_refusal": self.last_refusal,
         }
-
-
-class _TooLarge(Exception):
-    pass

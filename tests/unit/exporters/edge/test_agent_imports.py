@@ -98,10 +98,13 @@ def test_rules_alerting_and_query_api_load_no_heavy_module(tmp_path: Path) -> No
     modules = run_agent(tmp_path, {
         "rules": [str(EDGE_RULES), str(tmp_path / "probe.rules.yml")], "query_window": "10m",
         "alerting": {"alertmanagers": [{"url": f"http://127.0.0.1:{free_port()}"}]},
+        # pulled with urllib: requests alone was about 5 MiB of the agent's RSS
+        "bundle": {"url": f"http://127.0.0.1:{free_port()}/site.tar.gz", "allow_unsigned": True},
     }, query="probe:collected")
     # The run path really ran: the evaluator, the notifier and the query API.
     assert {"promql_parser", "modelmon.exporters.edge.alerting.notifier",
-            "modelmon.exporters.edge.rules.query_api"} <= modules
+            "modelmon.exporters.edge.rules.query_api",
+            "modelmon.exporters.edge.bundles.http_get"} <= modules
     assert imported_of(modules, NEVER) == []
     state = json.loads((tmp_path / "state" / "alerts-state.json").read_text())
     assert "ProbeFiring" in json.dumps(state)
