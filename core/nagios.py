@@ -30,7 +30,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelmon.units import parse_duration
+from modelmon.units import number_text, parse_duration
 
 if TYPE_CHECKING:
     from modelmon.thresholds import ThresholdsConfig
@@ -45,15 +45,15 @@ def default_ranges(kpi: str, thresholds: ThresholdsConfig) -> tuple[str, str]:
     alerts fire (the same thresholds file), warning on the way there."""
     if kpi == "burn-rate":
         factors = sorted(f for _, _, f in thresholds.slo.page_windows)
-        return f"~:{factors[0]:g}", f"~:{factors[-1]:g}"
+        return f"~:{number_text(factors[0])}", f"~:{number_text(factors[-1])}"
     if kpi == "drift":
         critical = thresholds.quality.drift_threshold
-        return f"~:{critical * 0.4:g}", f"~:{critical:g}"
+        return f"~:{critical * 0.4:g}", f"~:{number_text(critical)}"
     if kpi == "accuracy":
         critical = thresholds.quality.min_accuracy
-        return f"{min(1.0, critical + 0.1):g}:", f"{critical:g}:"
+        return f"{min(1.0, critical + 0.1):g}:", f"{number_text(critical)}:"
     offline = parse_duration(thresholds.edge.offline_after, "edge.offline_after")
-    return f"~:{offline / 3:g}", f"~:{offline:g}"
+    return f"~:{offline / 3:g}", f"~:{number_text(offline)}"
 
 
 _RANGE = re.compile(r"^(@)?(?:(~|[-+]?[\d.]+(?:e[-+]?\d+)?):)?([-+]?[\d.]+(?:e[-+]?\d+)?)?$")

@@ -51,3 +51,12 @@ def parse_duration(value: object, field: str) -> float:
     if not seconds > 0:  # NaN (YAML .nan) too: it compares false with everything
         raise ValueError(f"{field}: must be positive, got {value!r}")
     return seconds
+
+
+def number_text(value: float) -> str:
+    """A threshold as written into PromQL, Zabbix and Nagios: ``%g`` (``0.9``,
+    ``14.4``, ``1e-05``) when that reads back as the same number, else the
+    shortest text that does. ``%g`` alone keeps 6 significant digits, so a
+    ratio of 0.9999995 became ``1`` and the alert could never fire."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(float(value))

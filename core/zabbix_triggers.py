@@ -9,6 +9,7 @@ the short window both burn).
 from __future__ import annotations
 
 from modelmon.thresholds import ThresholdsConfig
+from modelmon.units import number_text
 from modelmon.zabbix_items import (
     DiscoveryRule,
     add_item,
@@ -46,7 +47,7 @@ def _slo_triggers(rule: DiscoveryRule, prefix: str, config: ThresholdsConfig) ->
         def burn(term: str, windows: tuple[tuple[str, str, float], ...] = windows) -> str:
             # Prometheus' multi-window check: both the long and the short window burn fast.
             return " or ".join(
-                "(" + " and ".join(term.replace("@W", zabbix_duration(w)).replace("@F", f"{factor:g}")
+                "(" + " and ".join(term.replace("@W", zabbix_duration(w)).replace("@F", f"{number_text(factor)}")
                                    for w in (long, short)) + ")"
                 for long, short, factor in windows)
 
@@ -113,7 +114,7 @@ def _threshold_triggers(rules: dict[tuple[str, ...], DiscoveryRule], config: Thr
     cont = ("model", "version", "container")
     add_trigger(rules[cont], "ModelContainerMemoryNearLimit",
              f"min({value('container_memory_working_set_bytes', cont)},"
-             f"{zabbix_duration(c.memory_limit_for)})>{c.memory_limit_ratio:g}"
+             f"{zabbix_duration(c.memory_limit_for)})>{number_text(c.memory_limit_ratio)}"
              f"*last({value('container_memory_limit_bytes', cont)}) and "
              f"last({value('container_memory_limit_bytes', cont)})>0", "WARNING",
              "The model container's working set is close to its memory limit.",
@@ -144,21 +145,21 @@ def macros(config: ThresholdsConfig) -> list[dict[str, str]]:
                                     "modelmon's /metrics endpoint on this host"),
         "{$MODELMON.INTERVAL}": ("1m", "how often Zabbix scrapes /metrics"),
         "{$MODELMON.HISTORY}": ("31d", "history kept for each modelmon item"),
-        "{$MODELMON.SLO.AVAILABILITY}": (f"{s.availability_target:g}",
+        "{$MODELMON.SLO.AVAILABILITY}": (f"{number_text(s.availability_target)}",
                                          "thresholds slo.availability_target"),
-        "{$MODELMON.SLO.LATENCY}": (f"{s.latency_target:g}", "slo.latency_target"),
-        "{$MODELMON.DRIFT.MAX}": (f"{q.drift_threshold:g}", "quality.drift_threshold"),
-        "{$MODELMON.PREDICTION_DRIFT.MAX}": (f"{q.prediction_drift_threshold:g}",
+        "{$MODELMON.SLO.LATENCY}": (f"{number_text(s.latency_target)}", "slo.latency_target"),
+        "{$MODELMON.DRIFT.MAX}": (f"{number_text(q.drift_threshold)}", "quality.drift_threshold"),
+        "{$MODELMON.PREDICTION_DRIFT.MAX}": (f"{number_text(q.prediction_drift_threshold)}",
                                              "quality.prediction_drift_threshold"),
         "{$MODELMON.DRIFT.FOR}": (zabbix_duration(q.drift_for), "quality.drift_for"),
-        "{$MODELMON.ACCURACY.MIN}": (f"{q.min_accuracy:g}", "quality.min_accuracy"),
+        "{$MODELMON.ACCURACY.MIN}": (f"{number_text(q.min_accuracy)}", "quality.min_accuracy"),
         "{$MODELMON.ACCURACY.FOR}": (zabbix_duration(q.accuracy_for), "quality.accuracy_for"),
-        "{$MODELMON.ACCURACY.MAX_DROP}": (f"{q.max_accuracy_drop:g}", "quality.max_accuracy_drop"),
+        "{$MODELMON.ACCURACY.MAX_DROP}": (f"{number_text(q.max_accuracy_drop)}", "quality.max_accuracy_drop"),
         "{$MODELMON.DRIFT.MIN_VALUES}": (str(q.min_drift_values), "quality.min_drift_values"),
         "{$MODELMON.FEEDBACK.MIN_LABELS}": (str(q.min_feedback_labels),
                                             "quality.min_feedback_labels"),
         "{$MODELMON.EDGE.OFFLINE_AFTER}": (zabbix_duration(e.offline_after), "edge.offline_after"),
-        "{$MODELMON.EDGE.BACKLOG.RATIO}": (f"{e.backlog_limit_ratio:g}",
+        "{$MODELMON.EDGE.BACKLOG.RATIO}": (f"{number_text(e.backlog_limit_ratio)}",
                                            "edge.backlog_limit_ratio"),
     }
     return [{"macro": m, "value": v, "description": d} for m, (v, d) in values.items()]

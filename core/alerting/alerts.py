@@ -12,7 +12,7 @@ from modelmon.alerting import accuracy, drift
 from modelmon.alerting.common import alert, has, record
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
-from modelmon.units import parse_duration
+from modelmon.units import number_text, parse_duration
 
 # Data-quality counters summed into one violations-per-row ratio, by kind.
 VIOLATION_KPIS = {
@@ -24,7 +24,7 @@ VIOLATION_KPIS = {
 
 
 def _seconds(duration: str) -> str:
-    return f"{parse_duration(duration, 'duration'):g}"
+    return f"{number_text(parse_duration(duration, 'duration'))}"
 
 
 def violations_rate(prefix: str) -> str:
@@ -113,13 +113,13 @@ def quality_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[d
         out.append(alert(
             config, "ModelDataQualityViolations",
             f"sum by (model, version) ({violations_rate(p)}{window})\n/\n"
-            f"{input_rows_rate(p)}{window}\n> {q.violation_ratio:g}",
+            f"{input_rows_rate(p)}{window}\n> {number_text(q.violation_ratio)}",
             for_=q.violation_for, severity="warning",
             summary="Many model inputs have missing, out-of-range, mistyped or unseen values.",
             description=(
                 "Model {{ $labels.model }} version {{ $labels.version }} sees "
                 "{{ $value | printf \"%.3f\" }} data-quality problems per input row over "
-                f"{window} (threshold {q.violation_ratio:g})."
+                f"{window} (threshold {number_text(q.violation_ratio)})."
             ),
         ))
     out += _accuracy_alerts(config, catalog)
@@ -180,9 +180,9 @@ def edge_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...],
         out.append(alert(
             config, "EdgeBacklogNearLimit",
             f"max by (device) ({p}edge_backlog_bytes / {p}edge_spool_max_bytes)"
-            f" > {e.backlog_limit_ratio:g}\n"
+            f" > {number_text(e.backlog_limit_ratio)}\n"
             f"or\nmax by (device) ({p}edge_backlog_oldest_sample_age_seconds"
-            f" / {p}edge_spool_max_age_seconds) > {e.backlog_limit_ratio:g}",
+            f" / {p}edge_spool_max_age_seconds) > {number_text(e.backlog_limit_ratio)}",
             for_=e.backlog_limit_for, severity="critical",
             summary="An edge spool is close to its size or age limit; samples will soon be dropped.",
             description=(
@@ -215,7 +215,7 @@ def _system_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[d
         out.append(alert(
             config, "EdgeDiskNearlyFull",
             f"max by (device, mountpoint) (\n  1 - {fs}{{state=\"free\"}} / ignoring (state) "
-            f"{fs}{{state=\"total\"}}\n) > {e.disk_full_ratio:g}",
+            f"{fs}{{state=\"total\"}}\n) > {number_text(e.disk_full_ratio)}",
             for_=e.system_for, severity="warning",
             summary="A filesystem of an edge device is nearly full.",
             description=(
@@ -229,7 +229,7 @@ def _system_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[d
         out.append(alert(
             config, "EdgeMemoryLow",
             f"max by (device) (\n  {memory}{{state=\"available\"}} / ignoring (state) "
-            f"{memory}{{state=\"total\"}}\n) < {e.memory_low_ratio:g}",
+            f"{memory}{{state=\"total\"}}\n) < {number_text(e.memory_low_ratio)}",
             for_=e.system_for, severity="warning",
             summary="An edge device is running out of memory.",
             description=(
@@ -285,12 +285,12 @@ def _drift_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[di
             f"max by ({labels}) (\n  {drift.drift_series(p, kind, w)}{{method=\"{method}\"}}\n"
             f"  and on ({labels})\n"
             f"  {drift.drift_values_series(p, kind, w)} >= {q.min_drift_values}\n"
-            f") > {threshold:g}",
+            f") > {number_text(threshold)}",
             for_=q.drift_for, severity="warning",
             summary=summary,
             description=(
                 f"{subject} {method.upper()} {{{{ $value | printf \"%.3f\" }}}} over the last "
-                f"{w} of all its replicas against the reference profile (threshold {threshold:g})."
+                f"{w} of all its replicas against the reference profile (threshold {number_text(threshold)})."
             ),
         ))
     return out
@@ -310,7 +310,7 @@ def _accuracy_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list
     baseline = accuracy.accuracy_series(p, longer) if longer else f"avg_over_time({acc}[1d])"
     versus = f"its {longer} value" if longer else "its 1d average"
     expr = (
-        f"(\n  {acc} < {q.min_accuracy:g}\nor\n  {acc}\n  < {baseline} - {q.max_accuracy_drop:g}\n)\n"
+        f"(\n  {acc} < {number_text(q.min_accuracy)}\nor\n  {acc}\n  < {baseline} - {number_text(q.max_accuracy_drop)}\n)\n"
         # Accuracy over a handful of labels is noise.
         f"and on (model, version)\n{accuracy.labels_series(p, w)} >= {q.min_feedback_labels}"
     )
@@ -321,6 +321,6 @@ def _accuracy_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list
         description=(
             "Model {{ $labels.model }} version {{ $labels.version }} was right on "
             f"{{{{ $value | humanizePercentage }}}} of the feedback all its replicas joined in the last "
-            f"{w} (minimum {q.min_accuracy:g}, or at most {q.max_accuracy_drop:g} below {versus})."
+            f"{w} (minimum {number_text(q.min_accuracy)}, or at most {number_text(q.max_accuracy_drop)} below {versus})."
         ),
     )]

@@ -8,6 +8,7 @@ from typing import Any
 from modelmon.alerting.common import alert, has
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
+from modelmon.units import number_text
 
 _C = ("model", "version", "container")
 _WHO = "{{ $labels.container }} (model {{ $labels.model }} {{ $labels.version }})"
@@ -49,7 +50,7 @@ def alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
         out.append(alert(
             config, "ModelContainerMemoryNearLimit",
             f"{p}container_memory_working_set_bytes / {p}container_memory_limit_bytes"
-            f" > {c.memory_limit_ratio:g}",
+            f" > {number_text(c.memory_limit_ratio)}",
             for_=c.memory_limit_for, severity="warning",
             summary="A model container uses most of its memory limit.",
             description=(

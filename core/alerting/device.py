@@ -37,7 +37,7 @@ from modelmon.alerting import alerts, edge_config, slo
 from modelmon.alerting.common import alert, record
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
-from modelmon.units import parse_duration
+from modelmon.units import number_text, parse_duration
 
 GROUP_NAME = "modelmon.edge.device"
 # Every alert of the edge rule file carries it: apart from the cloud's alerts of the
@@ -133,7 +133,7 @@ def _slo_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...], limit: float
                 f'1 - (\n  sum by ({_BY}) (rate({duration}_bucket{{le="{le}"}}[{w}]))\n'
                 f"  /\n  sum by ({_BY}) (rate({duration}_count[{w}]))\n)",
             ))
-        objective = f"{s.latency_objective_seconds:g}s"
+        objective = f"{number_text(s.latency_objective_seconds)}s"
         families.append((
             "latency", slow_ratio, 1 - s.latency_target, "ModelLatencyBudgetBurning",
             "A model on an edge device is slow often enough to exhaust its latency error budget.",
@@ -173,14 +173,14 @@ def _quality_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]
         out.append(alert(
             config, "ModelDataQualityViolations",
             f"sum by ({_BY}) ({violations_rate(p, w)})\n/\n{input_rows_rate(p, w)}\n"
-            f"> {q.violation_ratio:g}",
+            f"> {number_text(q.violation_ratio)}",
             for_=q.violation_for, severity="warning",
             summary="Many inputs of a model on an edge device have missing, out-of-range, "
             "mistyped or unseen values.",
             description=(
                 "Model {{ $labels.model }} version {{ $labels.version }} on device "
                 "{{ $labels.device }} sees {{ $value | printf \"%.3f\" }} data-quality problems "
-                f"per input row over {w} (threshold {q.violation_ratio:g})."
+                f"per input row over {w} (threshold {number_text(q.violation_ratio)})."
             ),
         ))
     else:
@@ -215,13 +215,13 @@ def _quality_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]
             config, name,
             f"max by ({labels}) (\n  {p}{gauge}{{method=\"{q.drift_method}\"}}\n"
             f"  and on ({_BY})\n  {p}drift_window_rows >= {q.min_drift_values}\n"
-            f") > {threshold:g}",
+            f") > {number_text(threshold)}",
             for_=q.drift_for, severity="warning",
             summary="A model on an edge device sees inputs or predictions unlike its reference "
             "profile.",
             description=(
                 f"{subject} {q.drift_method.upper()} {{{{ $value | printf \"%.3f\" }}}} over "
-                f"the monitor's drift window on the device (threshold {threshold:g})."
+                f"the monitor's drift window on the device (threshold {number_text(threshold)})."
             ),
         ))
     return recording, out

@@ -38,6 +38,7 @@ from modelmon.alerting.common import has, record
 from modelmon.catalog.quality import NO_PREVIOUS_BIN, PSI_EPSILON
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
+from modelmon.units import number_text
 
 # kind -> the labels that identify one distribution besides the bin
 KINDS: dict[str, tuple[str, ...]] = {
@@ -82,7 +83,7 @@ def _own_bins(cumulative: str, keep: str) -> str:
 
 def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
     p, lv = config.prefix, level(config.prefix)
-    eps = f"{PSI_EPSILON:g}"
+    eps = f"{number_text(PSI_EPSILON)}"
     rules: list[dict[str, Any]] = []
     for kind, group in KINDS.items():
         counter = f"{kind}_cumulative_bin_values_total"

@@ -13,7 +13,7 @@ from typing import Any
 from modelmon.alerting.common import alert, has
 from modelmon.kpi import KPI
 from modelmon.thresholds import ThresholdsConfig
-from modelmon.units import parse_duration
+from modelmon.units import number_text, parse_duration
 
 
 def edge_config_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str, Any]]:
@@ -24,7 +24,7 @@ def edge_config_alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> li
         out.append(alert(
             config, "EdgeConfigStale",
             f"time() - max by (device) ({p}edge_bundle_last_success_timestamp_seconds)"
-            f" > {stale:g}",
+            f" > {number_text(stale)}",
             for_="0s", severity="warning",
             summary="An edge device has not confirmed it runs the latest configuration bundle.",
             description=(

@@ -17,7 +17,7 @@ from modelmon.alerting.common import alert, has, record
 from modelmon.config import ConfigError
 from modelmon.kpi import KPI
 from modelmon.thresholds import SLOThresholds, ThresholdsConfig
-from modelmon.units import parse_duration
+from modelmon.units import number_text, parse_duration
 
 # The defaults, (long window, short window, burn-rate factor); the rules and
 # dashboards read config.slo.page_windows / ticket_windows, which may shorten them.
@@ -54,9 +54,9 @@ def latency_bucket(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> str:
     kpi = next(k for k in catalog if k.name == "inference_duration_seconds")
     objective = config.slo.latency_objective_seconds
     if objective not in (kpi.buckets or ()):
-        bounds = ", ".join(f"{b:g}" for b in kpi.buckets or ())
+        bounds = ", ".join(f"{number_text(b)}" for b in kpi.buckets or ())
         raise ConfigError(
-            f"slo.latency_objective_seconds: {objective:g} is not a bucket bound of "
+            f"slo.latency_objective_seconds: {number_text(objective)} is not a bucket bound of "
             f"inference_duration_seconds; pick one of {bounds}"
         )
     return str(floatToGoString(objective))
@@ -89,8 +89,8 @@ def recording_rules(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[
 
 def _burn_expr(series: Any, windows: tuple[tuple[str, str, float], ...], budget: float) -> str:
     clauses = [
-        f"(\n  {series(long)} > ({factor:g} * {budget:.6g})\nand\n"
-        f"  {series(short)} > ({factor:g} * {budget:.6g})\n)"
+        f"(\n  {series(long)} > ({number_text(factor)} * {budget:.6g})\nand\n"
+        f"  {series(short)} > ({number_text(factor)} * {budget:.6g})\n)"
         for long, short, factor in windows
     ]
     return "\nor\n".join(clauses)
@@ -119,7 +119,7 @@ def alerts(config: ThresholdsConfig, catalog: tuple[KPI, ...]) -> list[dict[str,
     if has(catalog, "inference_duration_seconds", ("model",)):
         budget = 1 - slo.latency_target
         target = f"{slo.latency_target * 100:g}%"
-        objective = f"{slo.latency_objective_seconds:g}s"
+        objective = f"{number_text(slo.latency_objective_seconds)}s"
         for name, burn, severity, for_ in (
             ("ModelLatencyBudgetBurningFast", slo.page_windows, "critical", slo.page_for),
             ("ModelLatencyBudgetBurningSlow", slo.ticket_windows, "warning", slo.ticket_for),
