@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelmon.config import ConfigError
 from modelmon.exporters.edge.rules.files import RuleFileError, RuleGroup, check_max_range
+from modelmon.thresholds import prom_duration
 
 from .format import Bundle, BundleRefused, threshold_groups_for
 from .overrides import effective_collectors, effective_rules
@@ -73,6 +74,16 @@ class BundleInstaller:
             except RuleFileError as exc:
                 reason = "thresholds" if group in generated else "rules"
                 raise BundleRefused(reason, f"bundle {bundle.version}: {exc}") from None
+        # A bundle's query_window is history of every series kept in memory, as a
+        # rule's range is: bounded by the same key (the device's own setting wins).
+        fleet_window = bundle.config.get("query_window")
+        if config.query_window is None and fleet_window is not None \
+                and fleet_window > config.rules_max_range:
+            raise BundleRefused("config", (
+                f"bundle {bundle.version}: query_window {prom_duration(fleet_window)} keeps "
+                f"more history than this device's edge.rules_max_range "
+                f"({prom_duration(config.rules_max_range)}); shorten the bundle's "
+                "query_window, or raise edge.rules_max_range on a device with the memory for it"))
         wanted = effective_collectors(config, bundle)
         collectors = self._build_collectors(*wanted, bundle) if wanted != self._collectors \
             else None

@@ -108,3 +108,34 @@ def test_a_bundle_reaching_too_far_back_is_refused_and_the_last_good_runs(
         assert roomy.rules.window_ms > 24 * 3_600_000
     finally:
         roomy.stop()
+
+
+def test_a_bundle_s_query_window_is_bounded_by_the_same_key(tmp_path: Path) -> None:
+    def windowed(version: str, window: str) -> bytes:
+        src = tmp_path / f"src-{version}"
+        (src / "rules").mkdir(parents=True)
+        (src / "rules" / "fleet.yml").write_text(SHORT)
+        (src / "bundle.yml").write_text(yaml.safe_dump(
+            {"version": version, "rules": ["rules/*.yml"], "query_window": window}))
+        return build_bundle(src)
+
+    running = agent(tmp_path)
+    try:
+        assert running.bundles is not None and running.rules is not None
+        assert running.bundles.offer(windowed("v1", "6h"), source="import") == "applied"
+        assert running.bundles.offer(windowed("v2", "30d"), source="import") == "refused"
+        refusal = running.bundles.status()["last_refusal"]
+        assert refusal["reason"] == "config"
+        assert "query_window 30d" in refusal["message"]
+        assert "edge.rules_max_range (6h)" in refusal["message"]
+        assert running.bundles.status()["version"] == "v1"
+    finally:
+        running.stop()
+    # The device's own query_window wins over the bundle's: nothing to bound.
+    (tmp_path / "state").rename(tmp_path / "state-before")
+    own = agent(tmp_path, query_window="1h")
+    try:
+        assert own.bundles is not None
+        assert own.bundles.offer(windowed("v3", "30d"), source="import") == "applied"
+    finally:
+        own.stop()
