@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 Outcome = Literal["success", "error", "rejected"]
 OUTCOMES: tuple[str, ...] = ("success", "error", "rejected")
 F = TypeVar("F", bound=Callable[..., Any])
+# Seconds a tracker replaced by use_profile stays open for the requests that
+# still hold it (no record_predictions call takes that long).
+RETIRE_GRACE = 10.0
 
 _perf_counter = time.perf_counter
 
@@ -113,6 +117,7 @@ class ModelMonitor:
             quality_options.copy() if quality_options else QualityOptions()
         )
         self._quality: QualityTracker | None = None
+        self._retired: list[tuple[QualityTracker, threading.Timer]] = []
         self.logs = logs
         self._log: ModelLog | None = None
         if profile is not None or quality_options:
@@ -139,7 +144,8 @@ class ModelMonitor:
         current one in one assignment, so a request sees either profile, never
         a mix; the old tracker's queued predictions and labels go to the
         feedback store it shares with the new one (a file: ``":memory:"``
-        starts empty). A bad profile raises
+        starts empty), and it stays open ``RETIRE_GRACE`` seconds for the
+        requests that still hold it. A bad profile raises
         ProfileError here and changes nothing (an edge agent applies the
         reference profiles of a configuration bundle this way)."""
         from modelmon.exporters.quality import QualityTracker
@@ -147,7 +153,18 @@ class ModelMonitor:
         new = QualityTracker(self, profile, **self._quality_options)
         old, self._quality, self._profile = self._quality, new, new.profile
         if old is not None:
-            old.close()
+            # A request that read ``quality`` before the swap may still record on
+            # the old tracker: it stays open RETIRE_GRACE seconds so that
+            # prediction reaches the feedback store too, then closes.
+            old.flush()
+            timer = threading.Timer(RETIRE_GRACE, self._close_retired, args=(old,))
+            timer.daemon = True
+            self._retired.append((old, timer))
+            timer.start()
+
+    def _close_retired(self, tracker: QualityTracker) -> None:
+        self._retired = [(t, timer) for t, timer in self._retired if t is not tracker]
+        tracker.close()
 
     # Model inputs and outputs are typed ``object``: rows, batches, numpy
     # arrays and DataFrames are all accepted, and inspected at run time.
@@ -170,6 +187,10 @@ class ModelMonitor:
         """Write what the quality tracker still queues (predictions waiting for
         their labels) and close its feedback store; call at shutdown. The log
         shipper belongs to the caller, who closes it."""
+        for tracker, timer in self._retired:
+            timer.cancel()
+            tracker.close()
+        self._retired = []
         if self._quality is not None:
             self._quality.close()
 

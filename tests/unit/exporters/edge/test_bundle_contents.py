@@ -397,3 +397,24 @@ def test_use_profile_with_a_bad_profile_changes_nothing() -> None:
     assert monitor.quality is not tracker
     assert monitor.quality.profile is not None
     assert monitor.quality.profile.feature_names == ("amount", "tenure")
+
+
+def test_a_prediction_recorded_on_the_replaced_tracker_still_meets_its_label(
+        tmp_path: Path) -> None:
+    # A request read monitor.quality just before a bundle swapped the profile and
+    # records its prediction on the old tracker afterwards: its late label must
+    # still join (the feedback store is the old and new trackers' shared file).
+    registry = CollectorRegistry()
+    monitor = ModelMonitor("fraud", "3.1", registry=registry, profile=REFERENCE,
+                           quality_options={"feedback_db": str(tmp_path / "feedback.db")})
+    in_flight = monitor.quality
+    monitor.use_profile(RETRAINED)
+    in_flight.record_predictions(["fraud"], request_ids=["r-1"])
+    in_flight.flush()  # its worker's next round, still running in the grace period
+    monitor.record_feedback("r-1", "fraud")
+    monitor.quality.flush()
+    matched = registry.get_sample_value("modelmon_feedback_total", {
+        "model": "fraud", "version": "3.1", "outcome": "correct"})
+    assert matched == 1.0
+    monitor.close()  # closes the replaced tracker too, before its grace ends
+    assert in_flight._closed
