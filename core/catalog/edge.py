@@ -60,6 +60,15 @@ _AGENT: tuple[KPI, ...] = (
         on_device=True, dashboard="edge-fleet", row="Backlog and delivery",
     ),
     KPI(
+        "edge_backfill_hold_seconds", "gauge", "seconds", _D,
+        "Seconds the backlog still waits after a reconnect (remote_write.reconnect_jitter); "
+        "0 when it is not held.",
+        "Why a device that is back online does not backfill yet: a fleet reconnecting together "
+        "spreads its backlogs over the jitter instead of sending them all at once.",
+        "edge",
+        on_device=True, dashboard="edge-fleet", row="Backlog and delivery",
+    ),
+    KPI(
         "edge_samples_collected_total", "counter", "samples", _D,
         "Samples collected and accepted into the spool.",
         "The sample stream of the device (model KPIs and collectors); sent + dropped + backlog "

@@ -345,6 +345,7 @@ class EdgeAgent:
 
     def _refresh_spool_metrics(self, now: float) -> None:
         self.metrics.update_spool(self.spool.stats(), now, self._drop_baseline)
+        self.metrics.backfill_hold.set(self.sender.reconnect.left())
         if self.alerting is not None:
             try:
                 self.alerting.refresh_metrics()

@@ -35,6 +35,7 @@ class EdgeMetrics:
         self.backlog_samples = m.gauge("edge_backlog_samples").labels(device)
         self.backlog_bytes = m.gauge("edge_backlog_bytes").labels(device)
         self.backlog_age = m.gauge("edge_backlog_oldest_sample_age_seconds").labels(device)
+        self.backfill_hold = m.gauge("edge_backfill_hold_seconds").labels(device)
         self.collected = m.counter("edge_samples_collected_total").labels(device)
         self.sent = m.counter("edge_samples_sent_total").labels(device)
         self.send_duration = m.histogram("edge_send_duration_seconds").labels(device)

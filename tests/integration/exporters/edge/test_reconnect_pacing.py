@@ -36,6 +36,7 @@ RATE = 1500.0  # backfill_rate_limit, samples/s
 PER_SEND = 250  # max_samples_per_send; the bucket holds max(PER_SEND, RATE)
 JITTER = 3.0
 RETRY_AFTER = 2.0
+HOLD_METRIC = "modelmon_edge_backfill_hold_seconds"
 _HOLD = re.compile(r"it waits ([0-9.]+) s \(reconnect_jitter")
 
 
@@ -45,6 +46,8 @@ class Script:
 
     state: str = "down"
     log: list[tuple[float, int, list[tuple[str, int]]]] = field(default_factory=list)
+    # (collection time ms, value) of modelmon_edge_backfill_hold_seconds, as stored
+    held: dict[int, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def judge(self, series: list[Any]) -> tuple[int, str, dict[str, str]]:
@@ -59,6 +62,9 @@ class Script:
             else:
                 answer = (204, "", {})
             self.log.append((now, answer[0], samples))
+            if answer[0] == 204:
+                self.held.update((t, v) for labels, values in series
+                                 if dict(labels)["__name__"] == HOLD_METRIC for v, t in values)
         return answer
 
 
@@ -116,6 +122,12 @@ def test_retry_after_hold_and_rate_limit_hold_on_the_wire(
     assert all(ts > edge for samples in during for _, ts in samples), \
         "a backlog sample was sent during the reconnect hold"
     assert backlog_after and min(backlog_after) >= t_ok + hold
+    # The hold as a KPI: what the collections during it said, never more than the draw.
+    said = [v for t, v in script.held.items() if t / 1000 >= t_ok]
+    assert said and all(0.0 <= v <= hold for v in said), said
+    if hold >= 0.75:  # three collections at least fell inside it
+        assert max(said) > 0.0, said
+    assert script.held[max(script.held)] == 0.0  # over by the end
 
     # The rate: between any two accepted requests, at most one bucket more
     # than RATE samples/s (plus a request's worth for loopback timing).
