@@ -240,7 +240,8 @@ class EdgeAgent:
             if self.rules is not None:  # /metrics plus the query API over the local window
                 from .rules.query_api import QueryAPI
 
-                app = QueryAPI(self.rules.storage, self.rules.lock, app)
+                app = QueryAPI(self.rules.storage, self.rules.lock, app, rules=self.rules,
+                               metric_metadata=self._stream.metadata)
             self._http = serve(host, port, app)
         loops = [("sender", self.sender.run)]
         if collect:

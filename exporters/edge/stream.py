@@ -28,6 +28,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from .metric_metadata import Metadata, MetricMetadata
 from .prompb import LabelSet, SeriesEncoder
 from .remote_write import compress
 
@@ -74,6 +75,8 @@ class SampleStream:
         self._previous: set[LabelSet] = set()
         self._last_ms: int | None = None
         self._refused: set[str] = set()
+        # HELP/TYPE/UNIT of what was collected, for the query API's /api/v1/metadata.
+        self.metadata = MetricMetadata()
 
     def collect(self, timestamp: float) -> list[tuple[bytes, int]]:
         """(payload, sample count) records for everything collected now, at ``timestamp``."""
@@ -86,10 +89,12 @@ class SampleStream:
         records: list[tuple[bytes, int]] = []
         chunk: list[bytes] = []
         seen: set[LabelSet] = set()
+        families: list[tuple[str, Metadata]] = []
         # The view's sources are read directly: the device labels are merged into
         # each series' cached label set, not copied into every sample.
         for source in self._view.sources:
             for family in source.collect():
+                families.append((family.name, (family.type, family.documentation, family.unit)))
                 skip_created = family.type in _CREATED_TYPES
                 for sample in family.samples:
                     name = sample.name
@@ -112,6 +117,7 @@ class SampleStream:
                 records.append((compress(b"".join(chunk)), len(chunk)))
                 chunk = []
         self._previous = seen
+        self.metadata.update(families)
         if chunk:
             records.append((compress(b"".join(chunk)), len(chunk)))
         return records

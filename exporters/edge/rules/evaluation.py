@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -58,6 +59,18 @@ class Alert:
 
 
 @dataclass
+class RuleStatus:
+    """What Prometheus's rules API says of a rule's last evaluation: its health
+    (``unknown`` before the first, ``ok``, ``err``), the error, when it started
+    (wall clock, ns) and how long it took."""
+
+    health: str = "unknown"
+    last_error: str = ""
+    last_evaluation_ns: int = 0
+    evaluation_seconds: float = 0.0
+
+
+@dataclass
 class GroupResult:
     """What one evaluation produced: samples to store and remote-write (recording
     results, ``ALERTS``, ``ALERTS_FOR_STATE`` and staleness markers, all at ``t_ms``),
@@ -93,10 +106,17 @@ class RuleGroupEvaluator:
         self._static_labels = [
             isinstance(r, AlertingRule) and all(t.static is not None for t in r.labels.values())
             for r in group.rules]
+        # For the rules API (rules_api): each rule's last evaluation, and the group's.
+        self.rule_status = [RuleStatus() for _ in group.rules]
+        self.last_evaluation_ns = 0
+        self.evaluation_seconds = 0.0
 
     def evaluate(self, t_ms: int) -> GroupResult:
         result = GroupResult(t_ms)
+        group_started_ns, group_clock = time.time_ns(), time.perf_counter()
         for i, rule in enumerate(self.group.rules):
+            status = self.rule_status[i]
+            status.last_evaluation_ns, clock = time.time_ns(), time.perf_counter()
             try:
                 if isinstance(rule, RecordingRule):
                     produced = self._record(i, rule, t_ms)
@@ -104,9 +124,12 @@ class RuleGroupEvaluator:
                     produced = self._alert(i, rule, t_ms, result)
             except PromQLError as exc:
                 result.errors[rule.name] = str(exc)
+                status.health, status.last_error = "err", str(exc)
+                status.evaluation_seconds = time.perf_counter() - clock
                 log.warning("rule %r in group %r failed at %d ms: %s", rule.name,
                             self.group.name, t_ms, exc)
                 continue
+            status.health, status.last_error = "ok", ""
             seen = set()
             for labels, value in produced:
                 seen.add(labels)
@@ -114,6 +137,9 @@ class RuleGroupEvaluator:
             for labels in sorted(self._previous[i] - seen):
                 self._append(result, labels, STALE_NAN)
             self._previous[i] = seen
+            status.evaluation_seconds = time.perf_counter() - clock
+        self.last_evaluation_ns = group_started_ns
+        self.evaluation_seconds = time.perf_counter() - group_clock
         return result
 
     def active_alerts(self) -> list[Alert]:
@@ -130,6 +156,8 @@ class RuleGroupEvaluator:
         ``Group.CopyState``: a rule with the same name and labels as one of the old
         group (the first unclaimed one) keeps its alerts (their ``activeAt``, firing
         time, last send) and the series it produced last time."""
+        self.last_evaluation_ns = old.last_evaluation_ns
+        self.evaluation_seconds = old.evaluation_seconds
         unclaimed: dict[tuple[str, str], list[int]] = {}
         for i, rule in enumerate(old.group.rules):
             unclaimed.setdefault(_name_and_labels(rule), []).append(i)

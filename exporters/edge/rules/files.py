@@ -58,6 +58,8 @@ class RuleGroup:
     file: str
     interval_ms: int | None  # None: the agent's evaluation_interval
     rules: tuple[Rule, ...]
+    # The file's ``limit``, shown by the rules API; not enforced on the device.
+    limit: int = 0
 
     @property
     def lookback_ms(self) -> int:
@@ -162,7 +164,12 @@ def _group(raw: Any, file: str, index: int, names: set[str]) -> RuleGroup:
     rules = raw.get("rules") or []
     if not isinstance(rules, list):
         raise RuleFileError(f"{where}: 'rules' is a list")
-    return RuleGroup(name, file, interval, tuple(_rule(r, where, i) for i, r in enumerate(rules)))
+    limit = raw.get("limit") or 0
+    if not isinstance(limit, int) or isinstance(limit, bool):  # as Prometheus refuses it
+        raise RuleFileError(f"{where}: 'limit' is a whole number of series or alerts "
+                            f"(0: no limit), not {limit!r}")
+    return RuleGroup(name, file, interval, tuple(_rule(r, where, i) for i, r in enumerate(rules)),
+                     limit)
 
 
 def _rule(raw: Any, group_where: str, index: int) -> Rule:

@@ -64,3 +64,19 @@ def fixed(v: float) -> str:
     else:
         out = "0." + "0" * -(len(text) + exponent) + text
     return ("-" if negative else "") + out
+
+
+def exponent(v: float) -> str:
+    """``strconv.FormatFloat(v, 'e', -1, 64)``: the shortest digits in exponent form,
+    e.g. ``6.15e+01``, ``1e+00`` (how Prometheus's alerts API prints an alert's value)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    negative, text, exp = shortest_digits(v)
+    if v == 0:
+        negative = math.copysign(1.0, v) < 0
+    power = len(text) + exp - 1 if text != "0" else 0
+    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    return (f"{'-' if negative else ''}{mantissa}e{'-' if power < 0 else '+'}"
+            f"{abs(power):02d}")

@@ -4,9 +4,11 @@
 (``query``, ``start``, ``end``, ``step``) answer with Prometheus's JSON shapes,
 as do the metadata endpoints a Grafana's query editor uses (``/api/v1/labels``,
 ``/api/v1/label/<name>/values``, ``/api/v1/series``, ``/api/v1/status/buildinfo``:
-``metadata_api``), so an operator on the device (``modelmon edge query``) or a local Grafana can
-look at the device while it is offline. Everything else goes to the wrapped
-app (the agent's /metrics).
+``metadata_api``) and the rules, alerts and metric metadata endpoints
+(``/api/v1/rules``, ``/api/v1/alerts``, ``/api/v1/metadata``: ``rules_api``), so an
+operator on the device (``modelmon edge query``) or a local Grafana can look at the
+device while it is offline. Everything else goes to the wrapped app (the agent's
+/metrics).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from modelmon.exporters.edge.metric_metadata import MetricMetadata
 from modelmon.exporters.edge.promql import (
     MemoryStorage,
     PromQLError,
@@ -27,9 +30,12 @@ from modelmon.exporters.edge.promql import (
     UnsupportedExpression,
     compile_expr,
 )
-from modelmon.exporters.edge.rules import metadata_api
+from modelmon.exporters.edge.rules import metadata_api, rules_api
 from modelmon.exporters.edge.rules.float_text import fixed
 from modelmon.units import parse_duration
+
+if TYPE_CHECKING:
+    from modelmon.exporters.edge.rules.runner import EdgeRuleRunner
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_POINTS = 11_000  # Prometheus's limit on points per series in a range query
@@ -102,16 +108,25 @@ def _ms(seconds: float) -> int:
 
 
 class QueryAPI:
-    def __init__(self, storage: MemoryStorage, lock: threading.Lock, app: WSGIApp) -> None:
+    """``lock`` guards ``storage`` and the state of ``rules`` (the runner's own lock);
+    ``metric_metadata`` is what ``/api/v1/metadata`` answers from."""
+
+    def __init__(self, storage: MemoryStorage, lock: threading.Lock, app: WSGIApp, *,
+                 rules: EdgeRuleRunner | None = None,
+                 metric_metadata: MetricMetadata | None = None) -> None:
         self.storage = storage
         self.lock = lock
         self.app = app
+        self.rules = rules
+        self.metric_metadata = metric_metadata
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if metadata_api.is_metadata_path(path):
             return self.metadata(path, environ, start_response)
+        if path in rules_api.RULES_PATHS:
+            return self.rules_endpoint(path, environ, start_response)
         if path not in ("/api/v1/query", "/api/v1/query_range"):
             return self.app(environ, start_response)
         try:
@@ -153,6 +168,28 @@ class QueryAPI:
         except UnicodeDecodeError:
             status, body = "400 Bad Request", _error("bad_data", "parameters are not UTF-8")
         except (BadRequest, metadata_api.MetadataError) as exc:
+            status, body = "400 Bad Request", _error("bad_data", str(exc))
+        return _answer(start_response, status, body)
+
+    def rules_endpoint(self, path: str, environ: dict[str, Any],
+                       start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method != "GET":  # Prometheus 2.42 routes these for GET only
+            return _answer(start_response, "405 Method Not Allowed",
+                           _error("bad_data", f"{method[:20]} not allowed on {path}"))
+        try:
+            params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True,
+                              errors="strict")
+            if path == "/api/v1/metadata":
+                data: Any = rules_api.metadata(self.metric_metadata, params)
+            else:
+                with self.lock:
+                    data = rules_api.rules(self.rules, params) if path == "/api/v1/rules" \
+                        else rules_api.alerts(self.rules)
+            status, body = "200 OK", {"status": "success", "data": data}
+        except UnicodeDecodeError:
+            status, body = "400 Bad Request", _error("bad_data", "parameters are not UTF-8")
+        except rules_api.RulesAPIError as exc:
             status, body = "400 Bad Request", _error("bad_data", str(exc))
         return _answer(start_response, status, body)
 

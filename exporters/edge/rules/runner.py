@@ -65,6 +65,10 @@ class EdgeRuleRunner:
     def evaluators(self) -> list[RuleGroupEvaluator]:
         return [evaluator for evaluator, _ in self._groups]
 
+    def schedule(self) -> list[tuple[RuleGroupEvaluator, int]]:
+        """Each group's evaluator and interval (ms), for the rules API (under ``lock``)."""
+        return list(self._groups)
+
     def replace_groups(self, groups: Sequence[RuleGroup], evaluation_interval: float,
                        query_window: float | None = None) -> None:
         """Run ``groups`` from the next evaluation on, keeping the window (a
@@ -163,7 +167,7 @@ def _window_ms(groups: Sequence[RuleGroup], query_window: float | None) -> int:
 
 def _fingerprint(group: RuleGroup) -> tuple[object, ...]:
     """What makes two groups the same group (compiled queries compare by their text)."""
-    return (group.file, group.name, group.interval_ms, tuple(
+    return (group.file, group.name, group.interval_ms, group.limit, tuple(
         (type(r).__name__, r.name, r.query.text, tuple(sorted(r.labels.items())),
          getattr(r, "for_ms", None), getattr(r, "keep_firing_for_ms", None),
          tuple(sorted(getattr(r, "annotations", {}).items())))

@@ -223,6 +223,9 @@ class Template:
     # The parts as closures, made once: alert annotations are expanded at every
     # evaluation that changes an alert's value.
     _compiled: tuple[str | Getter, ...] = field(init=False, compare=False, repr=False)
+    # The text it was parsed from: what Prometheus's rules API shows as a rule's labels
+    # and annotations.
+    source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_compiled", tuple(
@@ -306,4 +309,4 @@ def parse_template(text: str) -> Template:
         parts.pop()
         tail = tail.lstrip()
     parts.append(tail)
-    return Template(tuple(parts))
+    return Template(tuple(parts), source=text)
