@@ -174,12 +174,18 @@ class QueryAPI:
     def rules_endpoint(self, path: str, environ: dict[str, Any],
                        start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
+        allow = [("Allow", "GET, OPTIONS")]
+        if method == "OPTIONS":  # as Prometheus's CORS pre-flight answer
+            start_response("204 No Content", allow)
+            return []
         if method != "GET":  # Prometheus 2.42 routes these for GET only
             return _answer(start_response, "405 Method Not Allowed",
-                           _error("bad_data", f"{method[:20]} not allowed on {path}"))
+                           _error("bad_data", f"{method[:20]} not allowed on {path}"), allow)
         try:
+            # Bytes that are not UTF-8 become U+FFFD, as Go's strings.ToLower makes them
+            # (Prometheus then quotes them in its error, or finds no such metric).
             params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True,
-                              errors="strict")
+                              errors="replace")
             if path == "/api/v1/metadata":
                 data: Any = rules_api.metadata(self.metric_metadata, params)
             else:
@@ -187,8 +193,6 @@ class QueryAPI:
                     data = rules_api.rules(self.rules, params) if path == "/api/v1/rules" \
                         else rules_api.alerts(self.rules)
             status, body = "200 OK", {"status": "success", "data": data}
-        except UnicodeDecodeError:
-            status, body = "400 Bad Request", _error("bad_data", "parameters are not UTF-8")
         except rules_api.RulesAPIError as exc:
             status, body = "400 Bad Request", _error("bad_data", str(exc))
         return _answer(start_response, status, body)
@@ -242,11 +246,11 @@ class QueryAPI:
             {"metric": dict(labels), "values": values} for labels, values in series.items()]}
 
 
-def _answer(start_response: Callable[..., Any], status: str, body: dict[str, Any]
-            ) -> list[bytes]:
+def _answer(start_response: Callable[..., Any], status: str, body: dict[str, Any],
+            headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
     payload = json.dumps(body).encode()
     start_response(status, [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(payload)))])
+                            ("Content-Length", str(len(payload))), *headers])
     return [payload]
 
 

@@ -183,6 +183,10 @@ def get(url: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
+def _status(method: str, url: str) -> int:
+    return requests.request(method, url, timeout=10).status_code
+
+
 @pytest.fixture
 def rule_files(tmp_path: Path) -> list[Path]:
     import yaml
@@ -227,8 +231,12 @@ def test_rules_and_alerts_answer_as_prometheus(
                                    ("record rules", "/api/v1/rules", {"type": "RECORD"}),
                                    ("unknown parameter", "/api/v1/rules", {"match[]": "x"}),
                                    ("bad type", "/api/v1/rules", {"type": "alerts"}),
+                                   ("not UTF-8", "/api/v1/rules", {"type": b"al\xffert"}),
                                    ("rules again", "/api/v1/rules", {})):
             theirs[name] = (path, params, get(prom.url, path, **params))
+        methods = {(method, path): _status(method, f"{prom.url}{path}")
+                   for method in ("POST", "PUT", "DELETE", "OPTIONS")
+                   for path in ("/api/v1/rules", "/api/v1/alerts", "/api/v1/metadata")}
         asked_ms = int(time.time() * 1000)
         time.sleep(0.5)
         ticks = sorted(t for t in raw_samples(prom.url, "eval_tick", asked_ms + 1_000)
@@ -245,6 +253,7 @@ def test_rules_and_alerts_answer_as_prometheus(
     for t in ticks:  # from Prometheus's first evaluation, so activeAt agrees
         runner.evaluate_due(t)
 
+    assert {(m, path): _status(m, f"{url}{path}") for m, path in methods} == methods
     assert theirs["rules"][2][0] == 200
     settled = normalised_rules(theirs["rules"][2][1]["data"])
     assert normalised_rules(theirs["rules again"][2][1]["data"]) == settled, \
