@@ -11,7 +11,9 @@ compared after normalising only what must differ: how long an evaluation took
 and when it ran (wall clock), and ``activeAt``/``keepFiringSince`` cut to
 milliseconds (Prometheus evaluates at a nanosecond instant, its samples and the
 device's window keep milliseconds). A second file prints a wide set of
-expressions: each rule's ``query`` must read as Prometheus prints it.
+expressions, and hypothesis writes 800 more from a grammar of what the
+printer must normalise (Prometheus reloads each batch): each rule's ``query``
+must read as Prometheus prints it.
 
 Metadata: a Prometheus scrapes the running agent's /metrics (OpenMetrics, its
 default), and its metadata API must equal the agent's.
@@ -29,6 +31,7 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
 from prometheus_client.core import GaugeHistogramMetricFamily, UnknownMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -354,3 +357,161 @@ def test_metadata_answers_as_prometheus_scraping_the_agent(
     finally:
         agent.stop()
         prom.stop()
+
+
+# --- queries printed as Prometheus prints them, over a random grammar ----------
+# Printing depends on syntax alone: the grammar varies what the printer must
+# normalise (spacing, quoting styles and escapes, number and duration forms,
+# modifiers before or after an aggregation's arguments, parentheses).
+_SPACE = st.sampled_from(["", " ", "  "])
+_NAME = st.sampled_from(["temp", "reqs_total", "ns:temp:rate5m"])
+_LABEL = st.sampled_from(["job", "zone", "le", "instance"])
+_VALUE = st.sampled_from(["cam", "", 'a"b', "a\\b", "tab\there", "ü", "x|y", ".*", "c.*",
+                          "a\\.b", "new\nline"])
+_DURATION = st.sampled_from(["500ms", "30s", "90s", "1m", "5m", "1h", "120m", "1h30m",
+                             "3600s", "1m30s"])
+_NUMBER = st.sampled_from(["1", "1.0", "1e3", "1E-3", "0x1f", ".5", "5.", "Inf", "NaN", "-2.5",
+                           "0.000001", "123456789", "2.5e6", "+3", "100000", "1e21"])
+
+
+def _quote(value: str, style: int) -> str:
+    if style == 1 and "'" not in value:
+        return "'" + value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t") + "'"
+    # Raw strings without backslashes: promql-parser reads escapes in them (`a\.b` is
+    # refused, `a\\b` read as a\b), Prometheus does not.
+    if style == 2 and not any(c in value for c in "`\n\t\\"):
+        return f"`{value}`"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") \
+        .replace("\t", "\\t") + '"'
+
+
+@st.composite
+def _selector(draw: st.DrawFn) -> str:
+    matchers = []
+    for label in draw(st.lists(_LABEL, max_size=3, unique=True)):
+        op = draw(st.sampled_from(["=", "!=", "=~", "!~"]))
+        value = draw(_VALUE)
+        if op in ("=~", "!~") and value in ("a\\b", "new\nline"):
+            value = ".+"  # keep regular expressions valid in RE2 and Python
+        s = draw(_SPACE)
+        matchers.append(f"{label}{s}{op}{s}{_quote(value, draw(st.integers(0, 2)))}")
+    text = draw(_NAME)
+    if matchers:
+        text += "{" + ("," + draw(_SPACE)).join(matchers) + draw(st.sampled_from(["", ","])) + "}"
+    return text
+
+
+@st.composite
+def _leaf(draw: st.DrawFn) -> str:
+    offset = draw(st.sampled_from(["", f" offset {draw(_DURATION)}"]))
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(_selector()) + offset
+    matrix = f"{draw(_selector())}[{draw(_DURATION)}]{offset}"
+    if kind == 1:
+        fn = draw(st.sampled_from(["rate", "irate", "increase", "delta", "deriv", "changes",
+                                   "resets", "avg_over_time", "last_over_time"]))
+        return f"{fn}({draw(_SPACE)}{matrix})"
+    if kind == 2:
+        return f"quantile_over_time({draw(_NUMBER)}, {matrix})"
+    return f"predict_linear({matrix},{draw(_SPACE)}{draw(_NUMBER)})"
+
+
+def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    @st.composite
+    def node(draw: st.DrawFn) -> str:
+        a, s = draw(children), draw(_SPACE)
+        kind = draw(st.integers(0, 6))
+        if kind == 0:
+            op = draw(st.sampled_from(["sum", "avg", "min", "max", "count", "group", "stddev"]))
+            labels = ", ".join(draw(st.lists(_LABEL, max_size=2, unique=True)))
+            how = draw(st.sampled_from(["", f"by{s}({labels})", f"without({labels})"]))
+            if not how:
+                return f"{op}{s}({a})"
+            return f"{op} {how}{s}({a})" if draw(st.booleans()) else f"{op}({a}){s}{how}"
+        if kind == 1:
+            op = draw(st.sampled_from(["topk", "bottomk", "quantile"]))
+            return f"{op}({draw(_NUMBER)},{s}{a})"
+        if kind == 2:
+            op = draw(st.sampled_from(["+", "-", "*", "/", "%", "^", "atan2", "==", ">",
+                                       "<=", "!="]))
+            flag = " bool" if op in ("==", ">", "<=", "!=") and draw(st.booleans()) else ""
+            number = draw(st.sampled_from([draw(_NUMBER), "time()", "scalar(temp)"]))
+            return f"{a}{s}{op}{flag}{s}{number}" if draw(st.booleans()) else \
+                f"{number} {op}{flag} {a}"
+        if kind == 3:
+            b = draw(children)
+            op = draw(st.sampled_from(["+", "/", ">", "==", "and", "or", "unless"]))
+            labels = ",".join(draw(st.lists(_LABEL, max_size=2, unique=True)))
+            matching = draw(st.sampled_from(["", f" on({labels})", f" ignoring({labels})"]))
+            group = ""
+            if matching and op not in ("and", "or", "unless") and draw(st.booleans()):
+                group = draw(st.sampled_from([" group_left", " group_right",
+                                              f" group_left({labels})"]))
+            flag = " bool" if op in (">", "==") and draw(st.booleans()) else ""
+            return f"{a} {op}{flag}{matching}{group} {b}"
+        if kind == 4:
+            return draw(st.sampled_from([f"({a})", f"-{a}", f"-({a})", f"( {a} )"]))
+        if kind == 5:
+            fn = draw(st.sampled_from(["abs", "ceil", "exp", "sqrt", "round", "clamp_min",
+                                       "timestamp", "label_replace", "histogram_quantile"]))
+            if fn == "round":
+                return f"round({a}, {draw(_NUMBER)})"
+            if fn == "clamp_min":
+                return f"clamp_min({a},{s}{draw(_NUMBER)})"
+            if fn == "label_replace":
+                regex = _quote(draw(st.sampled_from(["(.*)", "x|y", "a\\.b", ""])),
+                               draw(st.integers(0, 2)))
+                return f'label_replace({a}, "dst", "$1", {_quote("job", 1)}, {regex})'
+            if fn == "histogram_quantile":
+                return f"histogram_quantile({draw(_NUMBER)}, {a})"
+            return f"{fn}({a})"
+        return f"absent({draw(_selector())})" if draw(st.booleans()) else \
+            f"vector({draw(_NUMBER)})"
+
+    return node()
+
+
+_EXPRESSIONS = st.recursive(_leaf(), _extend, max_leaves=4)
+PRINTING_EXAMPLES = 100
+RULES_PER_EXAMPLE = 8
+
+
+@pytest.fixture
+def reloadable_prometheus(tmp_path: Path, prometheus_binary: str) -> Iterator[tuple[str, Path]]:
+    path = tmp_path / "printed.rules.yml"
+    path.write_text("groups: []\n")
+    config = receiver_config("1d")
+    config["global"]["evaluation_interval"] = "1h"  # only the printed queries matter
+    config["rule_files"] = [str(path)]
+    prom = start_prometheus(config, workdir=tmp_path / "prom")
+    yield prom.url, path
+    prom.stop()
+
+
+def test_random_queries_are_printed_as_prometheus_prints_them(
+        reloadable_prometheus: tuple[str, Path]) -> None:
+    import yaml
+    from hypothesis import HealthCheck, given, settings
+
+    from modelmon.exporters.edge.rules import parse_rule_groups, rules_api
+
+    prom_url, path = reloadable_prometheus
+
+    @settings(max_examples=PRINTING_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(exprs=st.lists(_EXPRESSIONS, min_size=RULES_PER_EXAMPLE, max_size=RULES_PER_EXAMPLE))
+    def check(exprs: list[str]) -> None:
+        text = yaml.safe_dump({"groups": [{"name": "printed", "rules": [
+            {"record": f"printed:{i}", "expr": e} for i, e in enumerate(exprs)]}]},
+            allow_unicode=True)
+        path.write_text(text)
+        reload = requests.post(f"{prom_url}/-/reload", timeout=30)
+        assert reload.status_code == 200, (reload.text, exprs)
+        (group,) = get(prom_url, "/api/v1/rules")[1]["data"]["groups"]
+        theirs = [r["query"] for r in group["rules"]]
+        runner = EdgeRuleRunner(parse_rule_groups(text, str(path)), 1.0, {})
+        (mine,) = rules_api.rules(runner, {})["groups"]
+        assert [r["query"] for r in mine["rules"]] == theirs, exprs
+
+    check()
