@@ -15,8 +15,9 @@ expressions, and hypothesis writes 800 more from a grammar of what the
 printer must normalise (Prometheus reloads each batch): each rule's ``query``
 must read as Prometheus prints it.
 
-Metadata: a Prometheus scrapes the running agent's /metrics (OpenMetrics, its
-default), and its metadata API must equal the agent's.
+The running agent: a Prometheus scrapes its /metrics (OpenMetrics, its
+default) and its metadata API must equal the agent's; both run one small rule
+file, and the agent's listener must answer its rules and alerts as Prometheus.
 """
 
 from __future__ import annotations
@@ -301,8 +302,24 @@ class _Families:
         yield histogram
 
 
-def test_metadata_answers_as_prometheus_scraping_the_agent(
+AGENT_RULES = """
+groups:
+  - name: device
+    rules:
+      - record: mm:one
+        expr: vector(1)
+      - alert: Always
+        expr: vector(2.5)
+        labels: {severity: info}
+        annotations: {summary: "value {{ $value }}"}
+"""
+
+
+def test_the_running_agent_answers_metadata_and_rules_as_prometheus(
         tmp_path: Path, prometheus_binary: str) -> None:
+    """Metadata: a Prometheus scraping the agent. Rules: the agent's own listener
+    (its rule runner wired to the query API) and a Prometheus with the same file;
+    the alert's activeAt is when each started, left out."""
     from modelmon.exporters.edge.agent import EdgeAgent
     from modelmon.exporters.edge.config import edge_config_from_mapping
 
@@ -318,14 +335,18 @@ def test_metadata_answers_as_prometheus_scraping_the_agent(
     registry.register(_Families())
 
     port = free_port()
+    rules_path = tmp_path / "device.rules.yml"
+    rules_path.write_text(AGENT_RULES)
     config = receiver_config("1d")
-    config["global"]["scrape_interval"] = "1s"
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(rules_path)]
     config["scrape_configs"] = [{"job_name": "edge",
                                  "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]
     prom = start_prometheus(config, workdir=tmp_path / "prom", extra_args=RECEIVER_ARGS)
     agent = EdgeAgent(edge_config_from_mapping({"edge": {
         "device_id": "meta", "interval": 0.5, "listen": f"127.0.0.1:{port}", "collectors": [],
-        "query_window": "5m", "spool": {"path": str(tmp_path / "state")},
+        "rules": [str(rules_path)], "evaluation_interval": "1s",
+        "spool": {"path": str(tmp_path / "state")},
         "remote_write": {"url": f"{prom.url}/api/v1/write"}}}), registry)
     agent.start()
     url = f"http://127.0.0.1:{port}"
@@ -354,6 +375,24 @@ def test_metadata_answers_as_prometheus_scraping_the_agent(
         status, limited = get(url, "/api/v1/metadata", limit="3")
         assert status == 200 and len(limited["data"]) == 3
         assert len(get(prom.url, "/api/v1/metadata", limit="3")[1]["data"]) == 3
+
+        def firing(base: str) -> dict[str, Any] | None:
+            data = get(base, "/api/v1/rules")[1]["data"]
+            rules = [r for g in data["groups"] for r in g["rules"]]
+            return data if [r.get("state") for r in rules] == [None, "firing"] else None
+
+        def without_active_at(data: dict[str, Any]) -> dict[str, Any]:
+            for rule in data["groups"][0]["rules"]:
+                for alert in rule.get("alerts", []):
+                    alert.pop("activeAt")
+            return normalised_rules(data)
+
+        theirs_rules = without_active_at(wait("Prometheus's alert", lambda: firing(prom.url)))
+        assert without_active_at(wait("the agent's alert", lambda: firing(url))) == theirs_rules
+        mine_alerts = get(url, "/api/v1/alerts")[1]["data"]["alerts"]
+        assert [a.pop("activeAt") for a in mine_alerts] and mine_alerts == \
+            [{k: v for k, v in a.items() if k != "activeAt"}
+             for a in get(prom.url, "/api/v1/alerts")[1]["data"]["alerts"]]
     finally:
         agent.stop()
         prom.stop()
