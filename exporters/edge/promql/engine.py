@@ -17,6 +17,7 @@ import promql_parser as pp
 from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import aggregations, binops, functions, range_functions
 from modelmon.exporters.edge.promql.errors import PromQLError, UnsupportedExpression
+from modelmon.exporters.edge.promql.parsing import parse
 from modelmon.exporters.edge.promql.selectors import LOOKBACK_DELTA_MS, Selector, duration_ms
 from modelmon.exporters.edge.promql.storage import MemoryStorage, is_stale
 from modelmon.exporters.edge.promql.support import (
@@ -72,7 +73,7 @@ def compile_expr(text: str, rule: str | None = None) -> Query:
     and the construct when the expression cannot run on the edge."""
     where = f"rule {rule!r}: " if rule else ""
     try:
-        ast = pp.parse(text)
+        ast = parse(text)
     except ValueError as exc:
         raise UnsupportedExpression(f"{where}cannot parse {text!r}: {exc}") from None
     compiler = _Compiler(where, text)

@@ -131,9 +131,38 @@ def load_rule_files(patterns: Iterable[str], base_dir: Path | None = None) -> li
     return groups
 
 
+class _RuleFileLoader(yaml.SafeLoader):
+    """Reads rule names, expressions, labels and annotations as written.
+
+    Prometheus decodes them into Go strings, which keep a YAML scalar's text:
+    ``page: true`` is the label value ``true`` and ``ratio: 1.50`` is ``1.50``.
+    PyYAML would make them ``True`` and ``1.5`` (other labels on the alert
+    than the cloud Prometheus gives it for the same file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key in _TEXT_KEYS and isinstance(value_node, yaml.ScalarNode):
+                mapping[key] = None if value_node.tag == _NULL else value_node.value
+            elif key in _TEXT_MAPS and isinstance(value_node, yaml.MappingNode):
+                mapping[key] = {self._written(k): self._written(v) for k, v in value_node.value}
+        return mapping
+
+    def _written(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):  # null: Go's zero string
+            return "" if node.tag == _NULL else node.value
+        return self.construct_object(node, deep=True)  # refused by the rule's checks
+
+
+_NULL = "tag:yaml.org,2002:null"
+_TEXT_KEYS = frozenset({"record", "alert", "expr"})
+_TEXT_MAPS = frozenset({"labels", "annotations"})
+
+
 def parse_rule_groups(text: str, file: str = "<rules>") -> list[RuleGroup]:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_RuleFileLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         raise RuleFileError(f"{file}: not valid YAML: {exc}") from None
     if doc is None:
@@ -195,6 +224,12 @@ def _rule(raw: Any, group_where: str, index: int) -> Rule:
     labels = raw.get("labels") or {}
     if not isinstance(labels, dict) or not all(_LABEL_NAME.fullmatch(str(k)) for k in labels):
         raise RuleFileError(f"{where}: 'labels' maps label names to values")
+    for key, texts in (("labels", labels), ("annotations", raw.get("annotations") or {})):
+        bad = next((k for k, v in texts.items() if not isinstance(v, str)), None) \
+            if isinstance(texts, dict) else None
+        if bad is not None:
+            raise RuleFileError(f"{where}: {key}.{bad} is a string (quote it), not "
+                                f"{type(texts[bad]).__name__}")
     if record is not None:
         if not _METRIC_NAME.fullmatch(name):
             raise RuleFileError(f"{where}: {name!r} is not a valid metric name")

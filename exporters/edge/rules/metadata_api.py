@@ -26,6 +26,7 @@ import promql_parser
 
 from modelmon.exporters.edge.prompb import LabelSet
 from modelmon.exporters.edge.promql import MemoryStorage
+from modelmon.exporters.edge.promql.parsing import parse
 from modelmon.exporters.edge.promql.selectors import Selector
 from modelmon.exporters.edge.promql.storage import SeriesSamples
 
@@ -67,7 +68,7 @@ def parse_match_sets(texts: Sequence[str]) -> list[Selector]:
     out: list[Selector] = []
     for text in texts:
         try:
-            node = promql_parser.parse(text)
+            node = parse(text)
         except ValueError as exc:
             raise MetadataError(f"1:1: parse error: {exc}") from None
         if not isinstance(node, promql_parser.VectorSelector):

@@ -34,9 +34,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import promql_parser
-
 from modelmon.exporters.edge.metric_metadata import MetricMetadata
+from modelmon.exporters.edge.promql.parsing import parse
 from modelmon.exporters.edge.rules.evaluation import FIRING, INACTIVE, PENDING, Alert
 from modelmon.exporters.edge.rules.files import AlertingRule
 from modelmon.exporters.edge.rules.float_text import exponent
@@ -73,7 +72,7 @@ def _seconds(ms: int) -> float | int:
 
 @functools.lru_cache(maxsize=4096)
 def _query(text: str) -> str:
-    return expr_text(promql_parser.parse(text))
+    return expr_text(parse(text))
 
 
 def _labels(labels: Mapping[str, str]) -> dict[str, str]:

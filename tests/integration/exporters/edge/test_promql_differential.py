@@ -428,6 +428,9 @@ def test_matching_errors_agree(world: World, expr: str) -> None:
     "mm_requests_total * on(instance) group_left(version) mm_model_info",
     "mm_requests_total + mm_temperature_celsius",
     "sum by (instance) (rate(mm_requests_total[5m])) > bool 0.5",
+    # raw strings: no escapes, as Prometheus reads them (promql.parsing)
+    "mm_temperature_celsius{zone=~`g\\.?pu`}",
+    'label_replace(mm_temperature_celsius, "z2", "$1", "zone", `(g)\\w+`)',
 ])
 def test_every_boundary_time(world: World, expr: str) -> None:
     """Deterministic sweep: each expression at every boundary time (sample

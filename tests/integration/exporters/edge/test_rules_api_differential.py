@@ -59,11 +59,12 @@ groups:
         expr: vector(1)
       - record: job:temp:max
         expr: max  by(job)(temp)
-        labels: {tier: edge}
+        labels: {tier: edge, ratio: 1.50}
       - alert: Hot
         expr: job:temp:max > 50
         for: 2s
-        labels: {severity: warning, source: "{{ $labels.job }}"}
+        # YAML scalars are label text as written: "true", "1.50", "on" (files.py)
+        labels: {severity: warning, source: "{{ $labels.job }}", page: true, on: on}
         annotations:
           summary: "{{ $labels.job }} is at {{ $value | humanize }}"
           runbook: https://example.com/hot
