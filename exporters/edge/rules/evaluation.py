@@ -208,6 +208,9 @@ class RuleGroupEvaluator:
         if len({labels for labels, _ in out}) != len(out):
             raise PromQLError("vector contains metrics with the same labelset after applying "
                               "rule labels")
+        limit = self.group.limit  # as Prometheus's recording rule: nothing is written
+        if limit > 0 and len(out) > limit:
+            raise PromQLError(f"exceeded limit of {limit} with {len(out)} series")
         return out
 
     def _alert(self, index: int, rule: AlertingRule, t_ms: int, result: GroupResult
@@ -280,6 +283,10 @@ class RuleGroupEvaluator:
                     _labelset({**labels, METRIC_NAME: "ALERTS_FOR_STATE"}))
             out.append((series[0], 1.0))
             out.append((series[1], float(alert.active_at_ms // 1000)))
+        limit = self.group.limit  # as Prometheus's alerting rule: every alert is dropped
+        if limit > 0 and len(out) // 2 > limit:
+            self._active[index] = {}
+            raise PromQLError(f"exceeded limit of {limit} with {len(out) // 2} alerts")
         result.alerts.extend(active.values())
         return out
 

@@ -58,7 +58,8 @@ class RuleGroup:
     file: str
     interval_ms: int | None  # None: the agent's evaluation_interval
     rules: tuple[Rule, ...]
-    # The file's ``limit``, shown by the rules API; not enforced on the device.
+    # The file's ``limit``: a rule producing more series (recording) or alerts
+    # (alerting) fails that evaluation, as in Prometheus (evaluation.py).
     limit: int = 0
 
     @property

@@ -84,6 +84,16 @@ groups:
       - record: temp:collide
         expr: temp
         labels: {job: same}
+  - name: limited
+    interval: 1s
+    limit: 1
+    rules:
+      - record: temp:limited
+        expr: temp
+      - record: temp:max_limited
+        expr: max(temp)
+      - alert: TooMany
+        expr: temp > 0
 """
 # Group "printed" sorts before "edge" only by its file's name: Prometheus sorts
 # groups by file, then name. Every expression runs on the device.
@@ -288,6 +298,10 @@ def test_rules_and_alerts_answer_as_prometheus(
     assert "keepFiringSince" in rules["Sticky"]["alerts"][0]
     assert rules["Quiet"]["state"] == "inactive" and rules["Quiet"]["health"] == "ok"
     assert rules["Collide"]["health"] == rules["temp:collide"]["health"] == "err"
+    # the group's limit: more series or alerts than it fail the rule, as Prometheus
+    assert rules["temp:limited"]["lastError"].startswith("exceeded limit of 1 with ")
+    assert rules["TooMany"]["lastError"].startswith("exceeded limit of 1 with ")
+    assert rules["TooMany"]["alerts"] == [] and rules["temp:max_limited"]["health"] == "ok"
     assert rules["Hot"]["alerts"][0]["annotations"]["summary"] == "cam is at 61.5"
     assert len([r for r in rules if r.startswith("printed:")]) == len(PRINTED_EXPRS)
 
