@@ -124,7 +124,7 @@ def test_retry_after_hold_and_rate_limit_hold_on_the_wire(
     assert backlog_after and min(backlog_after) >= t_ok + hold
     # The hold as a KPI: what the collections during it said, never more than the draw.
     said = [v for t, v in script.held.items() if t / 1000 >= t_ok]
-    assert said and all(0.0 <= v <= hold for v in said), said
+    assert said and all(0.0 <= v <= hold + 0.001 for v in said), said  # the log rounds to ms
     if hold >= 0.75:  # three collections at least fell inside it
         assert max(said) > 0.0, said
     assert script.held[max(script.held)] == 0.0  # over by the end
