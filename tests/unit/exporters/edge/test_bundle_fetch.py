@@ -181,9 +181,13 @@ def test_the_environment_s_proxy_is_used_unless_no_proxy_names_the_host(
     assert pull.pull() == "applied" and installed == ["7"]
     assert [path for path, _, _ in proxy.seen] == [target]
 
-    monkeypatch.setenv("NO_PROXY", "bundles.example.invalid")
-    direct, _ = manager(tmp_path / "b", target)
-    assert direct.pull() == "failed"  # straight to a name that does not resolve
+    # NO_PROXY naming the host: straight to it (loopback here: no name to resolve).
+    origin = sites()
+    origin.routes["/site-a.tar.gz"] = body(bundle)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct, installed = manager(tmp_path / "b", f"{origin.origin}/site-a.tar.gz")
+    assert direct.pull() == "applied" and installed == ["7"]
+    assert [path for path, _, _ in origin.seen] == ["/site-a.tar.gz"]
     assert len(proxy.seen) == 1
 
 
