@@ -41,6 +41,7 @@ from modelmon.spool.keys import cipher_from_config
 
 from .config import EdgeConfig
 from .http_server import serve
+from .metric_metadata import MetricMetadata
 from .remote_write import RemoteWriteClient
 from .sender import remote_write_worker
 from .stream import DeviceView, SampleStream
@@ -78,11 +79,14 @@ class EdgeAgent:
         self.plugins = plugin_collectors(config, plugin_manager)
         self.view = DeviceView([self.registry, self.plugins],
                                {"device": config.device_id, **config.labels})
-        self._stream = SampleStream(self.view, config.remote_write.max_samples_per_send)
         # Before the spool is opened: a refused rule file leaves nothing locked.
         self.rules: EdgeRuleRunner | None = None
         if config.rules or config.query_window or config.bundle is not None:
             self.rules = _rule_runner(config)
+        # The families' HELP/TYPE only where the query API will answer /api/v1/metadata.
+        self._stream = SampleStream(
+            self.view, config.remote_write.max_samples_per_send,
+            metadata=MetricMetadata() if self.rules is not None else None)
         self.bundles: BundleManager | None = None
         if config.bundle is not None:  # the last known good bundle runs from the start
             self.bundles = _bundle_manager(self)

@@ -66,7 +66,8 @@ class DeviceView:
 class SampleStream:
     """Turns one collection of ``view`` into spool records."""
 
-    def __init__(self, view: DeviceView, max_samples_per_record: int) -> None:
+    def __init__(self, view: DeviceView, max_samples_per_record: int,
+                 metadata: MetricMetadata | None = None) -> None:
         self._view = view
         self._max = max_samples_per_record
         self._encoder = SeriesEncoder()
@@ -75,8 +76,9 @@ class SampleStream:
         self._previous: set[LabelSet] = set()
         self._last_ms: int | None = None
         self._refused: set[str] = set()
-        # HELP/TYPE/UNIT of what was collected, for the query API's /api/v1/metadata.
-        self.metadata = MetricMetadata()
+        # HELP/TYPE/UNIT of what was collected, for the query API's /api/v1/metadata
+        # (None: the agent has no query API, and a collection records nothing).
+        self.metadata = metadata
 
     def collect(self, timestamp: float) -> list[tuple[bytes, int]]:
         """(payload, sample count) records for everything collected now, at ``timestamp``."""
@@ -89,12 +91,14 @@ class SampleStream:
         records: list[tuple[bytes, int]] = []
         chunk: list[bytes] = []
         seen: set[LabelSet] = set()
-        families: list[tuple[str, Metadata]] = []
+        families: list[tuple[str, Metadata]] | None = [] if self.metadata is not None else None
         # The view's sources are read directly: the device labels are merged into
         # each series' cached label set, not copied into every sample.
         for source in self._view.sources:
             for family in source.collect():
-                families.append((family.name, (family.type, family.documentation, family.unit)))
+                if families is not None:
+                    families.append((family.name, (family.type, family.documentation,
+                                                   family.unit)))
                 skip_created = family.type in _CREATED_TYPES
                 for sample in family.samples:
                     name = sample.name
@@ -117,7 +121,8 @@ class SampleStream:
                 records.append((compress(b"".join(chunk)), len(chunk)))
                 chunk = []
         self._previous = seen
-        self.metadata.update(families)
+        if self.metadata is not None and families is not None:
+            self.metadata.update(families)
         if chunk:
             records.append((compress(b"".join(chunk)), len(chunk)))
         return records
