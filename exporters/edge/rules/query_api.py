@@ -142,10 +142,7 @@ class QueryAPI:
             status, body = "400 Bad Request", _error("bad_data", str(exc))
         except PromQLError as exc:
             status, body = "422 Unprocessable Entity", _error("execution", str(exc))
-        payload = json.dumps(body).encode()
-        start_response(status, [("Content-Type", "application/json"),
-                                ("Content-Length", str(len(payload)))])
-        return [payload]
+        return _answer(start_response, status, body)
 
     def metadata(self, path: str, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
