@@ -443,20 +443,15 @@ def test_every_boundary_time(world: World, expr: str) -> None:
 
 @pytest.fixture(scope="module")
 def edge_api(world: World) -> Iterator[str]:
-    """The agent's query API over the world's samples, on a loopback port."""
+    """The agent's query API over the world's samples, on a loopback port (the
+    agent's own listener)."""
     import threading
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+    from modelmon.exporters.edge.http_server import serve
     from modelmon.exporters.edge.rules.query_api import QueryAPI
 
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    app = QueryAPI(world.storage, threading.Lock(), lambda env, start: [b""])
-    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve("127.0.0.1", 0, QueryAPI(world.storage, threading.Lock(),
+                                            lambda env, start: [b""]))
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
